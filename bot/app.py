@@ -1,0 +1,154 @@
+"""The bot object: the only module under ``bot/`` that imports discord.
+
+``main()`` (in ``bot/__main__.py``) opens the shared resources (database, HTTP session), hands them
+to :class:`ConversationBot`, and closes them after the bot stops — the shape of discord.py's
+``examples/advanced_startup.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pkgutil
+from typing import Any, Literal
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+import cogs
+from bot.config import Settings
+from bot.errors import UserFacingError
+from bot.storage import Database
+from bot.storage.meta import COMMAND_TREE_HASH, get_meta, set_meta
+
+log = logging.getLogger(__name__)
+
+SyncMode = Literal["auto", "force", "never"]
+GENERIC_FAILURE = "Something went wrong on our side while doing that; the bot's log has the details."
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls and gateway connection to ``api_base`` / ``gateway_url``.
+
+    For Discord-compatible servers and local testing; the defaults are Discord's own.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def bot_intents() -> discord.Intents:
+    """Guilds, guild messages, message content and guild reactions: nothing more."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True
+    intents.guild_reactions = True
+    return intents
+
+
+def extension_names() -> list[str]:
+    """Every module in the ``cogs`` package, each loaded as an extension."""
+    return sorted(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__) if not module.ispkg
+                  and not module.name.startswith("_"))
+
+
+class ConversationTree(app_commands.CommandTree["ConversationBot"]):
+    """The central error handler for every slash command, context menu and autocomplete."""
+
+    async def on_error(self, interaction: discord.Interaction[ConversationBot],
+                       error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserFacingError):
+            message, ephemeral = original.message, original.ephemeral
+        elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+            message, ephemeral = "You need the Manage Server permission to use this command.", True
+            if isinstance(error, app_commands.MissingPermissions):
+                missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+                message = f"You need the {missing} permission to use this command."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "interaction"
+            log.error("command %s failed", command, exc_info=original)
+            message, ephemeral = GENERIC_FAILURE, True
+        await send_reply(interaction, message, ephemeral=ephemeral)
+
+
+async def send_reply(interaction: discord.Interaction[Any], content: str, *, ephemeral: bool = True) -> None:
+    """Answer an interaction whether or not it was already acknowledged, mentioning nobody."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(content[:2000], ephemeral=ephemeral,
+                                            allowed_mentions=discord.AllowedMentions.none())
+        else:
+            await interaction.response.send_message(content[:2000], ephemeral=ephemeral,
+                                                    allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
+
+
+class ConversationBot(commands.Bot):
+    """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``."""
+
+    def __init__(self, settings: Settings, database: Database, *,
+                 feed_session: aiohttp.ClientSession | None = None,
+                 sync_mode: SyncMode = "auto", **options: Any) -> None:
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
+                         tree_cls=ConversationTree, help_command=None, **options)
+        self.settings = settings
+        self.database = database
+        self._own_feed_session = feed_session is None
+        self._feed_session = feed_session
+        self.sync_mode: SyncMode = sync_mode
+        self.synced_commands = False
+
+    @property
+    def feed_session(self) -> aiohttp.ClientSession:
+        if self._feed_session is None or self._feed_session.closed:
+            from bot.feeds.fetch import new_feed_session  # the feed code owns its session settings
+
+            self._feed_session = new_feed_session()
+            self._own_feed_session = True
+        return self._feed_session
+
+    async def setup_hook(self) -> None:
+        # Runs inside login(): never wait for ready here (it would deadlock).
+        for name in extension_names():
+            await self.load_extension(name)
+        log.info("loaded extensions: %s", ", ".join(extension_names()) or "(none)")
+        if self.sync_mode != "never":
+            await self.sync_commands_if_changed(force=self.sync_mode == "force")
+
+    def command_tree_hash(self) -> str:
+        payload = sorted((command.to_dict(self.tree) for command in self.tree.get_commands()),
+                         key=lambda command: (command.get("type", 1), command["name"]))
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    async def sync_commands_if_changed(self, *, force: bool = False) -> bool:
+        """Register the global commands, but only when they changed since the last sync.
+
+        Restarts then cost no command writes, so they never hit Discord's command rate limits.
+        """
+        current = self.command_tree_hash()
+        if not force and await get_meta(self.database, COMMAND_TREE_HASH) == current:
+            log.info("slash commands unchanged since the last sync; not syncing")
+            return False
+        synced = await self.tree.sync()
+        await set_meta(self.database, COMMAND_TREE_HASH, current)
+        self.synced_commands = True
+        log.info("synced %d slash commands", len(synced))
+        return True
+
+    async def close(self) -> None:
+        # Cogs stop their loops in cog_unload, before the gateway closes, so no poll starts half-way.
+        for name in list(self.extensions):
+            try:
+                await self.unload_extension(name)
+            except commands.ExtensionError:
+                log.exception("could not unload %s", name)
+        await super().close()
+        if self._own_feed_session and self._feed_session is not None:
+            await self._feed_session.close()

@@ -1,0 +1,251 @@
+"""Settings: one frozen dataclass read from the environment (and a ``.env`` file).
+
+Every variable is documented in ``.env.example``. A bad value raises :class:`ConfigError`, whose
+message names the variable, what it got and what is expected; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
+MIN_POLL_INTERVAL = 60
+THREAD_ARCHIVE_CHOICES = (60, 1440, 4320, 10080)
+_SNOWFLAKE = re.compile(r"^[1-9][0-9]{14,19}$")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_TOKEN_HELP = (
+    "DISCORD_TOKEN is not set: the bot needs its token to log in. Create an application at "
+    "https://discord.com/developers/applications, open Bot > Reset Token, and put the token in .env "
+    "as DISCORD_TOKEN=... (see the README section 'Creating the Discord application')."
+)
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value the bot cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    discord_token: str
+    database_path: Path = Path("data/conversation.db")
+    feed_urls: tuple[str, ...] = ()
+    announce_channel_id: int | None = None
+    poll_interval_seconds: int = 600
+    feed_concurrency: int = 8
+    announcements_per_cycle: int = 5
+    thread_auto_archive_minutes: int = 10080
+    reconcile_interval_hours: float = 24.0
+    log_level: str = "INFO"
+    allow_private_feeds: bool = False
+    discord_api_base: str = DEFAULT_API_BASE
+    discord_gateway_url: str = DEFAULT_GATEWAY_URL
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
+    web_allowed_origins: tuple[str, ...] = ()
+    discord_invite_url: str | None = None
+
+    def __repr__(self) -> str:
+        # The token must never reach a log line or a traceback through repr().
+        shown = ", ".join(
+            f"{name}={'<hidden>' if name == 'discord_token' else repr(getattr(self, name))}"
+            for name in self.__dataclass_fields__
+        )
+        return f"Settings({shown})"
+
+    def summary(self) -> list[tuple[str, str]]:
+        """What ``check`` prints: every setting with the token hidden."""
+        return [
+            ("DISCORD_TOKEN", "set" if self.discord_token else "not set"),
+            ("DATABASE_PATH", str(self.database_path)),
+            ("FEED_URLS", ", ".join(self.feed_urls) or "(none)"),
+            ("ANNOUNCE_CHANNEL_ID", str(self.announce_channel_id or "(none)")),
+            ("POLL_INTERVAL_SECONDS", str(self.poll_interval_seconds)),
+            ("FEED_CONCURRENCY", str(self.feed_concurrency)),
+            ("ANNOUNCEMENTS_PER_CYCLE", str(self.announcements_per_cycle)),
+            ("THREAD_AUTO_ARCHIVE_MINUTES", str(self.thread_auto_archive_minutes)),
+            ("RECONCILE_INTERVAL_HOURS", f"{self.reconcile_interval_hours:g}"),
+            ("LOG_LEVEL", self.log_level),
+            ("ALLOW_PRIVATE_FEEDS", str(self.allow_private_feeds).lower()),
+            ("DISCORD_API_BASE", self.discord_api_base),
+            ("DISCORD_GATEWAY_URL", self.discord_gateway_url),
+            ("WEB_PORT", str(self.web_port) if self.web_port else "(off)"),
+            ("WEB_HOST", self.web_host),
+            ("WEB_ALLOWED_ORIGINS", ", ".join(self.web_allowed_origins) or "(none)"),
+            ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
+        ]
+
+
+def read_environment(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    """The process environment over the values of the ``.env`` file (the environment wins)."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({key: value for key, value in dotenv_values(env_file).items() if value is not None})
+    values.update(environ)
+    return values
+
+
+def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> Settings:
+    """Build :class:`Settings` from variables; raises :class:`ConfigError` on the first bad one."""
+
+    def raw(name: str) -> str | None:
+        value = environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def parsed(name: str, default: T, parse: Callable[[str, str], T]) -> T:
+        value = raw(name)
+        return default if value is None else parse(name, value)
+
+    token = raw("DISCORD_TOKEN") or ""
+    if require_token and not token:
+        raise ConfigError(_TOKEN_HELP)
+    if token and (any(ch.isspace() for ch in token) or len(token) < 20):
+        raise ConfigError(
+            "DISCORD_TOKEN: the value does not look like a bot token (too short or contains spaces); "
+            "copy it again from the developer portal (Bot > Reset Token)"
+        )
+
+    feed_urls = tuple(
+        _url("FEED_URLS", url) for url in re.split(r"[\s,]+", raw("FEED_URLS") or "") if url
+    )
+    announce_channel = parsed("ANNOUNCE_CHANNEL_ID", None, _snowflake)
+    if feed_urls and announce_channel is None:
+        raise ConfigError(
+            "ANNOUNCE_CHANNEL_ID: not set, but FEED_URLS lists feeds; expected the id of the channel "
+            "where those feeds announce (right-click the channel > Copy Channel ID)"
+        )
+    web_origins = tuple(
+        _origin("WEB_ALLOWED_ORIGINS", origin)
+        for origin in re.split(r"[\s,]+", raw("WEB_ALLOWED_ORIGINS") or "")
+        if origin
+    )
+    return Settings(
+        discord_token=token,
+        database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
+        feed_urls=feed_urls,
+        announce_channel_id=announce_channel,
+        poll_interval_seconds=parsed("POLL_INTERVAL_SECONDS", 600, _integer(MIN_POLL_INTERVAL, 86_400)),
+        feed_concurrency=parsed("FEED_CONCURRENCY", 8, _integer(1, 64)),
+        announcements_per_cycle=parsed("ANNOUNCEMENTS_PER_CYCLE", 5, _integer(1, 50)),
+        thread_auto_archive_minutes=parsed("THREAD_AUTO_ARCHIVE_MINUTES", 10080, _archive_minutes),
+        reconcile_interval_hours=parsed("RECONCILE_INTERVAL_HOURS", 24.0, _hours),
+        log_level=parsed("LOG_LEVEL", "INFO", _log_level),
+        allow_private_feeds=parsed("ALLOW_PRIVATE_FEEDS", False, _boolean),
+        discord_api_base=parsed("DISCORD_API_BASE", DEFAULT_API_BASE, _url).rstrip("/"),
+        discord_gateway_url=parsed("DISCORD_GATEWAY_URL", DEFAULT_GATEWAY_URL, _ws_url),
+        web_port=parsed("WEB_PORT", None, _integer(1, 65_535)),
+        web_host=raw("WEB_HOST") or "127.0.0.1",
+        web_allowed_origins=web_origins,
+        discord_invite_url=parsed("DISCORD_INVITE_URL", None, _url),
+    )
+
+
+def _fail(name: str, got: str, expected: str) -> ConfigError:
+    return ConfigError(f"{name}: got {got!r}, expected {expected}")
+
+
+def _snowflake(name: str, value: str) -> int:
+    if not _SNOWFLAKE.match(value):
+        raise _fail(name, value, "a Discord id (a number of 15 to 20 digits; right-click > Copy ID)")
+    return int(value)
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise _fail(name, value, f"a whole number from {minimum} to {maximum}") from None
+        if not minimum <= number <= maximum:
+            raise _fail(name, value, f"a whole number from {minimum} to {maximum}")
+        return number
+
+    return parse
+
+
+def _hours(name: str, value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise _fail(name, value, "a number of hours from 0.1 to 720") from None
+    if not 0.1 <= hours <= 720:
+        raise _fail(name, value, "a number of hours from 0.1 to 720")
+    return hours
+
+
+def _archive_minutes(name: str, value: str) -> int:
+    choices = ", ".join(str(choice) for choice in THREAD_ARCHIVE_CHOICES)
+    if not value.isdigit() or int(value) not in THREAD_ARCHIVE_CHOICES:
+        raise _fail(name, value, f"one of {choices} (minutes, as Discord allows)")
+    return int(value)
+
+
+def _log_level(name: str, value: str) -> str:
+    level = value.upper()
+    if level not in _LOG_LEVELS:
+        raise _fail(name, value, "one of " + ", ".join(_LOG_LEVELS))
+    return level
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise _fail(name, value, "true or false")
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(name, value, "an http:// or https:// URL")
+    return value
+
+
+def _ws_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise _fail(name, value, "a ws:// or wss:// URL")
+    return value
+
+
+def _origin(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise _fail(name, value, "origins like https://blog.example.com (scheme and host, no path)")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
+
+
+class RedactTokens(logging.Filter):
+    """Replaces anything shaped like a Discord bot token in log records (belt and braces)."""
+
+    _TOKEN = re.compile(r"[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._TOKEN.search(message):
+            record.msg = self._TOKEN.sub("<token hidden>", message)
+            record.args = None
+        return True

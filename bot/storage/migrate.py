@@ -1,0 +1,80 @@
+"""Numbered SQL migrations, tracked with ``PRAGMA user_version``.
+
+Each file ``NNNN_name.sql`` in ``bot/storage/migrations`` moves the schema from version NNNN-1
+to NNNN. Every migration runs in its own transaction: an interrupted or failing migration leaves
+the database at the previous version.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(Exception):
+    """The database cannot be brought to the schema this code expects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations shipped with the package, in order, checked to be numbered 1..N."""
+    folder = resources.files("bot.storage.migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration files are not numbered 1..N: {migration.name} found")
+    return found
+
+
+def latest_version() -> int:
+    migrations = available_migrations()
+    return migrations[-1].version if migrations else 0
+
+
+def current_version(connection: sqlite3.Connection) -> int:
+    row = connection.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def apply_migrations(connection: sqlite3.Connection) -> list[Migration]:
+    """Bring the database to the newest schema; returns the migrations that were applied.
+
+    The connection must be in autocommit mode (``isolation_level=None``): ``executescript``
+    commits any open transaction first, so each script carries its own BEGIN ... COMMIT.
+    """
+    migrations = available_migrations()
+    version = current_version(connection)
+    newest = migrations[-1].version if migrations else 0
+    if version > newest:
+        raise MigrationError(
+            f"the database is at schema version {version}, but this conversation-engine only knows "
+            f"versions up to {newest}: upgrade conversation-engine, or restore a backup made by this version"
+        )
+    applied: list[Migration] = []
+    for migration in migrations:
+        if migration.version <= version:
+            continue
+        script = f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
+        try:
+            connection.executescript(script)
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.rollback()
+            raise MigrationError(f"migration {migration.name} failed: {error}") from error
+        applied.append(migration)
+    return applied
