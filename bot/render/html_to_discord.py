@@ -136,11 +136,10 @@ class _DiscordConverter(MarkdownConverter):
             return ""
         # Discord refuses to render masked links whose label contains a link; keep the label plain.
         label = re.sub(r"\s+", " ", label).replace("](", "]\\(")
-        lead_space = " " if text[:1].isspace() else ""
-        if label.replace("\\", "") in (url, url.removeprefix("mailto:")):
-            return f"{lead_space}{_markdown_url(url)} "
         lead = " " if text[:1].isspace() else ""
         tail = " " if text[-1:].isspace() else ""
+        if label.replace("\\", "") in (url, url.removeprefix("mailto:")):
+            return f"{lead}{_markdown_url(url)}{tail}"
         return f"{lead}[{label}]({_markdown_url(url)}){tail}"
 
     def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:

@@ -98,7 +98,9 @@ def neutralise_mentions(text: str) -> str:
 # Characters that format anywhere in a line.
 _INLINE_SPECIAL_RE = re.compile(r"([\\*_~|`\[\]<])")
 # Line starts that format: quotes, headings, subtext, bullet and numbered lists.
-_LINE_START_RE = re.compile(r"^([ \t]*)(>(?=\s|>>)|#{1,3}(?=\s)|-(?=[#\s])|\+(?=\s)|\d+(?=[.)]\s))", re.MULTILINE)
+_LINE_START_RE = re.compile(
+    r"^([ \t]*)(>(?=\s|>>)|#{1,3}(?=\s)|-(?=[#\s])|\+(?=\s)|\d+(?=[.)]\s))", re.MULTILINE
+)
 _URL_RE = re.compile(r"https?://[^\s<>]+")
 
 
