@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import mistune
 import nh3
@@ -29,7 +30,8 @@ __all__ = ["MentionNames", "discord_markdown_to_html", "discord_markdown_to_text
 #: Longest message we render; Discord's own maximum is 4000 (Nitro).
 MAX_INPUT_CHARS = 20_000
 LINK_REL = "nofollow ugc noopener"
-_SAFE_SCHEMES = ("http", "https", "mailto")
+_HOST_RE = re.compile(r"[\w.~-]+|\[[0-9a-fA-F:.]+\]")
+_HREFLESS_LINK_RE = re.compile(r"<a(?![^>]*\shref=)[^>]*>(.*?)</a>", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -45,14 +47,21 @@ class MentionNames:
 
 
 def _safe_url(url: str) -> str | None:
-    """``url`` if it is an http(s)/mailto URL, else ``None``."""
+    """``url`` if it is a well-formed http(s)/mailto URL, else ``None``."""
     candidate = re.sub(r"[\x00-\x20\x7f]+", "", html.unescape(url))
-    scheme, sep, rest = candidate.partition(":")
-    if not sep or scheme.lower() not in _SAFE_SCHEMES or not rest:
+    try:
+        parts = urlsplit(candidate)
+        scheme = parts.scheme.lower()
+        if scheme == "mailto":
+            return candidate if parts.path else None
+        if scheme not in ("http", "https"):
+            return None
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
         return None
-    if scheme.lower() in ("http", "https") and not rest.startswith("//"):
+    if not parts.hostname or not _HOST_RE.fullmatch(parts.hostname):
         return None
-    return url.strip()
+    return candidate
 
 
 def _lookup(table: dict[int, str], raw_id: str, unknown: str) -> str:
@@ -341,7 +350,9 @@ def discord_markdown_to_html(content: str, *, names: MentionNames | None = None)
         rendered = markdown(_prepare(content))
     except RecursionError:
         rendered = "<p>" + html.escape(content[:MAX_INPUT_CHARS]).replace("\n", "<br>") + "</p>"
-    return _CLEANER.clean(str(rendered)).strip()
+    cleaned = _CLEANER.clean(str(rendered))
+    # The sanitiser drops hrefs it cannot parse; a link without a target is just its text.
+    return _HREFLESS_LINK_RE.sub(r"\1", cleaned).strip()
 
 
 def discord_markdown_to_text(content: str, *, names: MentionNames | None = None) -> str:

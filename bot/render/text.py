@@ -139,7 +139,10 @@ def escape_discord_markdown(text: str) -> str:
 def thread_name(title: str) -> str:
     """A Discord thread name (1..100 characters) derived from a post title."""
     cleaned = strip_invisible(title)
-    cleaned = "".join(ch for ch in cleaned if unicodedata.category(ch) not in ("Cc", "Cs"))
+    cleaned = "".join(
+        " " if ch.isspace() else ch for ch in cleaned if unicodedata.category(ch) not in ("Cs",)
+    )
+    cleaned = "".join(ch for ch in cleaned if unicodedata.category(ch) != "Cc")
     cleaned = " ".join(cleaned.split())
     if not cleaned:
         return THREAD_NAME_FALLBACK
