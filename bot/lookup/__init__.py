@@ -1,0 +1,1 @@
+"""Looking posts and discussions up: query building, result formatting, pagination (no discord)."""

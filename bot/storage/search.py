@@ -1,0 +1,395 @@
+"""Every read the lookup commands make: search, latest posts, post details, comment pages, stats,
+title autocomplete. All of it runs on the READ connection, so a search never holds a write back.
+
+Search ranks only a bounded set of the newest matches: FTS5 walks a term's doclist newest-first
+cheaply (rowids are post ids and message snowflakes, i.e. time order), while ``ORDER BY rank``
+over every match of a common word scores hundreds of thousands of rows. So a search first finds
+the rowid of the N-th newest match in the guild, then ranks only matches at or above it with bm25,
+then fetches snippets for the few rows it shows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from bot.lookup.query import FtsQuery, build_title_prefix_query
+from bot.storage.db import Database, from_db_time, to_db_time
+
+RANKED_WINDOW = 300          # how many of the newest matches are ranked
+SNIPPET_START = "\x02"       # snippet() markers; control characters never occur in stored text
+SNIPPET_END = "\x03"
+SNIPPET_TOKENS = 16
+AUTOCOMPLETE_LIMIT = 25
+
+_VISIBLE = "c.deleted_at IS NULL AND c.hidden = 0"
+_COMMENT_COUNT = (
+    "(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND " + _VISIBLE + ")"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostSummary:
+    post_id: int
+    guild_id: int
+    title: str
+    url: str
+    published_at: datetime | None
+    thread_id: int | None
+    comment_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    kind: Literal["post", "comment"]
+    post: PostSummary
+    snippet: str                 # raw snippet text with SNIPPET_START/SNIPPET_END around matches
+    message_id: int | None       # the matching comment
+    author_name: str | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    posts: tuple[SearchHit, ...]
+    comments: tuple[SearchHit, ...]
+    more_posts: bool             # more post matches exist than are shown
+    more_comments: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionCount:
+    emoji: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostDetails:
+    post: PostSummary
+    author: str | None
+    summary: str
+    participant_count: int
+    participant_names: tuple[str, ...]
+    last_activity: datetime | None
+    top_reactions: tuple[ReactionCount, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommentView:
+    message_id: int
+    author_name: str
+    is_bot: bool
+    text: str
+    created_at: datetime | None
+    edited: bool
+    attachment_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommentPage:
+    post: PostSummary
+    comments: tuple[CommentView, ...]
+    page: int                    # 1-based, clamped to the pages that exist
+    page_count: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommenterCount:
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiscussedPost:
+    post: PostSummary
+    comments_in_period: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuildStats:
+    posts: int
+    comments: int
+    participants: int
+    since: datetime
+    most_discussed: tuple[DiscussedPost, ...]
+    top_commenters: tuple[CommenterCount, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TitleChoice:
+    post_id: int
+    title: str
+
+
+_POST_COLUMNS = (
+    "p.id, p.guild_id, p.title, p.canonical_url, p.published_at, "
+    "CASE WHEN t.deleted_at IS NULL THEN t.thread_id END AS thread_id, "
+    + _COMMENT_COUNT + " AS comment_count"
+)
+
+
+def _post(row: sqlite3.Row) -> PostSummary:
+    return PostSummary(
+        post_id=int(row["id"]), guild_id=int(row["guild_id"]), title=str(row["title"]),
+        url=str(row["canonical_url"]), published_at=from_db_time(row["published_at"]),
+        thread_id=row["thread_id"], comment_count=int(row["comment_count"]),
+    )
+
+
+async def latest_posts(database: Database, guild_id: int, count: int) -> list[PostSummary]:
+    rows = await database.fetch_all(
+        f"SELECT {_POST_COLUMNS} FROM posts p LEFT JOIN threads t ON t.post_id = p.id "
+        "WHERE p.guild_id = ? ORDER BY p.published_at DESC, p.id DESC LIMIT ?",
+        (guild_id, count),
+    )
+    return [_post(row) for row in rows]
+
+
+async def get_post(database: Database, guild_id: int, post_id: int) -> PostSummary | None:
+    row = await database.fetch_one(
+        f"SELECT {_POST_COLUMNS} FROM posts p LEFT JOIN threads t ON t.post_id = p.id "
+        "WHERE p.guild_id = ? AND p.id = ?",
+        (guild_id, post_id),
+    )
+    return None if row is None else _post(row)
+
+
+async def _window_floor(database: Database, sql: str, parameters: tuple[object, ...]) -> int | None:
+    """The rowid of the RANKED_WINDOW-th newest match, or None when there are fewer matches."""
+    value = await database.fetch_value(sql, (*parameters, RANKED_WINDOW - 1))
+    return None if value is None else int(value)
+
+
+async def search(database: Database, guild_id: int, query: FtsQuery, *,
+                 post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
+    """Posts (title and summary) and comments matching ``query`` in one guild, best first among
+    the newest RANKED_WINDOW matches of each kind."""
+    posts, more_posts = await _search_posts(database, guild_id, query.expression, post_limit)
+    comments, more_comments = await _search_comments(database, guild_id, query.expression, comment_limit)
+    return SearchResults(tuple(posts), tuple(comments), more_posts, more_comments)
+
+
+async def _search_posts(database: Database, guild_id: int, expression: str,
+                        limit: int) -> tuple[list[SearchHit], bool]:
+    floor = await _window_floor(
+        database,
+        "SELECT f.rowid FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
+        "WHERE posts_fts MATCH ? AND p.guild_id = ? ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
+        (expression, guild_id),
+    )
+    ranked = await database.fetch_all(
+        "SELECT f.rowid AS rowid, bm25(posts_fts, 4.0, 1.0) AS score "
+        "FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
+        "WHERE posts_fts MATCH ? AND f.rowid >= ? AND p.guild_id = ? ORDER BY score LIMIT ?",
+        (expression, floor if floor is not None else -(2**63), guild_id, limit + 1),
+    )
+    more = len(ranked) > limit
+    ranked = ranked[:limit]
+    if not ranked:
+        return [], False
+    scores = {int(row["rowid"]): float(row["score"]) for row in ranked}
+    marks = ",".join("?" * len(scores))
+    rows = await database.fetch_all(
+        f"SELECT {_POST_COLUMNS}, "
+        f"snippet(posts_fts, -1, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet "
+        "FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid LEFT JOIN threads t ON t.post_id = p.id "
+        f"WHERE posts_fts MATCH ? AND f.rowid IN ({marks})",
+        (SNIPPET_START, SNIPPET_END, expression, *scores),
+    )
+    hits = [SearchHit("post", _post(row), str(row["snippet"]), None, None, scores[int(row["id"])])
+            for row in rows]
+    hits.sort(key=lambda hit: hit.score)
+    return hits, more
+
+
+async def _search_comments(database: Database, guild_id: int, expression: str,
+                           limit: int) -> tuple[list[SearchHit], bool]:
+    joins = ("FROM comments_fts f CROSS JOIN comments c ON c.message_id = f.rowid "
+             "CROSS JOIN posts p ON p.id = c.post_id ")
+    floor = await _window_floor(
+        database,
+        f"SELECT f.rowid {joins} WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_VISIBLE} "
+        "ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
+        (expression, guild_id),
+    )
+    ranked = await database.fetch_all(
+        f"SELECT f.rowid AS rowid, bm25(comments_fts) AS score {joins} "
+        f"WHERE comments_fts MATCH ? AND f.rowid >= ? AND p.guild_id = ? AND {_VISIBLE} "
+        "ORDER BY score LIMIT ?",
+        (expression, floor if floor is not None else -(2**63), guild_id, limit + 1),
+    )
+    more = len(ranked) > limit
+    ranked = ranked[:limit]
+    if not ranked:
+        return [], False
+    scores = {int(row["rowid"]): float(row["score"]) for row in ranked}
+    marks = ",".join("?" * len(scores))
+    rows = await database.fetch_all(
+        f"SELECT {_POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
+        f"c.thread_id AS comment_thread_id, "
+        f"snippet(comments_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet "
+        f"{joins} LEFT JOIN threads t ON t.post_id = p.id "
+        f"WHERE comments_fts MATCH ? AND f.rowid IN ({marks})",
+        (SNIPPET_START, SNIPPET_END, expression, *scores),
+    )
+    hits: list[SearchHit] = []
+    for row in rows:
+        post = _post(row)
+        if post.thread_id is None and row["comment_thread_id"] is not None:
+            # The comment knows its thread even when the threads row is gone.
+            post = PostSummary(post.post_id, post.guild_id, post.title, post.url, post.published_at,
+                               int(row["comment_thread_id"]), post.comment_count)
+        message_id = int(row["message_id"])
+        hits.append(SearchHit("comment", post, str(row["snippet"]), message_id,
+                              str(row["author_name"]), scores[message_id]))
+    hits.sort(key=lambda hit: hit.score)
+    return hits, more
+
+
+async def post_details(database: Database, guild_id: int, post_id: int) -> PostDetails | None:
+    row = await database.fetch_one(
+        f"SELECT {_POST_COLUMNS}, p.author AS author, p.summary AS summary "
+        "FROM posts p LEFT JOIN threads t ON t.post_id = p.id WHERE p.guild_id = ? AND p.id = ?",
+        (guild_id, post_id),
+    )
+    if row is None:
+        return None
+    activity = await database.fetch_one(
+        "SELECT count(DISTINCT coalesce(c.author_id, c.author_name)) AS participants, "
+        f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {_VISIBLE}",
+        (post_id,),
+    )
+    names = await database.fetch_all(
+        "SELECT c.author_name AS name, count(*) AS n FROM comments c "
+        "LEFT JOIN user_privacy u ON u.user_id = c.author_id "
+        f"WHERE c.post_id = ? AND {_VISIBLE} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
+        "GROUP BY coalesce(c.author_id, c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT 10",
+        (post_id,),
+    )
+    reactions = await database.fetch_all(
+        "SELECT r.emoji AS emoji, sum(r.count) AS total FROM reactions r "
+        "JOIN comments c ON c.message_id = r.message_id "
+        f"WHERE c.post_id = ? AND {_VISIBLE} GROUP BY r.emoji ORDER BY total DESC, r.emoji LIMIT 5",
+        (post_id,),
+    )
+    return PostDetails(
+        post=_post(row),
+        author=row["author"],
+        summary=str(row["summary"] or ""),
+        participant_count=int(activity["participants"]) if activity else 0,
+        participant_names=tuple(str(name["name"]) for name in names),
+        last_activity=from_db_time(activity["last_activity"]) if activity else None,
+        top_reactions=tuple(ReactionCount(str(r["emoji"]), int(r["total"])) for r in reactions),
+    )
+
+
+async def comment_page(database: Database, guild_id: int, post_id: int, page: int,
+                       page_size: int) -> CommentPage | None:
+    """One page (1-based; clamped) of a post's visible comments, oldest first."""
+    post = await get_post(database, guild_id, post_id)
+    if post is None:
+        return None
+    total = post.comment_count
+    page_count = max(1, -(-total // page_size))
+    page = min(max(1, page), page_count)
+    rows = await database.fetch_all(
+        "SELECT c.message_id, c.author_name, c.is_bot, c.clean_content, c.content, c.created_at, "
+        "c.edited_at, (SELECT count(*) FROM attachments a WHERE a.message_id = c.message_id) AS files "
+        f"FROM comments c WHERE c.post_id = ? AND {_VISIBLE} "
+        "ORDER BY c.created_at, c.message_id LIMIT ? OFFSET ?",
+        (post_id, page_size, (page - 1) * page_size),
+    )
+    comments = tuple(
+        CommentView(
+            message_id=int(row["message_id"]), author_name=str(row["author_name"]),
+            is_bot=bool(row["is_bot"]), text=str(row["clean_content"] or row["content"] or ""),
+            created_at=from_db_time(row["created_at"]), edited=row["edited_at"] is not None,
+            attachment_count=int(row["files"]),
+        )
+        for row in rows
+    )
+    return CommentPage(post, comments, page, page_count, total)
+
+
+async def guild_stats(database: Database, guild_id: int, since: datetime, *,
+                      top: int = 5) -> GuildStats:
+    """Totals for the guild, the posts most discussed since ``since`` and the most active
+    commenters (bots and opted-out users left out)."""
+    since_text = to_db_time(since)
+    totals = await database.fetch_one(
+        "SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
+        "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
+        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {_VISIBLE}",
+        (guild_id, guild_id),
+    )
+    discussed = await database.fetch_all(
+        f"SELECT {_POST_COLUMNS}, recent.n AS recent FROM ("
+        "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
+        f"  WHERE pp.guild_id = ? AND c.created_at >= ? AND {_VISIBLE}"
+        "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
+        ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
+        "ORDER BY recent.n DESC, p.id DESC",
+        (guild_id, since_text, top),
+    )
+    commenters = await database.fetch_all(
+        "SELECT (SELECT c2.author_name FROM comments c2 WHERE c2.author_id = grouped.author_id "
+        "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
+        "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
+        "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
+        f"  WHERE p.guild_id = ? AND {_VISIBLE} AND c.is_bot = 0 AND c.author_id IS NOT NULL"
+        "  AND coalesce(u.opted_out, 0) = 0"
+        "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
+        ") grouped ORDER BY grouped.n DESC",
+        (guild_id, top),
+    )
+    return GuildStats(
+        posts=int(totals["posts"]) if totals else 0,
+        comments=int(totals["comments"]) if totals else 0,
+        participants=int(totals["people"]) if totals else 0,
+        since=since,
+        most_discussed=tuple(DiscussedPost(_post(row), int(row["recent"])) for row in discussed),
+        top_commenters=tuple(CommenterCount(str(row["name"]), int(row["n"])) for row in commenters),
+    )
+
+
+async def title_choices(database: Database, guild_id: int, typed: str, *,
+                        limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
+    """Posts whose title words start with the typed words (newest first); the newest posts when
+    nothing searchable was typed. A typed post id (digits) puts that post first."""
+    limit = min(limit, AUTOCOMPLETE_LIMIT)
+    expression = build_title_prefix_query(typed)
+    if expression is None:
+        rows = await database.fetch_all(
+            "SELECT id, title FROM posts WHERE guild_id = ? ORDER BY published_at DESC, id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+    else:
+        rows = await database.fetch_all(
+            "SELECT p.id AS id, p.title AS title FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
+            "WHERE posts_fts MATCH ? AND p.guild_id = ? ORDER BY f.rowid DESC LIMIT ?",
+            (expression, guild_id, limit),
+        )
+    return [TitleChoice(int(row["id"]), str(row["title"])) for row in rows]
+
+
+async def resolve_post(database: Database, guild_id: int, reference: str) -> PostSummary | None:
+    """The post a command option names: an autocomplete value (the post id), else a title typed
+    by hand (exact title first, else the newest post whose title words start that way)."""
+    reference = reference.strip()
+    if reference.isdigit():
+        found = await get_post(database, guild_id, int(reference))
+        if found is not None:
+            return found
+    row = await database.fetch_one(
+        "SELECT id FROM posts WHERE guild_id = ? AND title = ? COLLATE NOCASE ORDER BY id DESC LIMIT 1",
+        (guild_id, reference),
+    )
+    if row is None:
+        choices = await title_choices(database, guild_id, reference, limit=1) if reference else []
+        if not choices:
+            return None
+        return await get_post(database, guild_id, choices[0].post_id)
+    return await get_post(database, guild_id, int(row["id"]))

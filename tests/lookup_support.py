@@ -1,0 +1,80 @@
+"""Seeding helpers for lookup tests: rows written straight into a real database."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from bot.storage.db import Database, to_db_time
+
+GUILD = 100000000000000001
+OTHER_GUILD = 100000000000000002
+BASE_TIME = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# Snowflake-like ids that grow with time, as Discord's do.
+_message_ids = itertools.count(300000000000000000, 1000)
+
+
+def next_message_id() -> int:
+    return next(_message_ids)
+
+
+async def add_post(database: Database, title: str, *, guild_id: int = GUILD, summary: str = "",
+                   url: str | None = None, published: datetime | None = None,
+                   thread_id: int | None = None, author: str | None = None) -> int:
+    published = published or BASE_TIME
+    url = url or f"https://blog.example.com/{abs(hash((title, guild_id, published))) % 10**9}"
+
+    def op(connection: sqlite3.Connection) -> int:
+        now = to_db_time(published)
+        cursor = connection.execute(
+            "INSERT INTO posts (guild_id, canonical_url, title, author, summary, published_at, first_seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, url, title, author, summary, now, now),
+        )
+        post_id = int(cursor.lastrowid or 0)
+        if thread_id is not None:
+            connection.execute(
+                "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (thread_id, post_id, guild_id, 200000000000000001, title[:100] or "x", now, now),
+            )
+        return post_id
+
+    return await database.write(op)
+
+
+async def add_comment(database: Database, post_id: int, text: str, *, author_id: int = 1,
+                      author_name: str = "reader", thread_id: int | None = None,
+                      created: datetime | None = None, is_bot: bool = False, hidden: bool = False,
+                      deleted: bool = False, message_id: int | None = None) -> int:
+    message_id = message_id or next_message_id()
+    created = created or BASE_TIME + timedelta(seconds=message_id % 10**7)
+
+    def op(connection: sqlite3.Connection) -> int:
+        connection.execute(
+            "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, is_bot, content, "
+            "clean_content, created_at, hidden, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (message_id, post_id, thread_id, author_id, author_name, int(is_bot),
+             "" if deleted else text, "" if deleted else text, to_db_time(created), int(hidden),
+             to_db_time(created) if deleted else None),
+        )
+        return message_id
+
+    return await database.write(op)
+
+
+async def add_reaction(database: Database, message_id: int, emoji: str, count: int) -> None:
+    def op(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO reactions (message_id, emoji, count) VALUES (?, ?, ?)",
+                           (message_id, emoji, count))
+
+    await database.write(op)
+
+
+async def opt_out(database: Database, user_id: int) -> None:
+    def op(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT OR REPLACE INTO user_privacy (user_id, opted_out, changed_at) "
+                           "VALUES (?, 1, ?)", (user_id, to_db_time(BASE_TIME)))
+
+    await database.write(op)
