@@ -66,6 +66,12 @@ def render(content: str) -> str:
         ("`a<b`", "<p><code>a&lt;b</code></p>"),
         ("__**both**__", "<p><u><strong>both</strong></u></p>"),
         ("line1\nline2", "<p>line1<br>\nline2</p>"),
+        ("___both___", "<p><u><em>both</em></u></p>"),
+        ("**__x__**", "<p><strong><u>x</u></strong></p>"),
+        ("|| spaced ||", '<p><span class="spoiler"> spaced </span></p>'),
+        ("__a `__` b__", "<p><u>a <code>__</code> b</u></p>"),
+        ("snake_case_name", "<p>snake_case_name</p>"),
+        ("not__closed", "<p>not__closed</p>"),
     ],
 )
 def test_inline_formatting(content: str, expected: str) -> None:
@@ -199,13 +205,14 @@ _PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(_PIECES, max_size=40).map("".join))
 def test_markdown_soup_is_safe(content: str) -> None:
     render(content)
     discord_markdown_to_text(content, names=NAMES)
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_arbitrary_text_is_safe(content: str) -> None:
     render(content)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.render.html_to_discord import first_image_src, html_to_discord, html_to_plain_text
@@ -120,6 +120,7 @@ def test_deep_nesting_does_not_raise() -> None:
     assert "deep" in html_to_discord("<div><span>" * 3000 + "deep")
 
 
+@settings(deadline=None)
 @given(st.text(), st.one_of(st.none(), st.integers(min_value=0, max_value=500)))
 def test_never_raises_and_respects_limit(html: str, limit: int | None) -> None:
     out = html_to_discord(html, base_url=BASE, limit=limit)
@@ -149,6 +150,7 @@ def _html_soup(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+@settings(deadline=None)
 @given(_html_soup())
 def test_structured_html_never_raises(html: str) -> None:
     out = html_to_discord(html, base_url=BASE, limit=200)

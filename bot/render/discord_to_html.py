@@ -117,18 +117,29 @@ def _parse_timestamp(inline: InlineParser, m: re.Match[str], state: InlineState)
     return m.end()
 
 
+_CLOSERS: dict[str, re.Pattern[str]] = {
+    # "__" closes after a non-space, non-backslash character and ends a run of underscores,
+    # so "___x___" is underline around italics, as in Discord.
+    "__": re.compile(r"(?<=[^\s\\])__(?!_)"),
+    # Spoilers may have spaces inside the bars: "|| x ||".
+    "||": re.compile(r"(?<!\\)\|\|"),
+}
+
+
 def _parse_wrapped(
     inline: InlineParser, m: re.Match[str], state: InlineState, tok_type: str, marker: str
 ) -> int | None:
     if state.depth >= inline.max_nested_level:
         return None
     pos = m.end()
-    close = state.delimiters.find(marker, pos, formatting=True)
-    if close is None or close == pos:
+    close = -1
+    for close_match in _CLOSERS[marker].finditer(state.src, pos):
+        # A closer inside an inline code span (odd number of backticks before it) does not count.
+        if state.src.count("`", pos, close_match.start()) % 2 == 0:
+            close = close_match.start()
+            break
+    if close == -1 or not state.src[pos:close].strip():
         return None
-    # "___x___" is underline around italics: take the last marker of a run.
-    while state.src.startswith(marker[0], close + len(marker)) and marker == "__":
-        close += 1
     child = state.copy()
     child.src = state.src[pos:close]
     children = inline.render(child)
@@ -295,6 +306,8 @@ def _build(renderer: mistune.BaseRenderer) -> mistune.Markdown:
 
     inline = InlineParser(hard_wrap=True, max_nested_level=8)
     inline.rules = ["escape", "codespan", "emphasis", "link", "link_close", "auto_link", "linebreak"]
+    # Separate "*" and "_" runs so "**__x__**" reaches the underline rule at the "__".
+    inline.specification["emphasis"] = r"\*+|_+"
     inline.register("discord_mention", _MENTION_PATTERN, _parse_mention, before="emphasis", start_chars="<")
     inline.register("discord_emoji", _EMOJI_PATTERN, _parse_emoji, before="emphasis", start_chars="<")
     inline.register(
