@@ -1,0 +1,274 @@
+"""Events in, cheap queued writes out; catch-up and reconcile against the thread's history.
+
+:class:`DiscussionCapture` is what the cog talks to. The hot path (a new message) costs a set
+lookup, the clean-text rendering and one ``enqueue``: never a read, never a commit of its own.
+Whether the author opted out is checked inside the write, so an opt-out and a message arriving
+together cannot race.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.discussions.capture import Verdict, clean_text, verdict
+from bot.discussions.model import (
+    IncomingMessage,
+    MessageDeletion,
+    ReactionChange,
+    ThreadChange,
+    ThreadState,
+    time_snowflake,
+)
+from bot.storage import comments as store
+from bot.storage.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # Discord's history page limit
+RECENT_WINDOW = 100  # messages compared for offline edits, reactions and deletes on every catch-up
+MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
+RECENT_DELETES_KEPT = 10_000
+# A message stored live this recently is never taken for deleted by a history page fetched around
+# the same time (the page may predate it, and our clock may run ahead of Discord's).
+LIVE_GRACE_SECONDS = 60.0
+
+
+class ThreadGone(Exception):
+    """The thread no longer exists on Discord (Unknown Channel)."""
+
+
+class HistorySource(Protocol):
+    """What catch-up needs from Discord; the cog implements it with discord.py."""
+
+    async def thread_state(self, thread_id: int) -> ThreadChange:
+        """The thread as Discord shows it now; raises :class:`ThreadGone` when it was deleted."""
+
+    async def page(self, thread_id: int, *, before: int | None = None, after: int | None = None,
+                   limit: int = PAGE_SIZE) -> list[IncomingMessage]:
+        """One page of history: the ``limit`` messages right before ``before`` (newest when both
+        are None) or right after ``after``, in any order."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    thread_id: int
+    fetched: int
+    stored: int
+    edited: int
+    deleted: int
+    thread_gone: bool = False
+
+
+class DiscussionCapture:
+    def __init__(self, database: Database, *, own_user_id: int | None = None) -> None:
+        self.database = database
+        self.own_user_id = own_user_id
+        self._tracked: set[int] = set()
+        self._not_tracked: dict[int, float] = {}
+        self._recent_deletes: OrderedDict[int, None] = OrderedDict()
+        self._recent_live: OrderedDict[int, float] = OrderedDict()
+        self._intent_warned: set[int] = set()
+
+    # -- tracked threads ------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        self._tracked = await store.tracked_thread_ids(self.database)
+        self._not_tracked.clear()
+
+    def thread_tracked(self, thread_id: int) -> None:
+        """The announcements side calls this when it stored a new ``threads`` row."""
+        self._tracked.add(thread_id)
+        self._not_tracked.pop(thread_id, None)
+
+    def thread_forgotten(self, thread_id: int) -> None:
+        self._tracked.discard(thread_id)
+
+    async def is_tracked(self, channel_id: int) -> bool:
+        """Cheap for the common cases: a set hit, or a recent miss; else one indexed read."""
+        if channel_id in self._tracked:
+            return True
+        checked = self._not_tracked.get(channel_id)
+        now = time.monotonic()
+        if checked is not None and now - checked < MISS_RECHECK_SECONDS:
+            return False
+        if await store.is_tracked_thread(self.database, channel_id):
+            self.thread_tracked(channel_id)
+            return True
+        if len(self._not_tracked) > 10_000:
+            self._not_tracked.clear()
+        self._not_tracked[channel_id] = now
+        return False
+
+    # -- live events ----------------------------------------------------------------------------
+
+    async def on_message(self, message: IncomingMessage) -> Verdict:
+        tracked = await self.is_tracked(message.channel_id)
+        outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
+        if outcome is Verdict.STORE:
+            await self.database.enqueue(store.store_comment(message, clean_text(message)))
+            self._note_live(message.message_id)
+        return outcome
+
+    def _note_live(self, message_id: int) -> None:
+        now = time.monotonic()
+        self._recent_live[message_id] = now
+        while self._recent_live:
+            oldest_id, stored_at = next(iter(self._recent_live.items()))
+            if now - stored_at < LIVE_GRACE_SECONDS and len(self._recent_live) <= RECENT_DELETES_KEPT:
+                break
+            del self._recent_live[oldest_id]
+
+    async def on_edit(self, message: IncomingMessage) -> Verdict:
+        """An edit (or an embed unfurl) of a message, from the full MESSAGE_UPDATE payload."""
+        tracked = await self.is_tracked(message.channel_id)
+        outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
+        if outcome is Verdict.STORE:
+            await self.database.enqueue(store.update_comment(message, clean_text(message), utcnow()))
+            self._note_live(message.message_id)
+        return outcome
+
+    async def on_delete(self, deletion: MessageDeletion) -> bool:
+        if not await self.is_tracked(deletion.channel_id):
+            return False
+        for message_id in deletion.message_ids:
+            self._recent_deletes[message_id] = None
+        while len(self._recent_deletes) > RECENT_DELETES_KEPT:
+            self._recent_deletes.popitem(last=False)
+        await self.database.enqueue(store.tombstone_comments(deletion.message_ids, utcnow()))
+        return True
+
+    async def on_reaction(self, change: ReactionChange) -> bool:
+        if not await self.is_tracked(change.channel_id):
+            return False
+        if change.kind == "add" and change.emoji is not None:
+            op = store.add_reaction(change.message_id, change.emoji)
+        elif change.kind == "remove" and change.emoji is not None:
+            op = store.remove_reaction(change.message_id, change.emoji)
+        elif change.kind == "clear":
+            op = store.clear_reactions(change.message_id)
+        elif change.kind == "clear_emoji" and change.emoji is not None:
+            op = store.clear_reactions(change.message_id, change.emoji)
+        else:
+            raise ValueError(f"unknown reaction change {change!r}")
+        await self.database.enqueue(op)
+        return True
+
+    async def on_thread_change(self, change: ThreadChange) -> bool:
+        if change.thread_id not in self._tracked and not await self.is_tracked(change.thread_id):
+            return False
+        await self.database.enqueue(store.update_thread(change, utcnow()))
+        if change.deleted:
+            self.thread_forgotten(change.thread_id)
+        return True
+
+    async def claim_intent_warning(self, guild_id: int) -> bool:
+        """True exactly once per guild (ever, across restarts): the caller tells the admins."""
+        if guild_id in self._intent_warned:
+            return False
+        self._intent_warned.add(guild_id)
+        return await self.database.write(store.claim_intent_warning(guild_id, utcnow()))
+
+    # -- catch-up and reconcile -----------------------------------------------------------------
+
+    def _worth_storing(self, message: IncomingMessage) -> bool:
+        if message.message_id in self._recent_deletes:
+            return False  # deleted live while its history page was on the way
+        return verdict(message, own_user_id=self.own_user_id, tracked=True) is Verdict.STORE
+
+    async def _sync_page(self, thread_id: int, page: Sequence[IncomingMessage], low: int, high: int,
+                         tally: dict[str, int]) -> None:
+        keep = [(m, clean_text(m)) for m in page if self._worth_storing(m)]
+        now = time.monotonic()
+        fresh = {i for i, at in self._recent_live.items() if now - at < LIVE_GRACE_SECONDS and low <= i <= high}
+        present = frozenset(m.message_id for m in page) | fresh
+        result = await self.database.write(
+            store.sync_history_page(thread_id, keep, present, low, high, utcnow()))
+        for key, value in result.items():
+            tally[key] = tally.get(key, 0) + value
+
+    async def _refresh_state(self, thread: ThreadState, source: HistorySource) -> bool:
+        """Record the thread's current name/archive/lock; False (and marked deleted) when gone."""
+        try:
+            change = await source.thread_state(thread.thread_id)
+        except ThreadGone:
+            await self.database.write(store.update_thread(
+                ThreadChange(thread_id=thread.thread_id, deleted=True), utcnow()))
+            self.thread_forgotten(thread.thread_id)
+            return False
+        await self.database.write(store.update_thread(change, utcnow()))
+        return True
+
+    async def catch_up(self, thread: ThreadState, source: HistorySource) -> SyncReport:
+        """Store what was said while the bot was away, and compare the recent messages (edits,
+        reactions, deletes) with Discord."""
+        if not await self._refresh_state(thread, source):
+            return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
+        tally: dict[str, int] = {}
+        fetched = 0
+        cursor = await store.last_message_id(self.database, thread.thread_id) or 0
+        while True:
+            page = await source.page(thread.thread_id, after=cursor, limit=PAGE_SIZE)
+            page = [m for m in page if m.message_id > cursor]
+            if not page:
+                break
+            fetched += len(page)
+            newest = max(m.message_id for m in page)
+            await self._sync_page(thread.thread_id, page, cursor + 1, newest, tally)
+            cursor = newest
+            if len(page) < PAGE_SIZE:
+                break
+        asked_at = time_snowflake(utcnow())
+        recent = await source.page(thread.thread_id, limit=RECENT_WINDOW)
+        fetched += len(recent)
+        low = min(m.message_id for m in recent) if len(recent) >= RECENT_WINDOW else 0
+        await self._sync_page(thread.thread_id, recent, low, asked_at, tally)
+        return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
+                          tally.get("deleted", 0))
+
+    async def reconcile(self, thread: ThreadState, source: HistorySource) -> SyncReport:
+        """Walk the whole history, newest to oldest, and make the stored comments equal to it
+        (messages deleted while the bot was away become tombstones)."""
+        if not await self._refresh_state(thread, source):
+            return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
+        tally: dict[str, int] = {}
+        fetched = 0
+        before: int | None = None
+        high: int | None = None
+        asked_at = time_snowflake(utcnow())
+        while True:
+            page = await source.page(thread.thread_id, before=before, limit=PAGE_SIZE)
+            if before is not None:
+                page = [m for m in page if m.message_id < before]
+            fetched += len(page)
+            last_page = len(page) < PAGE_SIZE
+            if not page:
+                if high is not None:  # everything older than the last full page is gone
+                    await self._sync_page(thread.thread_id, [], 0, high, tally)
+                else:  # an empty thread: nothing stored before we asked still exists
+                    await self._sync_page(thread.thread_id, [], 0, asked_at, tally)
+                break
+            oldest = min(m.message_id for m in page)
+            top = high if high is not None else asked_at
+            await self._sync_page(thread.thread_id, page, 0 if last_page else oldest, top, tally)
+            if last_page:
+                break
+            before, high = oldest, oldest - 1
+        await self.database.write(store.mark_reconciled(thread.thread_id, utcnow()))
+        return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
+                          tally.get("deleted", 0))
+
+    async def threads_due_for_reconcile(self, interval_hours: float, now: datetime | None = None
+                                        ) -> list[ThreadState]:
+        moment = now or utcnow()
+        due: list[ThreadState] = []
+        for thread in await store.live_threads(self.database):
+            last = thread.last_reconciled_at
+            if last is None or (moment - last).total_seconds() >= interval_hours * 3600 * 0.99:
+                due.append(thread)
+        return due

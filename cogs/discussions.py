@@ -1,0 +1,286 @@
+"""Discussion capture glue: discord.py events in, :class:`DiscussionCapture` called.
+
+Catch-up runs on every fresh session (``on_ready`` fires after IDENTIFY, not after a RESUME, which
+replays what was missed); a periodic loop reconciles whole threads (deletes made while offline).
+
+The missing Message Content intent is reported once per guild, in the channel where the guild's
+feeds announce (the channel the admins chose for this bot and where it can post), else in the
+guild's system channel, and always in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands, tasks
+
+from bot.app import ConversationBot
+from bot.discussions.capture import Verdict
+from bot.discussions.model import (
+    AttachmentInfo,
+    Extra,
+    IncomingMessage,
+    MessageDeletion,
+    ReactionChange,
+    ReactionCount,
+    ThreadChange,
+)
+from bot.discussions.service import PAGE_SIZE, DiscussionCapture, ThreadGone
+from bot.storage import comments as store
+
+log = logging.getLogger(__name__)
+
+INTENT_WARNING = (
+    "**Comments are not being saved.** Discord sends me the messages of the post discussions without "
+    "their text, because the *Message Content* intent is off for this bot. To fix it, the bot's owner "
+    "opens https://discord.com/developers/applications, picks this bot, goes to **Bot > Privileged "
+    "Gateway Intents**, switches on **Message Content Intent**, saves, and restarts the bot. "
+    "Messages sent meanwhile are picked up when it reconnects."
+)
+
+
+def emoji_key(emoji: discord.PartialEmoji | discord.Emoji | str) -> str:
+    """Unicode emoji as themselves, custom ones as name:id."""
+    if isinstance(emoji, str):
+        return emoji
+    if emoji.id:
+        return f"{emoji.name}:{emoji.id}"
+    return str(emoji.name)
+
+
+def incoming(message: discord.Message, *, with_reactions: bool = False) -> IncomingMessage:
+    """The core's view of a discord.py message (from the gateway or from history)."""
+    reference = message.reference
+    reply_to = None
+    if reference is not None and reference.message_id is not None and message.type is discord.MessageType.reply \
+            and (reference.channel_id is None or reference.channel_id == message.channel.id):
+        reply_to = reference.message_id
+    extras = [Extra("sticker", sticker.name, sticker.url) for sticker in message.stickers]
+    extras += [Extra("embed", embed.title or embed.url, embed.url) for embed in message.embeds if embed.url]
+    author = message.author
+    return IncomingMessage(
+        message_id=message.id, channel_id=message.channel.id,
+        guild_id=message.guild.id if message.guild else None,
+        author_id=author.id, author_name=author.display_name,
+        author_avatar_url=author.display_avatar.url, author_is_bot=author.bot,
+        message_type=message.type.value, content=message.content, created_at=message.created_at,
+        edited_at=message.edited_at, reply_to=reply_to,
+        attachments=tuple(AttachmentInfo(a.id, a.filename, a.url, a.size, a.content_type)
+                          for a in message.attachments),
+        extras=tuple(extras),
+        user_names=tuple((user.id, user.display_name) for user in message.mentions),
+        role_names=tuple((role.id, role.name) for role in message.role_mentions),
+        channel_names=tuple((channel.id, channel.name) for channel in message.channel_mentions
+                            if hasattr(channel, "name")),
+        reactions=tuple(ReactionCount(emoji_key(r.emoji), r.count) for r in message.reactions)
+        if with_reactions else None,
+    )
+
+
+class DiscordHistory:
+    """:class:`bot.discussions.service.HistorySource` over discord.py's REST calls."""
+
+    def __init__(self, bot: ConversationBot) -> None:
+        self.bot = bot
+        self._threads: dict[int, discord.Thread] = {}
+
+    async def thread_state(self, thread_id: int) -> ThreadChange:
+        try:
+            channel = await self.bot.fetch_channel(thread_id)
+        except discord.NotFound:
+            self._threads.pop(thread_id, None)
+            raise ThreadGone(thread_id) from None
+        if isinstance(channel, discord.Thread):
+            self._threads[thread_id] = channel
+            return ThreadChange(thread_id, name=channel.name, archived=channel.archived, locked=channel.locked)
+        return ThreadChange(thread_id, name=getattr(channel, "name", None))
+
+    async def page(self, thread_id: int, *, before: int | None = None, after: int | None = None,
+                   limit: int = PAGE_SIZE) -> list[IncomingMessage]:
+        channel: discord.abc.Messageable = self._threads.get(thread_id) \
+            or self.bot.get_partial_messageable(thread_id)
+        try:
+            return [incoming(message, with_reactions=True) async for message in channel.history(
+                limit=limit, before=discord.Object(before) if before else None,
+                after=discord.Object(after) if after is not None else None)]
+        except discord.NotFound:
+            raise ThreadGone(thread_id) from None
+
+
+class Discussions(commands.Cog):
+    def __init__(self, bot: ConversationBot) -> None:
+        self.bot = bot
+        self.capture = DiscussionCapture(bot.database)
+        self.history = DiscordHistory(bot)
+        self._sync_lock = asyncio.Lock()
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._catch_up_again = False
+        self.catch_up_runs = 0
+        self.reconcile_runs = 0
+        self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
+
+    async def cog_load(self) -> None:
+        await self.capture.load()
+        if self.bot.user is not None:
+            self.capture.own_user_id = self.bot.user.id
+        self.reconcile_loop.start()
+
+    async def cog_unload(self) -> None:
+        self.reconcile_loop.cancel()
+        if self._catch_up_task is not None:
+            self._catch_up_task.cancel()
+
+    # -- live events ----------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.guild is None:
+            return
+        if await self.capture.on_message(incoming(message)) is Verdict.NO_CONTENT:
+            await self.warn_missing_intent(message.guild)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        if payload.guild_id is None or "author" not in payload.data:
+            return
+        await self.capture.on_edit(incoming(payload.message))
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.capture.on_delete(MessageDeletion(payload.channel_id, frozenset({payload.message_id}),
+                                                     payload.guild_id))
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.capture.on_delete(MessageDeletion(payload.channel_id, frozenset(payload.message_ids),
+                                                     payload.guild_id))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self.capture.on_reaction(ReactionChange("add", payload.channel_id, payload.message_id,
+                                                      emoji_key(payload.emoji)))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self.capture.on_reaction(ReactionChange("remove", payload.channel_id, payload.message_id,
+                                                      emoji_key(payload.emoji)))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:
+        await self.capture.on_reaction(ReactionChange("clear", payload.channel_id, payload.message_id))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_clear_emoji(self, payload: discord.RawReactionClearEmojiEvent) -> None:
+        await self.capture.on_reaction(ReactionChange("clear_emoji", payload.channel_id, payload.message_id,
+                                                      emoji_key(payload.emoji)))
+
+    @commands.Cog.listener()
+    async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
+        data: Any = payload.data
+        metadata = data.get("thread_metadata") or {}
+        await self.capture.on_thread_change(ThreadChange(
+            payload.thread_id, name=data.get("name"), archived=metadata.get("archived"),
+            locked=metadata.get("locked")))
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        await self.capture.on_thread_change(ThreadChange(payload.thread_id, deleted=True))
+
+    # -- missing intent -------------------------------------------------------------------------
+
+    async def warn_missing_intent(self, guild: discord.Guild) -> None:
+        if not await self.capture.claim_intent_warning(guild.id):
+            return
+        log.error("guild %s: messages arrive without content: the Message Content intent is off. Enable it "
+                  "in the developer portal: Bot > Privileged Gateway Intents > Message Content Intent",
+                  guild.id)
+        candidates: list[int] = await store.announce_channel_ids(self.bot.database, guild.id)
+        if self.bot.settings.announce_channel_id:
+            candidates.append(self.bot.settings.announce_channel_id)
+        if guild.system_channel is not None:
+            candidates.append(guild.system_channel.id)
+        for channel_id in dict.fromkeys(candidates):
+            channel = guild.get_channel(channel_id)
+            if not isinstance(channel, discord.TextChannel):
+                continue
+            try:
+                await channel.send(INTENT_WARNING, allowed_mentions=discord.AllowedMentions.none())
+                return
+            except discord.HTTPException as error:
+                log.warning("could not post the intent warning in #%s: %s", channel.name, error)
+        log.error("guild %s: found no channel to post the intent warning in; only this log has it", guild.id)
+
+    # -- catch-up and reconcile -----------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        if self.bot.user is not None:
+            self.capture.own_user_id = self.bot.user.id
+        await self.capture.load()
+        if self._catch_up_task is not None and not self._catch_up_task.done():
+            self._catch_up_again = True
+            return
+        self._catch_up_task = asyncio.create_task(self._catch_up_all(), name="discussion-catch-up")
+
+    async def _catch_up_all(self) -> None:
+        while True:
+            self._catch_up_again = False
+            async with self._sync_lock:
+                for thread in await store.live_threads(self.bot.database):
+                    try:
+                        report = await self.capture.catch_up(thread, self.history)
+                    except ThreadGone:
+                        await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
+                    except discord.HTTPException as error:
+                        log.warning("catch-up of thread %s failed: %s", thread.thread_id, error)
+                    except Exception:
+                        log.exception("catch-up of thread %s failed", thread.thread_id)
+                    else:
+                        if report.stored or report.edited or report.deleted:
+                            log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
+                                     report.stored, report.edited, report.deleted)
+            self.catch_up_runs += 1
+            if not self._catch_up_again:
+                return
+
+    async def wait_for_catch_up(self) -> None:
+        """Tests and the bench wait for a running catch-up to finish."""
+        while self._catch_up_task is not None and not self._catch_up_task.done():
+            await asyncio.shield(self._catch_up_task)
+
+    @tasks.loop(hours=24)
+    async def reconcile_loop(self) -> None:
+        await self.reconcile_due()
+
+    async def reconcile_due(self, *, everything: bool = False) -> int:
+        """Reconcile every thread not reconciled within the interval (or all); returns how many."""
+        hours = 0.0 if everything else self.bot.settings.reconcile_interval_hours
+        done = 0
+        async with self._sync_lock:
+            for thread in await self.capture.threads_due_for_reconcile(hours):
+                try:
+                    report = await self.capture.reconcile(thread, self.history)
+                except ThreadGone:
+                    await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
+                except discord.HTTPException as error:
+                    log.warning("reconcile of thread %s failed: %s", thread.thread_id, error)
+                except Exception:
+                    log.exception("reconcile of thread %s failed", thread.thread_id)
+                else:
+                    done += 1
+                    if report.stored or report.edited or report.deleted:
+                        log.info("reconciled thread %s: %d new, %d edited, %d deleted", thread.thread_id,
+                                 report.stored, report.edited, report.deleted)
+        self.reconcile_runs += 1
+        return done
+
+    @reconcile_loop.before_loop
+    async def _before_reconcile(self) -> None:
+        await self.bot.wait_until_ready()
+
+
+async def setup(bot: ConversationBot) -> None:
+    await bot.add_cog(Discussions(bot))
