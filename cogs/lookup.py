@@ -1,0 +1,179 @@
+"""Lookup commands for everyone: /post latest|search|show, /comments, /stats (thin glue over
+bot.lookup and bot.storage.search)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import ConversationBot
+from bot.errors import UserFacingError
+from bot.lookup import format as fmt
+from bot.lookup.pagination import PAGE_SIZE, PAGER_LIFETIME_SECONDS, Pager
+from bot.lookup.query import build_fts_query
+from bot.storage import search
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+NOT_FOUND = ("No post matches that. Start typing a title and pick one of the suggestions, "
+             "or use `/post search` to find it.")
+
+
+def guild_of(interaction: discord.Interaction[ConversationBot]) -> int:
+    if interaction.guild_id is None:
+        raise UserFacingError("This command only works inside a server.")
+    return interaction.guild_id
+
+
+class CommentPagerView(discord.ui.View):
+    """Previous/Next buttons under a /comments answer: only the caller may use them, and they
+    are disabled when the pager expires."""
+
+    def __init__(self, cog: Lookup, pager: Pager, origin: discord.Interaction[ConversationBot]) -> None:
+        super().__init__(timeout=pager.lifetime)
+        self.cog = cog
+        self.pager = pager
+        self.origin = origin
+        self.update_buttons()
+
+    def update_buttons(self) -> None:
+        self.previous_page.disabled = not self.pager.has_previous
+        self.next_page.disabled = not self.pager.has_next
+
+    async def interaction_check(self, interaction: discord.Interaction[ConversationBot]) -> bool:  # type: ignore[override]
+        if not self.pager.may_use(interaction.user.id):
+            await interaction.response.send_message(
+                "Only the person who ran this `/comments` can turn its pages; run `/comments` yourself "
+                "to browse the discussion.", ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return False
+        if self.pager.expired():
+            await interaction.response.send_message(
+                "These buttons have expired; run `/comments` again.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS)
+            return False
+        return True
+
+    async def turn(self, interaction: discord.Interaction[ConversationBot], step: int) -> None:
+        page = await search.comment_page(self.cog.bot.database, self.pager.guild_id, self.pager.post_id,
+                                         self.pager.target(step), PAGE_SIZE)
+        if page is None:
+            self.stop()
+            await interaction.response.edit_message(content="That post is no longer in the archive.", view=None,
+                                                    allowed_mentions=NO_MENTIONS)
+            return
+        self.pager.show(page.page, page.page_count)
+        self.update_buttons()
+        await interaction.response.edit_message(content=fmt.format_comment_page(page), view=self,
+                                                allowed_mentions=NO_MENTIONS)
+
+    @discord.ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def previous_page(self, interaction: discord.Interaction[ConversationBot],
+                            button: discord.ui.Button[CommentPagerView]) -> None:
+        await self.turn(interaction, -1)
+
+    @discord.ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.secondary)
+    async def next_page(self, interaction: discord.Interaction[ConversationBot],
+                        button: discord.ui.Button[CommentPagerView]) -> None:
+        await self.turn(interaction, 1)
+
+    async def on_timeout(self) -> None:
+        for child in self.children:
+            if isinstance(child, discord.ui.Button):
+                child.disabled = True
+        try:
+            await self.origin.edit_original_response(view=self, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException:
+            log.debug("could not disable expired /comments buttons", exc_info=True)
+
+    async def on_error(self, interaction: discord.Interaction[ConversationBot], error: Exception,  # type: ignore[override]
+                       item: discord.ui.Item[CommentPagerView]) -> None:
+        log.error("a /comments button failed", exc_info=error)
+        from bot.app import GENERIC_FAILURE, send_reply
+
+        await send_reply(interaction, GENERIC_FAILURE, ephemeral=True)
+
+
+class Lookup(commands.Cog):
+    post = app_commands.Group(name="post", description="Look up the blog's posts", guild_only=True)
+
+    def __init__(self, bot: ConversationBot) -> None:
+        self.bot = bot
+        self.pager_lifetime = PAGER_LIFETIME_SECONDS  # tests shorten it to see buttons expire
+
+    async def post_autocomplete(self, interaction: discord.Interaction[ConversationBot],
+                                current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        choices = await search.title_choices(self.bot.database, interaction.guild_id, current)
+        return [app_commands.Choice(name=fmt.choice_name(choice.title), value=str(choice.post_id))
+                for choice in choices]
+
+    @post.command(name="latest", description="The newest posts, with links and comment counts")
+    @app_commands.describe(count="How many posts to show (1-10, default 5)")
+    async def latest(self, interaction: discord.Interaction[ConversationBot],
+                     count: app_commands.Range[int, 1, 10] = 5) -> None:
+        posts = await search.latest_posts(self.bot.database, guild_of(interaction), count)
+        await interaction.response.send_message(fmt.format_latest(posts), allowed_mentions=NO_MENTIONS)
+
+    @post.command(name="search", description="Search post titles, summaries and comments")
+    @app_commands.describe(query='Words to find; "exact phrase", word* for beginnings, -word to leave out')
+    async def search_posts(self, interaction: discord.Interaction[ConversationBot],
+                           query: app_commands.Range[str, 1, 200]) -> None:
+        guild_id = guild_of(interaction)
+        fts_query = build_fts_query(query)  # QueryRefused explains itself through the error handler
+        await interaction.response.defer(thinking=True)
+        results = await search.search(self.bot.database, guild_id, fts_query)
+        await interaction.followup.send(fmt.format_search(results, fts_query), allowed_mentions=NO_MENTIONS)
+
+    @post.command(name="show", description="One post: links, comment count, participants, reactions")
+    @app_commands.describe(post="Start typing the post's title")
+    @app_commands.autocomplete(post=post_autocomplete)
+    async def show(self, interaction: discord.Interaction[ConversationBot],
+                   post: app_commands.Range[str, 1, 200]) -> None:
+        guild_id = guild_of(interaction)
+        found = await search.resolve_post(self.bot.database, guild_id, post)
+        details = None if found is None else await search.post_details(self.bot.database, guild_id, found.post_id)
+        if details is None:
+            raise UserFacingError(NOT_FOUND)
+        await interaction.response.send_message(fmt.format_post_details(details), allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="comments", description="Read a post's discussion, page by page")
+    @app_commands.describe(post="Start typing the post's title", page="Which page to start on",
+                           private="Only you see the answer")
+    @app_commands.autocomplete(post=post_autocomplete)
+    @app_commands.guild_only()
+    async def comments(self, interaction: discord.Interaction[ConversationBot],
+                       post: app_commands.Range[str, 1, 200], page: app_commands.Range[int, 1, 10_000] = 1,
+                       private: bool = False) -> None:
+        guild_id = guild_of(interaction)
+        found = await search.resolve_post(self.bot.database, guild_id, post)
+        shown = None if found is None else await search.comment_page(
+            self.bot.database, guild_id, found.post_id, page, PAGE_SIZE)
+        if found is None or shown is None:
+            raise UserFacingError(NOT_FOUND)
+        text = fmt.format_comment_page(shown)
+        if shown.page_count <= 1:
+            await interaction.response.send_message(text, ephemeral=private, allowed_mentions=NO_MENTIONS)
+            return
+        pager = Pager(owner_id=interaction.user.id, guild_id=guild_id, post_id=found.post_id,
+                      page=shown.page, page_count=shown.page_count, lifetime=self.pager_lifetime)
+        view = CommentPagerView(self, pager, interaction)
+        await interaction.response.send_message(text, view=view, ephemeral=private, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="stats", description="Posts, comments, the most discussed posts and commenters")
+    @app_commands.guild_only()
+    async def stats(self, interaction: discord.Interaction[ConversationBot]) -> None:
+        guild_id = guild_of(interaction)
+        await interaction.response.defer(thinking=True)
+        now = datetime.now(UTC)
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        stats = await search.guild_stats(self.bot.database, guild_id, month_start)
+        await interaction.followup.send(fmt.format_stats(stats), allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: ConversationBot) -> None:
+    await bot.add_cog(Lookup(bot))
