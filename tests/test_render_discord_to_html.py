@@ -111,6 +111,7 @@ def test_block_quotes() -> None:
     assert out.startswith("<p>before</p>")
     assert "<blockquote>\n<p>all<br>\nof<br>\nthis</p>\n</blockquote>" in out
     assert render(">not a quote") == "<p>&gt;not a quote</p>"
+    assert render("> > nested") == "<blockquote>\n<p>&gt; nested</p>\n</blockquote>"
 
 
 def test_lists() -> None:

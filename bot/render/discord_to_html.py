@@ -180,7 +180,8 @@ def _parse_quote(block: BlockParser, m: re.Match[str], state: BlockState) -> int
         text = "".join(lines)
         end = pos
     child = state.child_state(text if text.endswith("\n") else text + "\n")
-    rules = [r for r in block.block_quote_rules if r not in ("block_quote",)]
+    # Discord does not nest quotes: a "> " inside a quote is literal text.
+    rules = [r for r in block.block_quote_rules if r not in ("block_quote", "discord_quote")]
     if state.depth() >= block.max_nested_level - 1:
         rules = [r for r in rules if r != "list"]
     block.parse(child, rules)
