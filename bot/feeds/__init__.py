@@ -1,0 +1,1 @@
+"""Feed ingestion: fetch, parse, de-duplicate and schedule blog feeds (no discord import)."""

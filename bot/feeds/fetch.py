@@ -1,0 +1,307 @@
+"""Fetching feeds over HTTP: one shared aiohttp session, conditional GET, a size cap, manual
+redirects (counted, loop-checked, each hop's host checked) and private-address refusal.
+
+Private addresses are refused twice: before each request the host is resolved and every address
+is checked (which gives the admin a precise message), and the session's resolver refuses them again
+at connect time, so a DNS answer that changes between the check and the connection (rebinding)
+does not get through either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import ipaddress
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from bot import __version__
+from bot.feeds.errors import (
+    FeedConnectionError,
+    FeedDNSError,
+    FeedError,
+    FeedHTTPError,
+    FeedRetryLater,
+    FeedTimeout,
+    FeedTooLarge,
+    PrivateAddressRefused,
+    TooManyRedirects,
+    UnsupportedURL,
+)
+from bot.feeds.models import FetchResult
+
+USER_AGENT = f"conversation-engine/{__version__} (+https://github.com/conversation-engine/conversation-engine)"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+_READ_CHUNK = 64 * 1024
+_PERMANENT = (301, 308)
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+# Whether the request being made may connect to private addresses (read by the resolver, which
+# runs in the requesting task's context).
+_allow_private: contextvars.ContextVar[bool] = contextvars.ContextVar("feed_allow_private", default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTimeouts:
+    """Connect and total limits (seconds). Tests pass small ones so a slow server costs little."""
+
+    connect: float = 10.0
+    total: float = 30.0
+
+
+DEFAULT_TIMEOUTS = FetchTimeouts()
+
+
+class PrivateAddressError(OSError):
+    """Raised by the resolver when every address of a host is private."""
+
+
+def is_public_address(address: str) -> bool:
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that drops non-public addresses unless the current request allows them."""
+
+    def __init__(self) -> None:
+        self._inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if _allow_private.get():
+            return results
+        public = [result for result in results if is_public_address(result["host"])]
+        if len(public) != len(results):
+            raise PrivateAddressError(f"{host} resolves to a private address")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def new_feed_session(*, timeouts: FetchTimeouts = DEFAULT_TIMEOUTS, limit: int = 100) -> aiohttp.ClientSession:
+    """The one session all feed requests share (call inside the running loop; close it at exit)."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(),
+        use_dns_cache=False,  # every new connection goes through the guard
+        limit=limit,
+        limit_per_host=8,
+        ttl_dns_cache=None,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        timeout=aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect),
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+def _host_label(url: str) -> str:
+    return urlsplit(url).hostname or url
+
+
+async def check_public_host(url: str) -> None:
+    """Raise :class:`PrivateAddressRefused` (or :class:`FeedDNSError`) unless every address the
+    URL's host resolves to is public."""
+    host = urlsplit(url).hostname
+    if not host:
+        raise UnsupportedURL(f"{url} has no host name")
+    try:
+        ipaddress.ip_address(host)
+        addresses = [host]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise FeedDNSError(f"could not find the server {host} (the DNS lookup failed); check the address") from None
+        addresses = [str(info[4][0]) for info in infos]
+    private = [address for address in addresses if not is_public_address(address)]
+    if private:
+        raise PrivateAddressRefused(
+            f"refused: {host} points to a private or local network address ({private[0]}); the bot only "
+            "reads feeds on the public internet (the bot's owner can set ALLOW_PRIVATE_FEEDS=true)"
+        )
+
+
+def validate_feed_url(url: str) -> str:
+    """The URL if it is http(s) with a host, else :class:`UnsupportedURL`."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        raise UnsupportedURL(f"{url!r} is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UnsupportedURL(f"{url!r} is not an http:// or https:// URL")
+    if not parts.hostname:
+        raise UnsupportedURL(f"{url!r} has no host name")
+    return url.strip()
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+async def fetch_feed(session: aiohttp.ClientSession, url: str, *, etag: str | None = None,
+                     last_modified: str | None = None, allow_private: bool = False,
+                     timeouts: FetchTimeouts | None = None) -> FetchResult:
+    """GET ``url`` (conditionally when validators are given), following at most 5 redirects.
+
+    Returns a 200 (body read, at most 10 MiB) or 304 result; raises a :class:`FeedError` subclass
+    with an admin-readable message for everything else.
+    """
+    url = validate_feed_url(url)
+    limits = timeouts or DEFAULT_TIMEOUTS
+    token = _allow_private.set(allow_private)
+    try:
+        async with asyncio.timeout(limits.total):
+            return await _fetch(session, url, etag, last_modified, allow_private, limits)
+    except TimeoutError:
+        raise FeedTimeout(
+            f"{_host_label(url)} did not answer within {limits.total:g} seconds (timed out)"
+        ) from None
+    finally:
+        _allow_private.reset(token)
+
+
+async def _fetch(session: aiohttp.ClientSession, url: str, etag: str | None, last_modified: str | None,
+                 allow_private: bool, limits: FetchTimeouts) -> FetchResult:
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    current = url
+    visited = [url]
+    moved_to: str | None = None
+    still_permanent = True
+    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect, sock_connect=limits.connect)
+    for _hop in range(MAX_REDIRECTS + 1):
+        if not allow_private:
+            await check_public_host(current)
+        try:
+            async with session.get(current, headers=headers, allow_redirects=False, timeout=timeout) as response:
+                if response.status in _REDIRECTS:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise FeedHTTPError(
+                            f"{_host_label(current)} answered HTTP {response.status} (a redirect) without "
+                            "saying where to", status=response.status,
+                        )
+                    target = validate_feed_url(urljoin(current, location))
+                    if response.status in _PERMANENT and still_permanent:
+                        moved_to = target
+                    else:
+                        still_permanent = False
+                    if target in visited:
+                        raise TooManyRedirects(f"redirect loop: {target} redirects back to itself")
+                    visited.append(target)
+                    current = target
+                    continue
+                return await _finish(response, url, current, moved_to, visited)
+        except FeedError:
+            raise
+        except aiohttp.ClientConnectorDNSError:
+            raise FeedDNSError(
+                f"could not find the server {_host_label(current)} (the DNS lookup failed); check the address"
+            ) from None
+        except aiohttp.ClientConnectorCertificateError:
+            raise FeedConnectionError(
+                f"{_host_label(current)} has an invalid TLS certificate (https); fix the certificate or use "
+                "a URL it is valid for"
+            ) from None
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error.os_error, PrivateAddressError):
+                raise PrivateAddressRefused(
+                    f"refused: {_host_label(current)} points to a private or local network address; the bot "
+                    "only reads feeds on the public internet (the bot's owner can set ALLOW_PRIVATE_FEEDS=true)"
+                ) from None
+            raise FeedConnectionError(
+                f"could not connect to {_host_label(current)} ({error.os_error.strerror or 'connection failed'})"
+            ) from None
+        except aiohttp.ServerTimeoutError:
+            raise TimeoutError from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            raise FeedConnectionError(
+                f"the connection to {_host_label(current)} broke while reading the feed"
+            ) from None
+        except aiohttp.ClientResponseError as error:
+            raise FeedConnectionError(
+                f"{_host_label(current)} sent an invalid HTTP response ({error.message or error.status})"
+            ) from None
+        except aiohttp.ClientError:
+            raise FeedConnectionError(f"the request to {_host_label(current)} failed") from None
+    raise TooManyRedirects(f"too many redirects: more than {MAX_REDIRECTS} starting from {url}")
+
+
+async def _finish(response: aiohttp.ClientResponse, url: str, final_url: str, moved_to: str | None,
+                  visited: list[str]) -> FetchResult:
+    status = response.status
+    headers = response.headers
+    if status in (429, 503):
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        wait = f"; it asked to wait {retry_after:.0f} seconds" if retry_after is not None else ""
+        reason = "too many requests" if status == 429 else "service unavailable"
+        raise FeedRetryLater(
+            f"{_host_label(final_url)} answered HTTP {status} ({reason}){wait}",
+            status=status, retry_after_seconds=retry_after,
+        )
+    if not (200 <= status < 300 or status == 304):
+        reason = response.reason or ""
+        hint = " (the feed is not at this address)" if status in (404, 410) else ""
+        raise FeedHTTPError(
+            f"{_host_label(final_url)} answered HTTP {status} {reason}{hint}".rstrip(), status=status,
+        )
+    etag = headers.get("ETag")
+    last_modified = headers.get("Last-Modified")
+    if status == 304:
+        return FetchResult(url, final_url, 304, b"", None, etag, last_modified, moved_to, tuple(visited[1:]))
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY_BYTES and "Content-Encoding" not in headers:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    content_type: Any = headers.get("Content-Type")
+    return FetchResult(url, final_url, status, b"".join(chunks), content_type, etag, last_modified, moved_to,
+                       tuple(visited[1:]))
+
+
+def _too_large() -> FeedTooLarge:
+    return FeedTooLarge(f"feed too large: over {MAX_BODY_BYTES // (1024 * 1024)} MiB; the bot stops reading there")
