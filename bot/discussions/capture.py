@@ -8,7 +8,6 @@ import re
 from bot.discussions.model import CONVERSATION_MESSAGE_TYPES, IncomingMessage
 from bot.render.discord_to_html import MentionNames, discord_markdown_to_text
 
-
 # One line of words and plain punctuation that starts with a letter: no markdown, no mention, no
 # list marker, no entity. Most chat messages look like this, and their clean text is the text
 # itself with the spaces tidied; skipping the markdown parser for them keeps the hot path cheap.

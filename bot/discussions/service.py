@@ -23,7 +23,6 @@ from bot.discussions.model import (
     ReactionChange,
     ThreadChange,
     ThreadState,
-    time_snowflake,
 )
 from bot.storage import comments as store
 from bot.storage.db import Database, utcnow
@@ -34,9 +33,11 @@ PAGE_SIZE = 100  # Discord's history page limit
 RECENT_WINDOW = 100  # messages compared for offline edits, reactions and deletes on every catch-up
 MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
 RECENT_DELETES_KEPT = 10_000
-# A message stored live this recently is never taken for deleted by a history page fetched around
-# the same time (the page may predate it, and our clock may run ahead of Discord's).
-LIVE_GRACE_SECONDS = 60.0
+NEWEST = 2**63 - 1  # the upper id bound of the newest page: anything stored before we asked
+# A message that reached us after a history page was requested may be missing from that page
+# because it is newer, not because it was deleted: such messages are never tombstoned by the page.
+# Receive times are remembered this long (far longer than any page request takes).
+LIVE_MEMORY_SECONDS = 600.0
 
 
 class ThreadGone(Exception):
@@ -120,7 +121,7 @@ class DiscussionCapture:
         self._recent_live[message_id] = now
         while self._recent_live:
             oldest_id, stored_at = next(iter(self._recent_live.items()))
-            if now - stored_at < LIVE_GRACE_SECONDS and len(self._recent_live) <= RECENT_DELETES_KEPT:
+            if now - stored_at < LIVE_MEMORY_SECONDS and len(self._recent_live) <= RECENT_DELETES_KEPT:
                 break
             del self._recent_live[oldest_id]
 
@@ -181,12 +182,17 @@ class DiscussionCapture:
             return False  # deleted live while its history page was on the way
         return verdict(message, own_user_id=self.own_user_id, tracked=True) is Verdict.STORE
 
+    async def _page(self, source: HistorySource, thread_id: int, *, before: int | None = None,
+                    after: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[IncomingMessage], float]:
+        """A page and the (monotonic) moment it was asked for."""
+        requested = time.monotonic()
+        return await source.page(thread_id, before=before, after=after, limit=limit), requested
+
     async def _sync_page(self, thread_id: int, page: Sequence[IncomingMessage], low: int, high: int,
-                         tally: dict[str, int]) -> None:
+                         tally: dict[str, int], requested: float) -> None:
         keep = [(m, clean_text(m)) for m in page if self._worth_storing(m)]
-        now = time.monotonic()
-        fresh = {i for i, at in self._recent_live.items() if now - at < LIVE_GRACE_SECONDS and low <= i <= high}
-        present = frozenset(m.message_id for m in page) | fresh
+        newer = {i for i, received in self._recent_live.items() if received >= requested and low <= i <= high}
+        present = frozenset(m.message_id for m in page) | newer
         result = await self.database.write(
             store.sync_history_page(thread_id, keep, present, low, high, utcnow()))
         for key, value in result.items():
@@ -213,21 +219,20 @@ class DiscussionCapture:
         fetched = 0
         cursor = await store.last_message_id(self.database, thread.thread_id) or 0
         while True:
-            page = await source.page(thread.thread_id, after=cursor, limit=PAGE_SIZE)
+            page, requested = await self._page(source, thread.thread_id, after=cursor)
             page = [m for m in page if m.message_id > cursor]
             if not page:
                 break
             fetched += len(page)
             newest = max(m.message_id for m in page)
-            await self._sync_page(thread.thread_id, page, cursor + 1, newest, tally)
+            await self._sync_page(thread.thread_id, page, cursor + 1, newest, tally, requested)
             cursor = newest
             if len(page) < PAGE_SIZE:
                 break
-        asked_at = time_snowflake(utcnow())
-        recent = await source.page(thread.thread_id, limit=RECENT_WINDOW)
+        recent, requested = await self._page(source, thread.thread_id, limit=RECENT_WINDOW)
         fetched += len(recent)
         low = min(m.message_id for m in recent) if len(recent) >= RECENT_WINDOW else 0
-        await self._sync_page(thread.thread_id, recent, low, asked_at, tally)
+        await self._sync_page(thread.thread_id, recent, low, NEWEST, tally, requested)
         return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
 
@@ -240,22 +245,21 @@ class DiscussionCapture:
         fetched = 0
         before: int | None = None
         high: int | None = None
-        asked_at = time_snowflake(utcnow())
         while True:
-            page = await source.page(thread.thread_id, before=before, limit=PAGE_SIZE)
+            page, requested = await self._page(source, thread.thread_id, before=before)
             if before is not None:
                 page = [m for m in page if m.message_id < before]
             fetched += len(page)
             last_page = len(page) < PAGE_SIZE
             if not page:
                 if high is not None:  # everything older than the last full page is gone
-                    await self._sync_page(thread.thread_id, [], 0, high, tally)
-                else:  # an empty thread: nothing stored before we asked still exists
-                    await self._sync_page(thread.thread_id, [], 0, asked_at, tally)
+                    await self._sync_page(thread.thread_id, [], 0, high, tally, requested)
+                else:  # an empty thread: nothing stored before we asked exists
+                    await self._sync_page(thread.thread_id, [], 0, NEWEST, tally, requested)
                 break
             oldest = min(m.message_id for m in page)
-            top = high if high is not None else asked_at
-            await self._sync_page(thread.thread_id, page, 0 if last_page else oldest, top, tally)
+            top = high if high is not None else NEWEST
+            await self._sync_page(thread.thread_id, page, 0 if last_page else oldest, top, tally, requested)
             if last_page:
                 break
             before, high = oldest, oldest - 1
