@@ -1,0 +1,225 @@
+"""Polling: which feeds are due, fetching and parsing them off the event loop, storing new posts
+with their announcement rows, and the bookkeeping of failures (backoff, disable, notices).
+
+Timing rules:
+
+* A healthy feed is next polled at its own slot: ``offset + k * interval`` seconds since the epoch,
+  where ``offset`` is a hash of its URL, so many feeds spread evenly over the interval.
+* A failing feed waits ``interval * 2**failures`` (at most 24 h), longer if the server's
+  Retry-After asks for it; after 10 failures in a row it is disabled with the reason stored.
+* Announcements: see :mod:`bot.storage.posts` (first fetch announces only ``backfill`` items; old
+  items surfacing late and anything beyond 10 per poll are recorded as ``skipped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import aiohttp
+
+from bot.config import Settings
+from bot.feeds.errors import FeedError, FeedRetryLater
+from bot.feeds.fetch import FetchTimeouts, fetch_feed
+from bot.feeds.models import CycleReport, FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollStatus
+from bot.feeds.parse import parse_feed_in_thread
+from bot.storage import feeds as feed_store
+from bot.storage import posts as post_store
+from bot.storage.db import Database, utcnow
+from bot.storage.feeds import Feed
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 10
+MAX_BACKOFF_SECONDS = 24 * 3600
+OLD_ITEM_GRACE = timedelta(days=7)
+MAX_QUEUED_PER_POLL = 10
+PREVIEW_ENTRIES = 3
+INTERNAL_ERROR = "internal error while reading the feed (the bot's log has the details)"
+
+Clock = Callable[[], datetime]
+
+
+def url_offset(url: str, interval_seconds: int) -> int:
+    """A fixed offset in [0, interval) derived from the URL: its slot within every interval."""
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, interval_seconds)
+
+
+def next_slot(url: str, now: datetime, interval_seconds: int) -> datetime:
+    """The first of the URL's slots strictly after ``now``."""
+    interval = max(1, interval_seconds)
+    offset = url_offset(url, interval)
+    epoch = now.timestamp()
+    slots = math.floor((epoch - offset) / interval) + 1
+    return datetime.fromtimestamp(offset + slots * interval, tz=now.tzinfo)
+
+
+def backoff_seconds(interval_seconds: int, failures: int) -> float:
+    """``interval * 2**failures``, capped at 24 hours."""
+    return float(min(interval_seconds * 2 ** min(failures, 32), MAX_BACKOFF_SECONDS))
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def preview_feed(session: aiohttp.ClientSession, url: str, *, allow_private: bool,
+                       timeouts: FetchTimeouts | None = None) -> FeedPreview:
+    """Fetch and parse once, storing nothing; raises a :class:`FeedError` with a message for the admin."""
+    result = await fetch_feed(session, url, allow_private=allow_private, timeouts=timeouts)
+    parsed = await parse_feed_in_thread(result.body, url=result.final_url, content_type=result.content_type)
+    return FeedPreview(
+        url=url, final_url=result.final_url, moved_to=result.moved_to, kind=parsed.kind, title=parsed.title,
+        item_count=len(parsed.entries), newest=parsed.entries[:PREVIEW_ENTRIES], problem=parsed.problem,
+    )
+
+
+class FeedScheduler:
+    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``."""
+
+    def __init__(self, database: Database, session: aiohttp.ClientSession, settings: Settings, *,
+                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None) -> None:
+        self.database = database
+        self.session = session
+        self.settings = settings
+        self.clock = clock
+        self.timeouts = timeouts
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    @property
+    def interval(self) -> int:
+        return self.settings.poll_interval_seconds
+
+    async def run_due(self) -> CycleReport:
+        """Poll every due feed (not paused, not disabled, next poll time reached), at most
+        ``feed_concurrency`` at a time. One feed's failure never stops the others."""
+        started = self.clock()
+        began = time.perf_counter()
+        due = await feed_store.due_feed_ids(self.database, started)
+        limit = asyncio.Semaphore(max(1, self.settings.feed_concurrency))
+
+        async def poll(feed_id: int) -> PollOutcome:
+            async with limit:
+                try:
+                    return await self.poll_feed(feed_id)
+                except Exception:  # one broken feed must not end the cycle
+                    log.exception("polling feed %d failed", feed_id)
+                    return PollOutcome(feed_id, "failed", error=INTERNAL_ERROR)
+
+        outcomes = await asyncio.gather(*(poll(feed_id) for feed_id in due))
+        return CycleReport(started, time.perf_counter() - began, tuple(outcomes))
+
+    async def poll_feed(self, feed_id: int) -> PollOutcome:
+        """Poll one feed now (whatever its schedule) and store what it brought."""
+        lock = self._locks.setdefault(feed_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._poll(feed_id)
+        finally:
+            if not lock.locked() and self._locks.get(feed_id) is lock:
+                del self._locks[feed_id]
+
+    async def _poll(self, feed_id: int) -> PollOutcome:
+        feed = await feed_store.get_feed(self.database, feed_id)
+        if feed is None:
+            return PollOutcome(feed_id, "skipped", error="no such feed")
+        now = self.clock()
+        try:
+            validators = feed.initialized
+            result = await fetch_feed(
+                self.session, feed.url,
+                etag=feed.etag if validators else None,
+                last_modified=feed.last_modified if validators else None,
+                allow_private=self.settings.allow_private_feeds, timeouts=self.timeouts,
+            )
+            if result.not_modified:
+                return await self._record_success(feed, result, None, None, now, "not_modified")
+            digest = body_hash(result.body)
+            if feed.initialized and digest == feed.body_hash:
+                return await self._record_success(feed, result, None, digest, now, "unchanged")
+            parsed = await parse_feed_in_thread(
+                result.body, url=result.final_url, content_type=result.content_type, now=now
+            )
+        except FeedError as error:
+            return await self._record_failure(feed, error.message, error, now)
+        except Exception:  # recorded as this feed's failure; the traceback is logged
+            log.exception("unexpected error while polling feed %d (%s)", feed.id, feed.url)
+            return await self._record_failure(feed, INTERNAL_ERROR, None, now)
+        return await self._record_success(feed, result, parsed, digest, now, "changed")
+
+    async def _record_success(self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None,
+                              digest: str | None, now: datetime, status: PollStatus) -> PollOutcome:
+        interval = self.interval
+        policy = post_store.AnnouncePolicy(
+            first_fetch=not feed.initialized,
+            backfill=feed.backfill,
+            old_before=(feed.last_success_at - OLD_ITEM_GRACE) if feed.last_success_at else None,
+            max_queued=max(feed.backfill, MAX_QUEUED_PER_POLL),
+        )
+
+        def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
+            url = feed.url
+            moved = "unchanged"
+            if result.moved_to is not None:
+                moved = feed_store.move_feed_sync(connection, feed.id, result.moved_to)
+                if moved == "moved":
+                    url = feed_store.normalise_feed_url(result.moved_to)
+            stored = post_store.StoreResult()
+            if parsed is not None:
+                stored = post_store.store_entries_sync(
+                    connection, guild_id=feed.guild_id, feed_id=feed.id, channel_id=feed.channel_id,
+                    feed_title=parsed.title, entries=parsed.entries, policy=policy, now=now,
+                )
+            feed_store.record_success_sync(
+                connection, feed.id, now=now, next_poll_at=next_slot(url, now, interval),
+                etag=result.etag, last_modified=result.last_modified, body_hash=digest,
+                title=parsed.title if parsed is not None else None, initialized=parsed is not None,
+            )
+            if moved == "taken":
+                assert result.moved_to is not None
+                feed_store.record_failure_sync(
+                    connection, feed.id, now=now, error=f"moved to {result.moved_to}",
+                    failures=0, next_poll_at=next_slot(url, now, interval),
+                    disabled_reason=f"it moved permanently to {result.moved_to}, which this server already follows",
+                )
+            return stored, moved, url
+
+        stored, moved, url = await self.database.write(op)
+        return PollOutcome(
+            feed.id, status,
+            new_posts=stored.new_posts, queued=stored.queued, updated_posts=stored.updated,
+            moved_to=result.moved_to if moved != "unchanged" else None,
+            next_poll_at=next_slot(url, now, interval),
+        )
+
+    async def _record_failure(self, feed: Feed, message: str, error: FeedError | None,
+                              now: datetime) -> PollOutcome:
+        interval = self.interval
+        retry_after = error.retry_after_seconds if isinstance(error, FeedRetryLater) else None
+
+        def op(connection: sqlite3.Connection) -> tuple[int, datetime, str | None]:
+            current = feed_store.load_feed_sync(connection, feed.id)
+            failures = (current.consecutive_failures if current else feed.consecutive_failures) + 1
+            delay = backoff_seconds(interval, failures)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_BACKOFF_SECONDS))
+            next_poll = now + timedelta(seconds=delay)
+            reason = None
+            if failures >= MAX_CONSECUTIVE_FAILURES and (current is None or current.disabled_reason is None):
+                reason = f"{failures} polls in a row failed; the last error: {message}"
+            feed_store.record_failure_sync(
+                connection, feed.id, now=now, error=message, failures=failures, next_poll_at=next_poll,
+                disabled_reason=reason,
+            )
+            return failures, next_poll, reason
+
+        failures, next_poll, reason = await self.database.write(op)
+        log.info("feed %d (%s) failed (%d in a row): %s", feed.id, feed.url, failures, message)
+        return PollOutcome(feed.id, "disabled" if reason else "failed", error=message, next_poll_at=next_poll)
