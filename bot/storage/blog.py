@@ -1,0 +1,359 @@
+"""All SQL of the blog side: a post's discussion for the web API, comment counts, the health
+figures, the rows an export needs, and the write that stores imported comments.
+
+Visibility rules live here, once: comments a moderator hid (``hidden = 1``) and comments by users
+who opted out (``user_privacy.opted_out = 1``) are never returned for the blog; deleted comments
+(``deleted_at`` set) come back as tombstones without content so replies keep their place.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+
+# A comment is visible on the blog unless hidden or written by someone who opted out.
+_VISIBLE = (
+    "c.hidden = 0 AND (c.author_id IS NULL OR NOT EXISTS ("
+    "SELECT 1 FROM user_privacy p WHERE p.user_id = c.author_id AND p.opted_out = 1))"
+)
+_NOT_OPTED_OUT = (
+    "(c.author_id IS NULL OR NOT EXISTS ("
+    "SELECT 1 FROM user_privacy p WHERE p.user_id = c.author_id AND p.opted_out = 1))"
+)
+# SQLite's default limit of host parameters is 999 (older builds); stay well under it.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class BlogPost:
+    id: int
+    guild_id: int
+    canonical_url: str
+    guid: str | None
+    title: str
+    author: str | None
+    summary: str
+    published_at: datetime
+    image_url: str | None
+    thread_id: int | None  # None when the post has no live Discord thread
+    thread_guild_id: int | None
+    thread_archived: bool
+    thread_locked: bool
+
+    @property
+    def thread_url(self) -> str | None:
+        if self.thread_id is None or self.thread_guild_id is None:
+            return None
+        return f"https://discord.com/channels/{self.thread_guild_id}/{self.thread_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class BlogAttachment:
+    filename: str
+    url: str
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlogReaction:
+    emoji: str  # unicode emoji, or name:id for a custom one
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlogLink:
+    """A sticker or link embed kept with a comment."""
+
+    kind: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlogComment:
+    message_id: int
+    post_id: int
+    author_id: int | None
+    author_name: str
+    author_avatar_url: str | None
+    is_bot: bool
+    content: str  # Discord markdown ("" for a tombstone)
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    hidden: bool
+    reply_to: int | None
+    origin: str
+    origin_key: str | None
+    attachments: tuple[BlogAttachment, ...] = ()
+    reactions: tuple[BlogReaction, ...] = ()
+    links: tuple[BlogLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealth:
+    total: int
+    failing: int  # polled with errors lately, still enabled
+    disabled: int
+    paused: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Posts
+
+_POST_SELECT = (
+    "SELECT p.id, p.guild_id, p.canonical_url, p.guid, p.title, p.author, p.summary, p.published_at, "
+    "p.image_url, t.thread_id, t.guild_id AS thread_guild_id, t.archived, t.locked "
+    "FROM posts p LEFT JOIN threads t ON t.post_id = p.id AND t.deleted_at IS NULL "
+)
+# When several guilds follow the same blog, the post with a live thread wins, then the oldest row.
+_POST_PREFERENCE = "ORDER BY (t.thread_id IS NULL), p.id"
+
+
+def _post(row: sqlite3.Row) -> BlogPost:
+    published = from_db_time(row["published_at"])
+    assert published is not None
+    return BlogPost(
+        id=int(row["id"]), guild_id=int(row["guild_id"]), canonical_url=str(row["canonical_url"]),
+        guid=row["guid"], title=str(row["title"]), author=row["author"], summary=str(row["summary"]),
+        published_at=published, image_url=row["image_url"],
+        thread_id=None if row["thread_id"] is None else int(row["thread_id"]),
+        thread_guild_id=None if row["thread_guild_id"] is None else int(row["thread_guild_id"]),
+        thread_archived=bool(row["archived"]), thread_locked=bool(row["locked"]),
+    )
+
+
+async def post_by_url(database: Database, canonical_url: str) -> BlogPost | None:
+    row = await database.fetch_one(
+        _POST_SELECT + "WHERE p.canonical_url = ? " + _POST_PREFERENCE + " LIMIT 1", (canonical_url,))
+    return None if row is None else _post(row)
+
+
+async def post_by_guid(database: Database, guid: str) -> BlogPost | None:
+    row = await database.fetch_one(
+        _POST_SELECT + "WHERE p.guid = ? " + _POST_PREFERENCE + " LIMIT 1", (guid,))
+    return None if row is None else _post(row)
+
+
+async def post_by_id(database: Database, post_id: int) -> BlogPost | None:
+    row = await database.fetch_one(_POST_SELECT + "WHERE p.id = ?", (post_id,))
+    return None if row is None else _post(row)
+
+
+async def all_posts(database: Database) -> list[BlogPost]:
+    """Every post, oldest first (one row per URL: the preferred guild's)."""
+    rows = await database.fetch_all(_POST_SELECT + "ORDER BY p.published_at, p.id")
+    seen: set[str] = set()
+    posts: list[BlogPost] = []
+    for row in sorted(rows, key=lambda r: (r["thread_id"] is None, r["id"])):
+        if row["canonical_url"] not in seen:
+            seen.add(row["canonical_url"])
+            posts.append(_post(row))
+    posts.sort(key=lambda post: (post.published_at, post.id))
+    return posts
+
+
+# ---------------------------------------------------------------------------------------------
+# Comments
+
+
+async def discussion_comments(database: Database, post_id: int, *,
+                              include_hidden: bool = False) -> list[BlogComment]:
+    """A post's comments in time order, with their attachments, reactions and links.
+
+    Opted-out authors are always left out; hidden comments only come back for an export
+    (``include_hidden``). Deleted comments come back as tombstones (no content, no extras).
+    """
+    where = _NOT_OPTED_OUT if include_hidden else _VISIBLE
+    rows = await database.fetch_all(
+        "SELECT c.message_id, c.post_id, c.author_id, c.author_name, c.author_avatar_url, c.is_bot, "
+        "c.content, c.extras, c.created_at, c.edited_at, c.deleted_at, c.hidden, c.reply_to, c.origin, "
+        f"c.origin_key FROM comments c WHERE c.post_id = ? AND {where} "
+        "ORDER BY c.created_at, c.message_id",
+        (post_id,),
+    )
+    live_ids = [int(row["message_id"]) for row in rows if row["deleted_at"] is None]
+    attachments: dict[int, list[BlogAttachment]] = {}
+    reactions: dict[int, list[BlogReaction]] = {}
+    for chunk in _chunks(live_ids):
+        marks = ",".join("?" * len(chunk))
+        for row in await database.fetch_all(
+                f"SELECT message_id, filename, url, size, content_type FROM attachments "
+                f"WHERE message_id IN ({marks}) ORDER BY message_id, id", chunk):
+            attachments.setdefault(int(row["message_id"]), []).append(BlogAttachment(
+                filename=str(row["filename"]), url=str(row["url"]), size=int(row["size"]),
+                content_type=row["content_type"]))
+        for row in await database.fetch_all(
+                f"SELECT message_id, emoji, count FROM reactions WHERE message_id IN ({marks}) "
+                "ORDER BY message_id, count DESC, emoji", chunk):
+            reactions.setdefault(int(row["message_id"]), []).append(
+                BlogReaction(emoji=str(row["emoji"]), count=int(row["count"])))
+    comments: list[BlogComment] = []
+    for row in rows:
+        message_id = int(row["message_id"])
+        deleted = row["deleted_at"] is not None
+        created = from_db_time(row["created_at"])
+        assert created is not None
+        comments.append(BlogComment(
+            message_id=message_id, post_id=int(row["post_id"]),
+            author_id=None if row["author_id"] is None else int(row["author_id"]),
+            author_name=str(row["author_name"]), author_avatar_url=row["author_avatar_url"],
+            is_bot=bool(row["is_bot"]), content="" if deleted else str(row["content"]),
+            created_at=created, edited_at=from_db_time(row["edited_at"]), deleted=deleted,
+            hidden=bool(row["hidden"]),
+            reply_to=None if row["reply_to"] is None else int(row["reply_to"]),
+            origin=str(row["origin"]), origin_key=row["origin_key"],
+            attachments=tuple(attachments.get(message_id, ())),
+            reactions=tuple(reactions.get(message_id, ())),
+            links=() if deleted else _links(row["extras"]),
+        ))
+    return comments
+
+
+def _links(raw: str | None) -> tuple[BlogLink, ...]:
+    try:
+        items = json.loads(raw or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(items, list):
+        return ()
+    return tuple(BlogLink(kind=str(item.get("kind", "")), name=str(item.get("name", "")),
+                          url=str(item.get("url", "")))
+                 for item in items if isinstance(item, dict))
+
+
+async def known_author_names(database: Database, author_ids: Iterable[int]) -> dict[int, str]:
+    """The latest name each id wrote comments under (for mentions); opted-out users stay unknown."""
+    names: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(author_ids))):
+        marks = ",".join("?" * len(chunk))
+        rows = await database.fetch_all(
+            f"SELECT c.author_id, c.author_name FROM comments c WHERE c.author_id IN ({marks}) "
+            f"AND {_NOT_OPTED_OUT} ORDER BY c.created_at", chunk)
+        for row in rows:
+            names[int(row["author_id"])] = str(row["author_name"])
+    return names
+
+
+async def comment_counts(database: Database, canonical_urls: Sequence[str]) -> dict[str, int]:
+    """Visible, not deleted comments per known post URL (unknown URLs are absent)."""
+    counts: dict[str, int] = {}
+    for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
+        marks = ",".join("?" * len(chunk))
+        rows = await database.fetch_all(
+            "SELECT p.canonical_url, p.id, "
+            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {_VISIBLE}) "
+            f"AS n, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id AND t.deleted_at IS NULL) AS threaded "
+            f"FROM posts p WHERE p.canonical_url IN ({marks}) ORDER BY threaded DESC, p.id",
+            chunk)
+        for row in rows:
+            counts.setdefault(str(row["canonical_url"]), int(row["n"]))
+    return counts
+
+
+def _chunks(values: Sequence[int] | Sequence[str]) -> Iterable[list[object]]:
+    items: list[object] = list(values)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+
+
+async def database_ok(database: Database) -> bool:
+    try:
+        return bool(await database.fetch_value("SELECT 1") == 1)
+    except sqlite3.Error:
+        return False
+
+
+async def feed_health(database: Database) -> FeedHealth:
+    row = await database.fetch_one(
+        "SELECT count(*) AS total, "
+        "coalesce(sum(consecutive_failures > 0 AND disabled_reason IS NULL AND paused = 0), 0) AS failing, "
+        "coalesce(sum(disabled_reason IS NOT NULL), 0) AS disabled, "
+        "coalesce(sum(paused != 0 AND disabled_reason IS NULL), 0) AS paused FROM feeds")
+    assert row is not None
+    return FeedHealth(total=int(row["total"]), failing=int(row["failing"]), disabled=int(row["disabled"]),
+                      paused=int(row["paused"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedComment:
+    """A comment from an old comment system, ready to store under a post."""
+
+    origin: str  # 'wxr' or 'disqus'
+    origin_key: str  # unique within the origin: re-importing the same key adds nothing
+    parent_key: str | None  # origin_key of the comment it answers
+    author_name: str
+    content: str  # Discord markdown, as the widget renders every comment
+    clean_content: str  # plain text for search
+    created_at: datetime
+    deleted: bool = False
+    hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    added: int
+    already_present: int
+
+
+def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -> WriteOp[ImportOutcome]:
+    """Insert the comments that are not stored yet, with negative message ids, then link replies.
+
+    Replies are linked in a second pass so a file may list a reply before its parent; a parent
+    that is not in the database (skipped as spam, say) leaves the reply at the top level.
+    """
+
+    def op(connection: sqlite3.Connection) -> ImportOutcome:
+        lowest = connection.execute("SELECT min(min(message_id), 0) FROM comments").fetchone()[0]
+        next_id = int(lowest or 0) - 1
+        added: list[ImportedComment] = []
+        ids: dict[tuple[str, str], int] = {}
+        for comment in comments:
+            existing = connection.execute(
+                "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ?",
+                (comment.origin, comment.origin_key)).fetchone()
+            if existing is not None:
+                ids[(comment.origin, comment.origin_key)] = int(existing[0])
+                continue
+            created = to_db_time(comment.created_at)
+            connection.execute(
+                "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, is_bot, "
+                "content, clean_content, created_at, deleted_at, hidden, origin, origin_key) "
+                "VALUES (?, ?, NULL, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                (next_id, post_id, comment.author_name,
+                 "" if comment.deleted else comment.content,
+                 "" if comment.deleted else comment.clean_content,
+                 created, created if comment.deleted else None, int(comment.hidden),
+                 comment.origin, comment.origin_key))
+            ids[(comment.origin, comment.origin_key)] = next_id
+            added.append(comment)
+            next_id -= 1
+        for comment in added:
+            if comment.parent_key is None:
+                continue
+            parent = ids.get((comment.origin, comment.parent_key))
+            if parent is None:
+                row = connection.execute(
+                    "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ? AND post_id = ?",
+                    (comment.origin, comment.parent_key, post_id)).fetchone()
+                parent = None if row is None else int(row[0])
+            if parent is not None:
+                connection.execute("UPDATE comments SET reply_to = ? WHERE message_id = ?",
+                                   (parent, ids[(comment.origin, comment.origin_key)]))
+        return ImportOutcome(added=len(added), already_present=len(comments) - len(added))
+
+    return op

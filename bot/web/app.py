@@ -1,0 +1,278 @@
+"""The web server in the bot's process: comments API, embed script, discussion page, health.
+
+Every API answer is JSON with an ``ETag`` (a hash of the body; ``If-None-Match`` gives 304) and a
+short ``Cache-Control``. CORS headers are sent only to origins listed in ``WEB_ALLOWED_ORIGINS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.storage import blog
+from bot.storage.db import Database
+from bot.web.discussion import discussion_json, load_discussion
+from bot.web.page import render_discussion_page, render_not_found_page
+from bot.web.urls import BadUrl, canonical_post_url
+
+log = logging.getLogger(__name__)
+
+API_MAX_AGE = 30
+EMBED_MAX_AGE = 300
+MAX_COUNT_URLS = 50
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordStatus:
+    connected: bool
+    latency_ms: float | None = None
+
+
+StatusSource = Callable[[], DiscordStatus]
+
+DATABASE_KEY: web.AppKey[Database] = web.AppKey("database", Database)
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STATUS_KEY: web.AppKey[StatusSource] = web.AppKey("discord_status", object)  # type: ignore[arg-type]
+EMBED_KEY: web.AppKey[bytes] = web.AppKey("embed_js", bytes)
+
+
+def json_response(request: web.Request, document: Any, *, status: int = 200,
+                  max_age: int = API_MAX_AGE) -> web.Response:
+    """JSON with a strong ETag; a matching ``If-None-Match`` turns a 200 into an empty 304."""
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {"Cache-Control": f"public, max-age={max_age}" if status == 200 else "no-store"}
+    if status == 200:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers["ETag"] = etag
+        if etag in _if_none_match(request):
+            return web.Response(status=304, headers=headers)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8",
+                        headers=headers)
+
+
+def _if_none_match(request: web.Request) -> set[str]:
+    raw = request.headers.get("If-None-Match", "")
+    if raw.strip() == "*":
+        return {"*"}
+    # Weak validators match too (a proxy may have weakened ours when compressing).
+    return {tag.strip().removeprefix("W/") for tag in raw.split(",") if tag.strip()}
+
+
+def json_error(request: web.Request, status: int, message: str) -> web.Response:
+    return json_response(request, {"error": message, "status": status}, status=status)
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for the API only, and only for the configured origins (refused ones get no headers)."""
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin.lower() in request.app[SETTINGS_KEY].web_allowed_origins
+    is_api = request.path.startswith("/api/")
+    if request.method == "OPTIONS" and is_api:
+        if not allowed:
+            return web.Response(status=403, text="origin not allowed", headers={"Vary": "Origin"})
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if is_api:
+        response.headers["Vary"] = "Origin"
+        if allowed and origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "If-None-Match"
+            response.headers["Access-Control-Expose-Headers"] = "ETag"
+            response.headers["Access-Control-Max-Age"] = "600"
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown API paths and failures answer in JSON; tracebacks go to the log only."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if request.path.startswith("/api/") and error.status >= 400:
+            return json_error(request, error.status, error.reason)
+        raise
+    except Exception:
+        log.exception("web request %s %s failed", request.method, request.path_qs)
+        if request.path.startswith("/api/"):
+            return json_error(request, 500, "internal error; the bot's log has the details")
+        return web.Response(status=500, text="internal error", content_type="text/plain")
+
+
+def _url_parameter(request: web.Request) -> str:
+    values = request.query.getall("url", [])
+    if not values:
+        raise _BadInput("the url parameter is required: /api/v1/discussion?url=POST_URL")
+    if len(values) > 1:
+        raise _BadInput("give exactly one url parameter")
+    try:
+        return canonical_post_url(values[0])
+    except BadUrl as error:
+        raise _BadInput(str(error)) from None
+
+
+class _BadInput(Exception):
+    pass
+
+
+async def discussion_handler(request: web.Request) -> web.StreamResponse:
+    try:
+        url = _url_parameter(request)
+    except _BadInput as error:
+        return json_error(request, 400, str(error))
+    database = request.app[DATABASE_KEY]
+    post = await blog.post_by_url(database, url)
+    if post is None:
+        return json_error(request, 404, "no post with this url is known to the bot")
+    discussion = await load_discussion(database, post)
+    document = discussion_json(discussion, invite_url=request.app[SETTINGS_KEY].discord_invite_url)
+    return json_response(request, document)
+
+
+async def counts_handler(request: web.Request) -> web.StreamResponse:
+    raw_urls = request.query.getall("url", [])
+    if not raw_urls:
+        return json_error(request, 400, "give at least one url parameter: /api/v1/counts?url=A&url=B")
+    if len(raw_urls) > MAX_COUNT_URLS:
+        return json_error(request, 400, f"at most {MAX_COUNT_URLS} url parameters per request")
+    canonical: dict[str, str] = {}
+    for raw in raw_urls:
+        try:
+            canonical[raw] = canonical_post_url(raw)
+        except BadUrl as error:
+            return json_error(request, 400, f"{error}: {raw[:200]}")
+    counts = await blog.comment_counts(request.app[DATABASE_KEY], list(canonical.values()))
+    document = {
+        "counts": {raw: counts.get(url, 0) for raw, url in canonical.items()},
+        "unknown": [raw for raw, url in canonical.items() if url not in counts],
+    }
+    return json_response(request, document)
+
+
+async def page_handler(request: web.Request) -> web.StreamResponse:
+    headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer",
+               "Cache-Control": f"public, max-age={API_MAX_AGE}"}
+    database = request.app[DATABASE_KEY]
+    post = await blog.post_by_id(database, int(request.match_info["post_id"]))
+    if post is None:
+        return web.Response(status=404, text=render_not_found_page(), content_type="text/html",
+                            charset="utf-8", headers=headers)
+    discussion = await load_discussion(database, post)
+    page = render_discussion_page(discussion, invite_url=request.app[SETTINGS_KEY].discord_invite_url)
+    return web.Response(text=page, content_type="text/html", charset="utf-8", headers=headers)
+
+
+async def embed_handler(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[EMBED_KEY], content_type="application/javascript", charset="utf-8",
+                        headers={"Cache-Control": f"public, max-age={EMBED_MAX_AGE}",
+                                 "Cross-Origin-Resource-Policy": "cross-origin"})
+
+
+async def health_handler(request: web.Request) -> web.StreamResponse:
+    database = request.app[DATABASE_KEY]
+    discord = request.app[STATUS_KEY]()
+    database_ok = await blog.database_ok(database)
+    feeds = await blog.feed_health(database) if database_ok else None
+    problems: list[str] = []
+    if not discord.connected:
+        problems.append("not connected to Discord")
+    if not database_ok:
+        problems.append("the database does not answer")
+    if feeds is not None and feeds.failing:
+        problems.append(f"{feeds.failing} feed(s) failing")
+    if feeds is not None and feeds.disabled:
+        problems.append(f"{feeds.disabled} feed(s) disabled")
+    down = not discord.connected or not database_ok
+    latency = discord.latency_ms
+    document = {
+        "status": "down" if down else ("degraded" if problems else "ok"),
+        "problems": problems,
+        "discord": {"connected": discord.connected,
+                    "latency_ms": None if latency is None or not math.isfinite(latency) else round(latency, 1)},
+        "database": {"ok": database_ok},
+        "feeds": None if feeds is None else {"total": feeds.total, "failing": feeds.failing,
+                                             "disabled": feeds.disabled, "paused": feeds.paused},
+    }
+    body = json.dumps(document).encode()
+    return web.Response(body=body, status=503 if down else 200, content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+
+def _disconnected() -> DiscordStatus:
+    return DiscordStatus(connected=False)
+
+
+def load_embed_script() -> bytes:
+    return resources.files("bot.web").joinpath("static/embed.js").read_bytes()
+
+
+def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None
+               ) -> web.Application:
+    app = web.Application(middlewares=[cors_middleware, error_middleware])
+    app[DATABASE_KEY] = database
+    app[SETTINGS_KEY] = settings
+    app[STATUS_KEY] = discord_status or _disconnected
+    app[EMBED_KEY] = load_embed_script()
+    app.router.add_get("/api/v1/discussion", discussion_handler)
+    app.router.add_get("/api/v1/counts", counts_handler)
+    app.router.add_get("/embed.js", embed_handler)
+    app.router.add_get(r"/p/{post_id:\d{1,18}}", page_handler)
+    app.router.add_get("/healthz", health_handler)
+    return app
+
+
+class WebServer:
+    """Runs the app on ``settings.web_host:settings.web_port`` next to the bot."""
+
+    def __init__(self, database: Database, settings: Settings, discord_status: StatusSource | None = None,
+                 *, port: int | None = None) -> None:
+        self._app = create_app(database, settings, discord_status)
+        self._host = settings.web_host
+        self._port = settings.web_port if port is None else port
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the web server is not running")
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        if self._port is None:
+            raise RuntimeError("WEB_PORT is not set")
+        runner = web.AppRunner(self._app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except OSError as error:
+            await runner.cleanup()
+            raise OSError(f"the web server cannot listen on {self._host}:{self._port} "
+                          f"(WEB_HOST/WEB_PORT): {error.strerror or error}") from error
+        self._runner, self._site = runner, site
+        log.info("web server listening on http://%s:%s", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = self._site = None
