@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(backup(settings, args.path))
         from bot.exchange.cli import run_command
 
-        return asyncio.run(run_command(command, args, settings))
+        return int(asyncio.run(run_command(command, args, settings)))
     except MigrationError as error:
         print(f"conversation-engine: database error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -132,40 +131,17 @@ async def backup(settings: Settings, destination: Path) -> int:
 
 
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
-    import discord
+    """Open the shared resources, run the bot until it is stopped, close them (nothing lost)."""
+    from bot.app import run_until_stopped
 
-    from bot.app import ConversationBot, point_discord_at
-
-    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     database = await Database.open(settings.database_path)
     try:
-        bot = ConversationBot(settings, database, sync_mode="force" if sync_only else "auto")
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
-            except (NotImplementedError, RuntimeError):  # not on the main thread / platform
-                pass
-        try:
-            async with bot:
-                if sync_only:
-                    await bot.login(settings.discord_token)  # setup_hook syncs the commands
-                    print("slash commands registered")
-                else:
-                    await bot.start(settings.discord_token)
-        except discord.LoginFailure:
-            print("conversation-engine: configuration error: DISCORD_TOKEN: Discord refused the token; "
-                  "reset it in the developer portal (Bot > Reset Token) and update .env", file=sys.stderr)
-            return EXIT_CONFIG
-        except discord.PrivilegedIntentsRequired:
-            print("conversation-engine: configuration error: the Message Content intent is not enabled. "
-                  "Open https://discord.com/developers/applications > your app > Bot > Privileged Gateway "
-                  "Intents and switch on MESSAGE CONTENT INTENT, then start the bot again.", file=sys.stderr)
-            return EXIT_CONFIG
+        status = await run_until_stopped(settings, database, sync_only=sync_only)
     finally:
         await database.close()
-    log.info("stopped cleanly")
-    return EXIT_OK
+    if status == EXIT_OK:
+        log.info("stopped cleanly")
+    return status
 
 
 if __name__ == "__main__":

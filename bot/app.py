@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import pkgutil
+import signal
+import sys
 from typing import Any, Literal
 
 import aiohttp
@@ -152,3 +154,38 @@ class ConversationBot(commands.Bot):
         await super().close()
         if self._own_feed_session and self._feed_session is not None:
             await self._feed_session.close()
+
+
+async def run_until_stopped(settings: Settings, database: Database, *, sync_only: bool = False) -> int:
+    """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
+
+    A refused token or a missing privileged intent is a configuration error (status 2) with one line
+    saying how to fix it; ``sync_only`` logs in, registers the slash commands and stops.
+    """
+    import asyncio
+
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    bot = ConversationBot(settings, database, sync_mode="force" if sync_only else "auto")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+        except (NotImplementedError, RuntimeError):  # not on the main thread, or not on this platform
+            pass
+    try:
+        async with bot:
+            if sync_only:
+                await bot.login(settings.discord_token)  # setup_hook syncs the commands
+                print("slash commands registered")
+            else:
+                await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        print("conversation-engine: configuration error: DISCORD_TOKEN: Discord refused the token; "
+              "reset it in the developer portal (Bot > Reset Token) and update .env", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print("conversation-engine: configuration error: the Message Content intent is not enabled. "
+              "Open https://discord.com/developers/applications > your app > Bot > Privileged Gateway "
+              "Intents and switch on MESSAGE CONTENT INTENT, then start the bot again.", file=sys.stderr)
+        return 2
+    return 0

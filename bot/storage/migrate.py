@@ -51,13 +51,15 @@ def current_version(connection: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def apply_migrations(connection: sqlite3.Connection) -> list[Migration]:
+def apply_migrations(connection: sqlite3.Connection,
+                     migrations: list[Migration] | None = None) -> list[Migration]:
     """Bring the database to the newest schema; returns the migrations that were applied.
 
     The connection must be in autocommit mode (``isolation_level=None``): ``executescript``
     commits any open transaction first, so each script carries its own BEGIN ... COMMIT.
     """
-    migrations = available_migrations()
+    if migrations is None:
+        migrations = available_migrations()
     version = current_version(connection)
     newest = migrations[-1].version if migrations else 0
     if version > newest:

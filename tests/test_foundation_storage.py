@@ -1,0 +1,199 @@
+"""Storage: migrations, the batching writer, and online backups."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.storage import Database, MigrationError
+from bot.storage.db import WriteQueue, backup_database, connect_sync, to_db_time, utcnow
+from bot.storage.migrate import (
+    Migration,
+    apply_migrations,
+    available_migrations,
+    current_version,
+    latest_version,
+)
+
+TABLES = {"meta", "guild_settings", "feeds", "posts", "feed_items", "announcements", "threads", "comments",
+          "comment_revisions", "attachments", "reactions", "user_privacy", "posts_fts", "comments_fts"}
+
+
+def table_names(path: Path) -> set[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.close()
+
+
+def test_migrations_are_numbered_from_one() -> None:
+    migrations = available_migrations()
+    assert [migration.version for migration in migrations] == list(range(1, len(migrations) + 1))
+    assert latest_version() == len(migrations)
+
+
+async def test_migrate_from_empty_file_and_rerun_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "conversation.db"
+    database = await Database.open(path)
+    await database.close()
+    assert TABLES <= table_names(path)
+    connection = connect_sync(path)
+    try:
+        assert current_version(connection) == latest_version()
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert apply_migrations(connection) == []
+    finally:
+        connection.close()
+    database = await Database.open(path)  # opening again applies nothing and fails nothing
+    await database.close()
+
+
+async def test_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {latest_version() + 1}")
+    connection.close()
+    with pytest.raises(MigrationError, match="upgrade conversation-engine"):
+        await Database.open(path)
+
+
+def test_failed_migration_leaves_previous_version_intact(tmp_path: Path) -> None:
+    connection = connect_sync(tmp_path / "conversation.db")
+    good = Migration(1, "0001_a.sql", "CREATE TABLE a (x INTEGER);")
+    broken = Migration(2, "0002_b.sql", "CREATE TABLE b (x INTEGER); INSERT INTO a VALUES (1); SELECT * FROM nope;")
+    with pytest.raises(MigrationError, match="0002_b.sql"):
+        apply_migrations(connection, [good, broken])
+    assert current_version(connection) == 1
+    names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert "a" in names and "b" not in names
+    assert connection.execute("SELECT count(*) FROM a").fetchone()[0] == 0
+    connection.close()
+
+
+def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
+    connection = connect_sync(tmp_path / "conversation.db")
+    apply_migrations(connection)
+    with pytest.raises(sqlite3.IntegrityError):
+        connection.execute(
+            "INSERT INTO comments (message_id, post_id, author_name, created_at) VALUES (1, 999, 'x', '2026')")
+    connection.close()
+
+
+def insert_meta(key: str, value: str):  # type: ignore[no-untyped-def]
+    def op(connection: sqlite3.Connection) -> int:
+        return connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value)).lastrowid or 0
+
+    return op
+
+
+async def test_write_returns_results_and_a_failing_op_fails_alone(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "conversation.db")
+    try:
+        results = await asyncio.gather(
+            database.write(insert_meta("a", "1")),
+            database.write(insert_meta("a", "duplicate")),
+            database.write(insert_meta("b", "2")),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], sqlite3.IntegrityError)
+        assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+        rows = await database.fetch_all("SELECT key, value FROM meta ORDER BY key")
+        assert [tuple(row) for row in rows] == [("a", "1"), ("b", "2")]
+    finally:
+        await database.close()
+
+
+async def test_enqueued_writes_are_batched_and_flushed_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+    database = await Database.open(path)
+    for number in range(1_000):
+        await database.enqueue(insert_meta(f"k{number}", str(number)))
+    await database.close()  # nothing lost: close commits what is queued
+    assert database.writes.ops_committed >= 1_000
+    assert database.writes.batches_committed < 1_000 / 10  # batched, not a commit per write
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT count(*) FROM meta").fetchone()[0] == 1_000
+    connection.close()
+
+
+async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
+    connection = connect_sync(tmp_path / "conversation.db")
+    apply_migrations(connection)
+    gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        loop.call_soon_threadsafe(gate.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
+
+    queue = WriteQueue(connection, max_pending=5, batch_size=1, max_delay=0.0)
+    queue.start()
+    await queue.enqueue(slow)
+    await gate.wait()  # the writer is busy with the slow op
+    for number in range(5):
+        await queue.enqueue(insert_meta(f"k{number}", "x"))
+    blocked = asyncio.ensure_future(queue.enqueue(insert_meta("overflow", "x")))
+    await asyncio.sleep(0.05)
+    assert not blocked.done(), "a full queue must make the producer wait"
+    assert queue.pending == 5
+    release.set()
+    await asyncio.wait_for(blocked, 5)
+    await queue.close()
+    assert connection.execute("SELECT count(*) FROM meta").fetchone()[0] == 6
+    connection.close()
+
+
+async def test_backup_while_writes_continue(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+    database = await Database.open(path)
+    stop = asyncio.Event()
+    progress = asyncio.Condition()
+    written = 0
+
+    async def writer() -> None:
+        nonlocal written
+        while not stop.is_set():
+            await database.write(insert_meta(f"k{written}", to_db_time(utcnow())))
+            async with progress:
+                written += 1
+                progress.notify_all()
+
+    async def wait_for_written(count: int) -> None:
+        async with progress:
+            await progress.wait_for(lambda: written >= count)
+
+    task = asyncio.create_task(writer())
+    await wait_for_written(200)
+    copy = tmp_path / "backups" / "copy.db"
+    await database.backup(copy)
+    written_after_backup = written
+    await wait_for_written(written_after_backup + 50)  # writes went on during and after the backup
+    stop.set()
+    await task
+    await database.close()
+    backup = sqlite3.connect(copy)
+    try:
+        assert backup.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        count = backup.execute("SELECT count(*) FROM meta").fetchone()[0]
+        assert 200 <= count <= written_after_backup
+        keys = {row[0] for row in backup.execute("SELECT key FROM meta")}
+        assert keys == {f"k{number}" for number in range(count)}  # a consistent prefix, no holes
+    finally:
+        backup.close()
+
+
+def test_backup_cli(tmp_path: Path) -> None:
+    source = tmp_path / "conversation.db"
+    connection = connect_sync(source)
+    apply_migrations(connection)
+    connection.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+    connection.close()
+    backup_database(source, tmp_path / "copy.db")
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    assert copy.execute("SELECT value FROM meta").fetchone()[0] == "v"
+    copy.close()
