@@ -4,21 +4,27 @@ title autocomplete. All of it runs on the READ connection, so a search never hol
 Search ranks only a bounded set of the newest matches: FTS5 walks a term's doclist newest-first
 cheaply (rowids are post ids and message snowflakes, i.e. time order), while ``ORDER BY rank``
 over every match of a common word scores hundreds of thousands of rows. So a search first finds
-the rowid of the N-th newest match in the guild, then ranks only matches at or above it with bm25,
-then fetches snippets for the few rows it shows.
+the rowid of the N-th newest match in the guild, then ranks only matches at or above it, then
+fetches snippets for the few rows it shows. Comments are ranked with BM25 computed in
+``bot.lookup.rank`` (FTS5's bm25() walks each term's whole doclist for its IDF, which alone costs
+20-85 ms for common words at a million comments); posts, far fewer, use FTS5's bm25().
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.lookup.query import FtsQuery, build_title_prefix_query
+from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
+from bot.lookup.rank import RankTerm, bm25_rank, idf
 from bot.storage.db import Database, from_db_time, to_db_time
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
+IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
 SNIPPET_START = "\x02"       # snippet() markers; control characters never occur in stored text
 SNIPPET_END = "\x03"
 SNIPPET_TOKENS = 16
@@ -168,7 +174,7 @@ async def search(database: Database, guild_id: int, query: FtsQuery, *,
     """Posts (title and summary) and comments matching ``query`` in one guild, best first among
     the newest RANKED_WINDOW matches of each kind."""
     posts, more_posts = await _search_posts(database, guild_id, query.expression, post_limit)
-    comments, more_comments = await _search_comments(database, guild_id, query.expression, comment_limit)
+    comments, more_comments = await _search_comments(database, guild_id, query, comment_limit)
     return SearchResults(tuple(posts), tuple(comments), more_posts, more_comments)
 
 
@@ -199,14 +205,16 @@ async def _search_posts(database: Database, guild_id: int, expression: str,
         f"WHERE posts_fts MATCH ? AND f.rowid IN ({marks})",
         (SNIPPET_START, SNIPPET_END, expression, *scores),
     )
-    hits = [SearchHit("post", _post(row), str(row["snippet"]), None, None, scores[int(row["id"])])
+    # bm25() is lower-is-better; hits carry higher-is-better scores like comment hits.
+    hits = [SearchHit("post", _post(row), str(row["snippet"]), None, None, -scores[int(row["id"])])
             for row in rows]
-    hits.sort(key=lambda hit: hit.score)
+    hits.sort(key=lambda hit: -hit.score)
     return hits, more
 
 
-async def _search_comments(database: Database, guild_id: int, expression: str,
+async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
                            limit: int) -> tuple[list[SearchHit], bool]:
+    expression = query.expression
     joins = ("FROM comments_fts f CROSS JOIN comments c ON c.message_id = f.rowid "
              "CROSS JOIN posts p ON p.id = c.post_id ")
     floor = await _window_floor(
@@ -215,17 +223,21 @@ async def _search_comments(database: Database, guild_id: int, expression: str,
         "ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
         (expression, guild_id),
     )
-    ranked = await database.fetch_all(
-        f"SELECT f.rowid AS rowid, bm25(comments_fts) AS score {joins} "
+    candidates = await database.fetch_all(
+        f"SELECT f.rowid AS rowid, c.clean_content AS text {joins} "
         f"WHERE comments_fts MATCH ? AND f.rowid >= ? AND p.guild_id = ? AND {_VISIBLE} "
-        "ORDER BY score LIMIT ?",
-        (expression, floor if floor is not None else -(2**63), guild_id, limit + 1),
+        "ORDER BY f.rowid DESC LIMIT ?",
+        (expression, floor if floor is not None else -(2**63), guild_id, RANKED_WINDOW),
     )
-    more = len(ranked) > limit
-    ranked = ranked[:limit]
-    if not ranked:
+    if not candidates:
         return [], False
-    scores = {int(row["rowid"]): float(row["score"]) for row in ranked}
+    wanted = [term for term in query.terms if not term.excluded]
+    weights = await _term_weights(database, wanted)
+    ranked = await asyncio.to_thread(
+        bm25_rank, [(int(row["rowid"]), str(row["text"])) for row in candidates],
+        [RankTerm.of(term) for term in wanted], weights)
+    more = len(ranked) > limit
+    scores = dict(ranked[:limit])
     marks = ",".join("?" * len(scores))
     rows = await database.fetch_all(
         f"SELECT {_POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
@@ -245,8 +257,22 @@ async def _search_comments(database: Database, guild_id: int, expression: str,
         message_id = int(row["message_id"])
         hits.append(SearchHit("comment", post, str(row["snippet"]), message_id,
                               str(row["author_name"]), scores[message_id]))
-    hits.sort(key=lambda hit: hit.score)
+    hits.sort(key=lambda hit: (-hit.score, -(hit.message_id or 0)))
     return hits, more
+
+
+async def _term_weights(database: Database, terms: Sequence[Term]) -> list[float]:
+    """Each term's IDF estimated on the newest IDF_SAMPLE comments (bounded work per term)."""
+    sample_floor = await database.fetch_value(
+        "SELECT message_id FROM comments ORDER BY message_id DESC LIMIT 1 OFFSET ?", (IDF_SAMPLE - 1,))
+    low = int(sample_floor) if sample_floor is not None else -(2**63)
+    documents = await database.fetch_value("SELECT count(*) FROM comments WHERE message_id >= ?", (low,))
+    weights = []
+    for term in terms:
+        having = await database.fetch_value(
+            "SELECT count(*) FROM comments_fts WHERE comments_fts MATCH ? AND rowid >= ?", (term.to_fts(), low))
+        weights.append(idf(int(having or 0), int(documents or 0)))
+    return weights
 
 
 async def post_details(database: Database, guild_id: int, post_id: int) -> PostDetails | None:

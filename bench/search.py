@@ -1,0 +1,247 @@
+"""Search latency at 10k, 100k and 1M comments while a writer keeps inserting.
+
+Usage: python bench/search.py [--sizes 10000,100000,1000000] [--queries 200]
+
+Comments are realistic-ish text: words drawn from a Zipf distribution (s = 1.1) over a 30,000-word
+vocabulary, 6-40 words each, spread over posts (one post per 200 comments). The database is built
+with executemany in one transaction through the real schema (FTS triggers included). Then, while a
+writer thread inserts comments in small transactions as fast as it can, the bot's own search
+(bot.storage.search.search on the read connection, as /post search runs it) is timed for:
+
+- rare:      a word matching about 10-50 comments
+- middling:  a word matching about 0.5-1% of comments
+- third:     the word closest to matching a third of all comments
+- common:    the most common word (in most comments)
+- two-common: the two most common words together
+- phrase:    a two-word phrase of common words
+
+Printed: p50/p99/max per class and size, the writer's commits per second and its worst commit
+time during the searches (a search never holds a write back in WAL mode; this shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import itertools
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.lookup.query import build_fts_query  # noqa: E402
+from bot.storage import search  # noqa: E402
+from bot.storage.db import Database  # noqa: E402
+
+GUILD = 100000000000000001
+VOCABULARY = 30_000
+ZIPF_S = 1.1
+COMMENTS_PER_POST = 200
+FIRST_MESSAGE_ID = 400_000_000_000_000_000
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def make_vocabulary(rng: random.Random) -> list[str]:
+    words: set[str] = set()
+    ordered: list[str] = []
+    while len(ordered) < VOCABULARY:
+        length = min(12, max(2, int(rng.gauss(6, 2))))
+        word = "".join(rng.choice(LETTERS) for _ in range(length))
+        if word not in words:
+            words.add(word)
+            ordered.append(word)
+    return ordered
+
+
+class TextMaker:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.words = make_vocabulary(self.rng)
+        weights = [1.0 / (rank ** ZIPF_S) for rank in range(1, VOCABULARY + 1)]
+        self.cumulative = list(itertools.accumulate(weights))
+
+    def comment(self) -> str:
+        count = self.rng.randint(6, 40)
+        picks = self.rng.choices(self.words, cum_weights=self.cumulative, k=count)
+        return " ".join(picks)
+
+
+def build(path: Path, size: int, maker: TextMaker) -> None:
+    connection = sqlite3.connect(str(path), isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = OFF")
+    connection.execute("PRAGMA cache_size = -200000")
+    connection.execute("BEGIN")
+    posts = size // COMMENTS_PER_POST + 1
+    connection.executemany(
+        "INSERT INTO posts (id, guild_id, canonical_url, title, summary, published_at, first_seen_at) "
+        "VALUES (?, ?, ?, ?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+        ((index + 1, GUILD, f"https://blog.example.com/{index}", maker.comment()[:80], maker.comment())
+         for index in range(posts)),
+    )
+    connection.executemany(
+        "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, updated_at) "
+        "VALUES (?, ?, ?, 1, 'thread', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+        ((900_000_000_000_000_000 + index, index + 1, GUILD) for index in range(posts)),
+    )
+
+    def rows() -> object:
+        for index in range(size):
+            text = maker.comment()
+            post = index // COMMENTS_PER_POST + 1
+            yield (FIRST_MESSAGE_ID + index * 4096, post, 900_000_000_000_000_000 + post - 1,
+                   index % 5000, f"user{index % 5000}", text, text)
+
+    connection.executemany(
+        "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, clean_content, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-02T00:00:00+00:00')",
+        rows(),  # type: ignore[arg-type]
+    )
+    connection.execute("COMMIT")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+
+
+def pick_words(path: Path, size: int) -> dict[str, str]:
+    """Choose query words by their real document frequency (fts5vocab)."""
+    connection = sqlite3.connect(str(path))
+    connection.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, comments_fts, row)")
+    frequencies = sorted((int(doc), term) for term, doc in connection.execute("SELECT term, doc FROM vocab"))
+    connection.close()
+    docs = [doc for doc, _ in frequencies]
+
+    def near(target: float) -> str:
+        index = min(bisect.bisect_left(docs, target), len(docs) - 1)
+        return frequencies[index][1]
+
+    common = frequencies[-1][1]
+    second = frequencies[-2][1]
+    return {
+        "rare": near(max(10, size * 0.00002)),
+        "middling": near(size * 0.007),
+        "third": near(size / 3),
+        "common": common,
+        "two-common": f"{common} {second}",
+        "phrase": f'"{common} {second}"',
+    }
+
+
+class Writer(threading.Thread):
+    """Inserts comments in transactions of 10 (like a busy thread) and times every commit."""
+
+    def __init__(self, path: Path, maker: TextMaker, first_id: int) -> None:
+        super().__init__(daemon=True)
+        self.connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.connection.execute("PRAGMA busy_timeout = 5000")
+        self.maker = TextMaker(maker.rng.randint(0, 10**9))
+        self.next_id = first_id
+        self.stop = threading.Event()
+        self.measuring = threading.Event()
+        self.durations: list[float] = []
+        self.rows = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            batch = []
+            for _ in range(10):
+                text = self.maker.comment()
+                batch.append((self.next_id, 1, 900_000_000_000_000_000, 7, "writer", text, text))
+                self.next_id += 4096
+            started = time.perf_counter()
+            self.connection.execute("BEGIN IMMEDIATE")
+            self.connection.executemany(
+                "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
+                "clean_content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-03T00:00:00+00:00')", batch)
+            self.connection.execute("COMMIT")
+            elapsed = time.perf_counter() - started
+            if self.measuring.is_set():
+                self.durations.append(elapsed)
+                self.rows += len(batch)
+            time.sleep(0.002)  # a busy bot, not a bulk import: leave the disk some air
+        self.connection.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None:
+    words = pick_words(path, size)
+    database = await Database.open(path)
+    writer = Writer(path, maker, FIRST_MESSAGE_ID + (size + 10) * 4096)
+    writer.start()
+    try:
+        # Warm up the page cache as a running bot would be.
+        for text in words.values():
+            await search.search(database, GUILD, build_fts_query(text))
+        # The writer alone first: its own commit times (WAL checkpoints included) as the baseline.
+        writer.measuring.set()
+        await asyncio.sleep(3)
+        writer.measuring.clear()
+        alone = [d * 1000 for d in writer.durations]
+        writer.durations, writer.rows = [], 0
+        writer.measuring.set()
+        started = time.perf_counter()
+        print(f"\n== {size:,} comments ==")
+        print(f"{'class':<11} {'query':<28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  shown")
+        for name, text in words.items():
+            query = build_fts_query(text)
+            timings = []
+            shown = 0
+            for _ in range(queries):
+                t0 = time.perf_counter()
+                results = await search.search(database, GUILD, query)
+                timings.append((time.perf_counter() - t0) * 1000)
+                shown = len(results.posts) + len(results.comments)
+            print(f"{name:<11} {text[:28]:<28} {statistics.median(timings):8.2f} "
+                  f"{percentile(timings, 0.99):8.2f} {max(timings):8.2f}  {shown}")
+        elapsed = time.perf_counter() - started
+        writer.measuring.clear()
+        stalls = [d * 1000 for d in writer.durations]
+        print(f"writer during searches: {writer.rows / elapsed:,.0f} rows/s in {len(stalls)} commits; "
+              f"commit p50 {statistics.median(stalls):.2f} ms, p99 {percentile(stalls, 0.99):.2f} ms, "
+              f"worst {max(stalls):.2f} ms")
+        print(f"writer alone (baseline):  commit p50 {statistics.median(alone):.2f} ms, "
+              f"p99 {percentile(alone, 0.99):.2f} ms, worst {max(alone):.2f} ms")
+    finally:
+        writer.stop.set()
+        writer.join()
+        await database.close()
+
+
+async def run(sizes: list[int], queries: int, keep: Path | None) -> None:
+    maker = TextMaker(7)
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            path = (keep or Path(folder)) / f"search-{size}.db"
+            if not path.exists():
+                database = await Database.open(path)  # creates the schema
+                await database.close()
+                started = time.perf_counter()
+                build(path, size, maker)
+                print(f"\nbuilt {size:,} comments in {time.perf_counter() - started:.1f} s "
+                      f"({path.stat().st_size / 2**20:.0f} MiB)")
+            await measure(path, size, queries, maker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--keep", type=Path, help="folder to keep (and reuse) the built databases in")
+    arguments = parser.parse_args()
+    asyncio.run(run([int(size) for size in arguments.sizes.split(",")], arguments.queries, arguments.keep))
+
+
+if __name__ == "__main__":
+    main()
