@@ -1,0 +1,42 @@
+"""Users, the application and the gateway URL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..errors import APIError
+from .common import json_response, snowflake_arg
+
+if TYPE_CHECKING:
+    from ..emulator import FakeDiscord
+
+
+def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
+    async def me(request: web.Request) -> web.Response:
+        return json_response({**emu.state.user_json(emu.state.bot_user_id), "verified": True,
+                              "mfa_enabled": False, "locale": "en-US", "email": None})
+
+    async def user(request: web.Request) -> web.Response:
+        uid = snowflake_arg(request, "user_id")
+        if uid not in emu.state.users:
+            raise APIError(404, 10013, "Unknown User")
+        return json_response(emu.state.user_json(uid))
+
+    async def application(request: web.Request) -> web.Response:
+        return json_response(emu.application_json())
+
+    async def gateway(request: web.Request) -> web.Response:
+        return json_response({"url": emu.gateway_url})
+
+    async def gateway_bot(request: web.Request) -> web.Response:
+        return json_response({"url": emu.gateway_url, "shards": 1, "session_start_limit": {
+            "total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}})
+
+    router.add_get(prefix + "/users/@me", me)
+    router.add_get(prefix + "/users/{user_id}", user)
+    router.add_get(prefix + "/applications/@me", application)
+    router.add_get(prefix + "/oauth2/applications/@me", application)
+    router.add_get(prefix + "/gateway", gateway)
+    router.add_get(prefix + "/gateway/bot", gateway_bot)

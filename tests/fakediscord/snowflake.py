@@ -1,0 +1,39 @@
+"""Real, timestamp-based Discord snowflakes (so creation-time ordering works)."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import threading
+import time
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+class SnowflakeFactory:
+    """Monotonic snowflakes: ``(ms since the Discord epoch) << 22 | worker << 17 | increment``."""
+
+    def __init__(self, worker: int = 1) -> None:
+        self._worker = worker & 0x1F
+        self._lock = threading.Lock()
+        self._last = 0
+        self._counter = itertools.count()
+
+    def next(self) -> int:
+        with self._lock:
+            ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+            candidate = (ms << 22) | (self._worker << 17) | (next(self._counter) & 0xFFF)
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+            return candidate
+
+
+def snowflake_time(snowflake: int) -> datetime.datetime:
+    ms = (snowflake >> 22) + DISCORD_EPOCH_MS
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+
+
+def iso(when: datetime.datetime | None = None) -> str:
+    when = when or datetime.datetime.now(datetime.UTC)
+    return when.isoformat()
