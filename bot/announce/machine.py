@@ -1,0 +1,366 @@
+"""The crash-safe announcement state machine.
+
+Every step is made durable before the next Discord call, and every Discord call that may have
+happened before a crash is looked for before it is made again:
+
+``queued`` -> ``pending`` (committed before the send) -> send -> ``sent`` (message id) -> thread ->
+``threaded`` (thread id + ``threads`` row, one transaction). Resuming a ``pending`` row first looks
+for this bot's message with the post's link in the channel's recent history; resuming a ``sent``
+row first looks for the thread of that message (a thread started from a message has its id).
+A forum post is its thread and its starter message at once: ``pending`` -> ``threaded``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeVar
+
+from bot.announce.embed import AnnouncementEmbed, build_embed, one_line
+from bot.announce.plan import choose_for_cycle
+from bot.announce.tags import ForumTag, match_forum_tags
+from bot.render.text import cut_at_word, escape_discord_markdown, neutralise_mentions, thread_name
+from bot.storage import announcements as store
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+ChannelKind = Literal["text", "news", "forum"]
+Outcome = Literal["threaded", "failed", "retry", "done_elsewhere"]
+StepHook = Callable[[str, int], Awaitable[None]]
+
+MAX_ATTEMPTS = 5
+INVITE_LINE = "Talk about this post here: the messages of this thread are shown as comments on the blog."
+# Discord error codes that mean the channel itself is unusable (so every queued post for it is too).
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+CHANNEL_CODES = frozenset({UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS})
+STEPS = ("pending_recorded", "message_sent", "message_recorded", "thread_created", "thread_recorded")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: int
+    kind: ChannelKind
+    tags: tuple[ForumTag, ...] = ()
+    requires_tag: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    id: int
+    name: str
+    archived: bool = False
+    locked: bool = False
+
+
+class DiscordError(Exception):
+    """A Discord call that did not succeed, as the cog saw it. ``permanent`` errors (4xx) are not
+    retried; others (5xx, network, rate limits discord.py gave up on) are, a few times."""
+
+    def __init__(self, text: str, *, status: int | None, code: int | None, permanent: bool) -> None:
+        super().__init__(text)
+        self.text = text
+        self.status = status
+        self.code = code
+        self.permanent = permanent
+
+
+class DiscordPort(Protocol):
+    """What the state machine needs from Discord (the announcements cog implements it)."""
+
+    async def channel(self, channel_id: int) -> ChannelInfo: ...
+
+    async def find_announcement(self, channel_id: int, url: str) -> int | None:
+        """This bot's message in the channel's recent history whose embed links to ``url``."""
+
+    async def send_announcement(self, channel_id: int, embed: AnnouncementEmbed, ping_role_id: int | None) -> int:
+        """Send the embed (pinging ``ping_role_id`` only); returns the message id."""
+
+    async def existing_thread(self, channel_id: int, message_id: int) -> ThreadInfo | None: ...
+
+    async def create_thread(self, channel_id: int, message_id: int, name: str,
+                            auto_archive_minutes: int) -> ThreadInfo: ...
+
+    async def find_forum_post(self, forum_id: int, url: str) -> int | None:
+        """This bot's recent forum post whose starter embed links to ``url``; returns the thread id."""
+
+    async def create_forum_post(self, forum_id: int, name: str, embed: AnnouncementEmbed, tag_ids: tuple[int, ...],
+                                ping_role_id: int | None, auto_archive_minutes: int) -> int:
+        """Create the post; returns its thread id (which is also its starter message id)."""
+
+    async def own_messages_in_thread(self, thread_id: int) -> int:
+        """How many of this bot's own messages the thread has, its starter message not counted."""
+
+    async def post_in_thread(self, thread_id: int, text: str) -> None: ...
+
+    async def edit_announcement(self, channel_id: int, message_id: int, embed: AnnouncementEmbed) -> None: ...
+
+    async def thread(self, thread_id: int) -> ThreadInfo | None: ...
+
+    async def update_thread(self, thread_id: int, *, name: str | None = None,
+                            archived: bool | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class CycleReport:
+    announced: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    edited: list[int] = field(default_factory=list)
+    reported: list[int] = field(default_factory=list)
+
+
+def explain(error: DiscordError, step: str) -> str:
+    """A short reason an admin can act on."""
+    doing = {"channel": "find the channel", "send": "send the announcement", "thread": "create the thread",
+             "forum": "create the forum post", "invite": "post in the thread"}.get(step, step)
+    if error.code == UNKNOWN_CHANNEL:
+        return (f"could not {doing}: the channel no longer exists (Discord error 10003); "
+                "point the feed at another channel")
+    if error.code == MISSING_ACCESS:
+        return (f"could not {doing}: the bot cannot see the channel (Discord error 50001); "
+                "give it View Channel there")
+    if error.code == MISSING_PERMISSIONS:
+        needed = ("Send Messages, Embed Links, Create Public Threads and Send Messages in Threads"
+                  if step != "forum" else "Send Messages (Create Posts) and Embed Links")
+        return (f"could not {doing}: the bot lacks a permission in the channel (Discord error 50013); "
+                f"it needs {needed}")
+    if error.code == UNKNOWN_MESSAGE:
+        return f"could not {doing}: the announcement message was deleted (Discord error 10008)"
+    code = f" {error.code}" if error.code else ""
+    status = f" (HTTP {error.status})" if error.status else ""
+    return cut_at_word(f"could not {doing}: Discord error{code}{status}: {one_line(error.text)}", 500)
+
+
+class Announcer:
+    """Runs announcement cycles over a :class:`DiscordPort`. ``step_hook`` (tests) is awaited after
+    each named step in :data:`STEPS`, so a test can stop the bot exactly there."""
+
+    def __init__(self, database: Database, port: DiscordPort, *, per_cycle: int, archive_minutes: int,
+                 step_hook: StepHook | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.database = database
+        self.port = port
+        self.per_cycle = per_cycle
+        self.archive_minutes = archive_minutes
+        self.step_hook = step_hook
+        self.max_attempts = max_attempts
+        self.on_thread_recorded: Callable[[int], None] | None = None
+
+    async def _step(self, name: str, announcement_id: int) -> None:
+        if self.step_hook is not None:
+            await self.step_hook(name, announcement_id)
+
+    async def run_cycle(self) -> CycleReport:
+        """Interrupted announcements first, then at most ``per_cycle`` new ones per channel (oldest
+        first); then the edits of updated posts; then failures are reported once."""
+        report = CycleReport()
+        overrides = await store.guild_overrides(self.database)
+        archive = {guild: o.thread_auto_archive_minutes for guild, o in overrides.items()}
+        chosen = choose_for_cycle(
+            await store.cycle_candidates(self.database),
+            lambda guild: overrides[guild].announcements_per_cycle if guild in overrides else self.per_cycle,
+        )
+        for candidate in chosen:
+            try:
+                outcome = await self.announce(candidate.announcement_id,
+                                              archive.get(candidate.guild_id, self.archive_minutes))
+            except Exception:  # a bug must not stop the other announcements or the loop
+                log.exception("announcement %d failed unexpectedly; it is tried again next cycle",
+                              candidate.announcement_id)
+                continue
+            {"threaded": report.announced, "failed": report.failed, "retry": report.retry}.get(
+                outcome, []).append(candidate.announcement_id)
+        report.edited = await self.apply_edits()
+        report.reported = await self.report_failures()
+        return report
+
+    async def announce(self, announcement_id: int, archive_minutes: int | None = None) -> Outcome:
+        """Take one announcement as far as it goes: to ``threaded``, ``failed``, or (after a passing
+        problem) left in its state for the next cycle."""
+        begun = await store.begin_attempt(self.database, announcement_id)
+        if begun is None:
+            return "done_elsewhere"
+        before, attempts = begun
+        work = await store.load_work(self.database, announcement_id)
+        if work is None:
+            return "done_elsewhere"
+        if attempts > self.max_attempts:
+            reason = f"gave up after {attempts - 1} attempts; last error: {work.last_error or 'unknown'}"
+            await store.record_failed(self.database, work.id, cut_at_word(reason, 600), None)
+            return "failed"
+        await self._step("pending_recorded", work.id)
+        step = "channel"
+        try:
+            channel = await self.port.channel(work.channel_id)
+            archive = archive_minutes or self.archive_minutes
+            if channel.kind == "forum":
+                step = "forum"
+                await self._announce_in_forum(work, channel, resumed=before != "queued", archive=archive)
+            else:
+                await self._announce_in_channel(work, channel, before=before, archive=archive)
+            return "threaded"
+        except _StepFailed as failed:
+            step, error = failed.step, failed.error
+        except DiscordError as error_:
+            error = error_
+        return await self._failed(work, step, error, attempts)
+
+    async def _announce_in_channel(self, work: store.AnnouncementWork, channel: ChannelInfo, *, before: str,
+                                   archive: int) -> None:
+        embed = build_embed(work.post)
+        message_id = work.message_id
+        if work.state == "pending" or message_id is None:
+            found = None
+            if before != "queued" and embed.url:
+                found = await _at("send", self.port.find_announcement(channel.id, embed.url))
+            if found is None:
+                message_id = await _at("send", self.port.send_announcement(channel.id, embed, work.ping_role_id))
+                await self._step("message_sent", work.id)
+            else:
+                message_id = found
+                log.info("announcement %d: reusing message %d found in channel %d", work.id, found, channel.id)
+            await store.record_sent(self.database, work.id, message_id)
+            await self._step("message_recorded", work.id)
+        name = thread_name(work.post.title)
+        thread = await _at("thread", self.port.existing_thread(channel.id, message_id))
+        if thread is None:
+            thread = await _at("thread", self.port.create_thread(channel.id, message_id, name, archive))
+            await self._step("thread_created", work.id)
+        else:
+            log.info("announcement %d: reusing thread %d", work.id, thread.id)
+        await self._invite(thread.id)
+        await store.record_threaded(self.database, work, message_id=message_id, thread_id=thread.id,
+                                    parent_channel_id=channel.id, name=thread.name)
+        self._tracked(thread.id)
+        await self._step("thread_recorded", work.id)
+
+    async def _announce_in_forum(self, work: store.AnnouncementWork, forum: ChannelInfo, *, resumed: bool,
+                                 archive: int) -> None:
+        embed = build_embed(work.post)
+        name = thread_name(work.post.title)
+        thread_id = None
+        if resumed and embed.url:
+            thread_id = await _at("forum", self.port.find_forum_post(forum.id, embed.url))
+        if thread_id is None:
+            tags = match_forum_tags(work.post.categories, forum.tags, requires_tag=forum.requires_tag)
+            thread_id = await _at("forum", self.port.create_forum_post(
+                forum.id, name, embed, tags, work.ping_role_id, archive))
+            await self._step("message_sent", work.id)
+            await self._step("thread_created", work.id)
+        else:
+            log.info("announcement %d: reusing forum post %d", work.id, thread_id)
+        await self._invite(thread_id)
+        await store.record_threaded(self.database, work, message_id=thread_id, thread_id=thread_id,
+                                    parent_channel_id=forum.id, name=name)
+        self._tracked(thread_id)
+        await self._step("thread_recorded", work.id)
+
+    async def _invite(self, thread_id: int) -> None:
+        # Checked first, so a restart between the invitation and the row never posts it twice. The
+        # invitation is a courtesy: failing to post it never fails the announcement.
+        try:
+            if await self.port.own_messages_in_thread(thread_id) == 0:
+                await self.port.post_in_thread(thread_id, INVITE_LINE)
+        except DiscordError as error:
+            log.warning("thread %d: could not post the invitation line: %s", thread_id, explain(error, "invite"))
+
+    def _tracked(self, thread_id: int) -> None:
+        if self.on_thread_recorded is not None:
+            self.on_thread_recorded(thread_id)
+
+    async def _failed(self, work: store.AnnouncementWork, step: str, error: DiscordError, attempts: int) -> Outcome:
+        reason = explain(error, step)
+        if not error.permanent:
+            if attempts >= self.max_attempts:
+                await store.record_failed(self.database, work.id,
+                                          f"gave up after {attempts} attempts; {reason}", error.code)
+                return "failed"
+            log.warning("announcement %d (%s): %s; trying again next cycle", work.id, work.post.canonical_url,
+                        reason)
+            await store.record_retry_later(self.database, work.id, reason, error.code)
+            return "retry"
+        await store.record_failed(self.database, work.id, reason, error.code)
+        if error.code in CHANNEL_CODES and step in ("channel", "send", "thread", "forum"):
+            others = await store.fail_queued_in_channel(self.database, work.channel_id, reason, error.code)
+            if others:
+                log.info("channel %d unusable: %d more queued announcements failed with it", work.channel_id,
+                         others)
+        return "failed"
+
+    async def apply_edits(self) -> list[int]:
+        """Edit the embeds of posts that changed; rename their threads when the title changed."""
+        edited: list[int] = []
+        for work in await store.edits_due(self.database):
+            try:
+                if await self._edit(work):
+                    edited.append(work.id)
+            except DiscordError as error:
+                if error.permanent:
+                    log.warning("announcement %d: could not apply the post's update (%s); leaving it as is",
+                                work.id, explain(error, "edit"))
+                    await store.finish_edit(self.database, work.id, work.content_hash)
+                else:
+                    log.warning("announcement %d: update not applied yet (%s)", work.id, explain(error, "edit"))
+            except Exception:  # one bad row must not stop the other edits
+                log.exception("announcement %d: applying the post's update failed", work.id)
+        return edited
+
+    async def _edit(self, work: store.AnnouncementWork) -> bool:
+        assert work.thread_id is not None and work.message_id is not None
+        channel = await self.port.channel(work.channel_id)
+        thread = await self.port.thread(work.thread_id)
+        if thread is None:
+            log.info("announcement %d: its thread is gone; the update is not shown", work.id)
+            await store.finish_edit(self.database, work.id, work.content_hash)
+            return False
+        if thread.locked:
+            # Moderators locked the discussion: neither the thread nor its starter is touched.
+            log.info("announcement %d: thread %d is locked; the update is not shown", work.id, thread.id)
+            await store.finish_edit(self.database, work.id, work.content_hash)
+            return False
+        embed = build_embed(work.post)
+        where = work.thread_id if channel.kind == "forum" else channel.id
+        await self.port.edit_announcement(where, work.message_id, embed)
+        name = thread_name(work.post.title)
+        if name != thread.name:
+            # An archived thread can only be renamed while it is unarchived in the same request.
+            await self.port.update_thread(thread.id, name=name, archived=False if thread.archived else None)
+            title = neutralise_mentions(escape_discord_markdown(one_line(work.post.title)))
+            await self.port.post_in_thread(thread.id, cut_at_word(f"The post was renamed: **{title}**", 2000))
+            await store.record_thread_renamed(self.database, thread.id, name)
+        await store.finish_edit(self.database, work.id, work.content_hash)
+        return True
+
+    async def report_failures(self) -> list[int]:
+        """Log every new failure once (``/feed list`` shows them from the table)."""
+        failures = await store.unreported_failures(self.database)
+        by_channel: dict[tuple[int, str], list[store.FailedAnnouncement]] = {}
+        for failure in failures:
+            by_channel.setdefault((failure.channel_id, failure.error), []).append(failure)
+        for (channel_id, reason), group in by_channel.items():
+            titles = ", ".join(repr(f.title[:80]) for f in group[:3]) + (" and more" if len(group) > 3 else "")
+            log.warning("guild %d channel %d: %d announcement(s) failed (%s): %s", group[0].guild_id, channel_id,
+                        len(group), titles, reason)
+        if failures:
+            await store.mark_reported(self.database, [f.id for f in failures])
+        return [f.id for f in failures]
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, error: DiscordError) -> None:
+        super().__init__(str(error))
+        self.step = step
+        self.error = error
+
+
+async def _at(step: str, call: Awaitable[_T]) -> _T:
+    """Await a Discord call, naming the step in the failure (for the admins' reason)."""
+    try:
+        return await call
+    except DiscordError as error:
+        raise _StepFailed(step, error) from error

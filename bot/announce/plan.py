@@ -1,0 +1,42 @@
+"""Which announcements go out this cycle: never a flood in any channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An announcement waiting for its turn (``queued``) or interrupted (``pending``/``sent``)."""
+
+    announcement_id: int
+    guild_id: int
+    channel_id: int
+    state: str
+    published_at: datetime
+
+
+def choose_for_cycle(candidates: Sequence[Candidate], limit_for_guild: Callable[[int], int]) -> list[Candidate]:
+    """Oldest first, at most ``limit_for_guild(guild)`` new messages per channel.
+
+    ``sent`` rows only lack their thread (no new message in the channel), so they never use the
+    budget; interrupted ``pending`` rows go before queued ones, as they are the oldest work.
+    """
+    def order(candidate: Candidate) -> tuple[int, datetime, int]:
+        rank = {"sent": 0, "pending": 1}.get(candidate.state, 2)
+        return rank, candidate.published_at, candidate.announcement_id
+
+    used: dict[int, int] = {}
+    chosen: list[Candidate] = []
+    for candidate in sorted(candidates, key=order):
+        if candidate.state == "sent":
+            chosen.append(candidate)
+            continue
+        budget = max(1, limit_for_guild(candidate.guild_id))
+        if used.get(candidate.channel_id, 0) >= budget:
+            continue
+        used[candidate.channel_id] = used.get(candidate.channel_id, 0) + 1
+        chosen.append(candidate)
+    return chosen

@@ -1,0 +1,142 @@
+"""Announcements: polls the feeds and announces their new posts, one thread each (thin glue over
+bot.feeds.scheduler and bot.announce)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord.ext import commands, tasks
+
+from bot.announce.machine import Announcer, ChannelKind, CycleReport, DiscordError
+from bot.app import ConversationBot
+from bot.feeds.scheduler import FeedScheduler
+from bot.storage import feeds as feed_store
+from cogs._announce_discord import DiscordAnnouncePort
+
+log = logging.getLogger(__name__)
+
+# How often queued announcements are drained (each cycle sends at most the per-cycle limit per
+# channel) and due feeds are looked for; feeds themselves are polled at their own slots.
+ANNOUNCE_INTERVAL_SECONDS = 60.0
+FEED_TICK_SECONDS = 60.0
+
+
+class Announcements(commands.Cog):
+    def __init__(self, bot: ConversationBot) -> None:
+        self.bot = bot
+        self.port = DiscordAnnouncePort(bot)
+        settings = bot.settings
+        # Tests inject a hook (awaited after each named step) to stop the bot exactly there.
+        self.announcer = Announcer(bot.database, self.port, per_cycle=settings.announcements_per_cycle,
+                                   archive_minutes=settings.thread_auto_archive_minutes,
+                                   step_hook=getattr(bot, "announce_step_hook", None))
+        self.announcer.on_thread_recorded = self._thread_recorded
+        self._scheduler: FeedScheduler | None = None
+        self._cycle_lock = asyncio.Lock()
+        self._registered = False
+        self.cycles_completed = 0
+        self.last_report: CycleReport | None = None
+        self.announce_loop.change_interval(
+            seconds=float(getattr(bot, "announce_interval_seconds", ANNOUNCE_INTERVAL_SECONDS)))
+        self.feed_loop.change_interval(seconds=min(FEED_TICK_SECONDS, float(settings.poll_interval_seconds)))
+
+    async def cog_load(self) -> None:
+        self.announce_loop.start()
+        self.feed_loop.start()
+
+    async def cog_unload(self) -> None:
+        self.announce_loop.cancel()
+        self.feed_loop.cancel()
+
+    @property
+    def scheduler(self) -> FeedScheduler:
+        if self._scheduler is None:
+            self._scheduler = FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
+        return self._scheduler
+
+    def _thread_recorded(self, thread_id: int) -> None:
+        # The discussions cog captures the messages of tracked threads; tell it at once.
+        discussions = self.bot.get_cog("Discussions")
+        capture = getattr(discussions, "capture", None)
+        if capture is not None:
+            capture.thread_tracked(thread_id)
+
+    async def announce_now(self) -> CycleReport:
+        """One announcement cycle (resume interrupted ones, send the next queued, apply edits)."""
+        async with self._cycle_lock:
+            report = await self.announcer.run_cycle()
+            self.cycles_completed += 1
+            self.last_report = report
+            return report
+
+    @tasks.loop(seconds=ANNOUNCE_INTERVAL_SECONDS)
+    async def announce_loop(self) -> None:
+        try:
+            await self.announce_now()
+        except Exception:  # the loop must survive anything (a database hiccup, a bug)
+            log.exception("announcement cycle failed; the next one runs as scheduled")
+
+    @announce_loop.before_loop
+    async def _before_announce(self) -> None:
+        await self.bot.wait_until_ready()
+
+    @tasks.loop(seconds=FEED_TICK_SECONDS)
+    async def feed_loop(self) -> None:
+        try:
+            if not self._registered:
+                await self.register_configured_feeds()
+            await self.scheduler.run_due()
+            await self.post_feed_notices()
+        except Exception:  # the loop must survive anything
+            log.exception("feed poll failed; the next one runs as scheduled")
+
+    @feed_loop.before_loop
+    async def _before_feeds(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def register_configured_feeds(self) -> None:
+        """FEED_URLS announce in ANNOUNCE_CHANNEL_ID (idempotent: registered feeds stay as they are)."""
+        settings = self.bot.settings
+        self._registered = True
+        if not settings.feed_urls or settings.announce_channel_id is None:
+            return
+        channel = self.bot.get_channel(settings.announce_channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(settings.announce_channel_id)
+            except discord.HTTPException as error:
+                log.error("ANNOUNCE_CHANNEL_ID %d: the bot cannot find or see that channel (Discord error %s); "
+                          "check the id and that the bot is in the server; FEED_URLS are not registered",
+                          settings.announce_channel_id, error.code)
+                return
+        kind: ChannelKind
+        if isinstance(channel, discord.ForumChannel):
+            kind = "forum"
+        elif isinstance(channel, discord.TextChannel):
+            kind = "news" if channel.is_news() else "text"
+        else:
+            log.error("ANNOUNCE_CHANNEL_ID %d is not a text, announcement or forum channel; FEED_URLS are "
+                      "not registered", settings.announce_channel_id)
+            return
+        for url in settings.feed_urls:
+            await feed_store.register_feed(self.bot.database, guild_id=channel.guild.id, url=url,
+                                           channel_id=channel.id, channel_kind=kind)
+        log.info("registered %d feed(s) from FEED_URLS in channel %d", len(settings.feed_urls), channel.id)
+
+    async def post_feed_notices(self) -> None:
+        """Tell the admins once, in the feed's channel, that a feed was disabled or moved."""
+        for notice in await feed_store.pending_feed_notices(self.bot.database):
+            try:
+                await self.port.send_notice(notice.channel_id, notice.message)
+            except DiscordError as error:
+                if not error.permanent:
+                    continue  # tried again next tick
+                log.warning("could not post a feed notice in channel %d (%s): %s", notice.channel_id,
+                            error.code, notice.message)
+            await feed_store.mark_feed_notice_sent(self.bot.database, notice)
+
+
+async def setup(bot: ConversationBot) -> None:
+    await bot.add_cog(Announcements(bot))
