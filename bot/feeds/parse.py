@@ -148,12 +148,13 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str | None, mime: str |
     version: str = result.get("version") or ""
     raw_entries: list[Any] = list(result.get("entries") or [])
     problem = _describe_bozo(result.get("bozo_exception")) if result.get("bozo") else None
-    if not raw_entries and not version:
+    exception = result.get("bozo_exception")
+    broken = isinstance(exception, SAXParseException)
+    if not raw_entries and (not version or broken):
         shown = mime or "no content type"
         if _looks_like_html(body, mime):
             raise NotAFeed(f"not a feed: the server sent an HTML page ({shown})")
-        exception = result.get("bozo_exception")
-        if isinstance(exception, SAXParseException):
+        if broken:
             raise FeedSyntaxError(_xml_error(exception))
         raise NotAFeed(f"not a feed: the document is not RSS, Atom or JSON Feed ({shown})")
     feed: Mapping[str, Any] = result.get("feed") or {}
@@ -209,7 +210,8 @@ def _draft_from_feedparser(raw: Mapping[str, Any], feed_url: str, seen_at: datet
     if not body_html.strip():
         body_html = content_html
     published = _utc(raw.get("published_parsed")) or _utc(raw.get("created_parsed"))
-    updated = _utc(raw.get("updated_parsed"))
+    # dict.get: FeedParserDict.get would hand back published_parsed (with a warning) when there is none.
+    updated = _utc(dict.get(raw, "updated_parsed")) if isinstance(raw, dict) else None
     image = _feedparser_image(raw, link or feed_url) or first_image_src(content_html or body_html, link or feed_url)
     tags = [tag.get("term") or tag.get("label") for tag in raw.get("tags") or []]
     author = raw.get("author_detail", {}).get("name") or raw.get("author")
@@ -223,7 +225,7 @@ def _draft_from_feedparser(raw: Mapping[str, Any], feed_url: str, seen_at: datet
         "updated": updated,
         "image": image,
         "categories": tags,
-        "raw_date": raw.get("published") or raw.get("updated"),
+        "raw_date": raw.get("published") or (dict.get(raw, "updated") if isinstance(raw, dict) else None),
     }
 
 
@@ -409,6 +411,9 @@ def _finish_entries(drafts: list[dict[str, Any]], base: str,
                 if cleaned and cleaned not in categories:
                     categories.append(cleaned)
         published: datetime | None = draft["published"]
+        updated: datetime | None = draft["updated"]
+        if updated is not None and updated == published:
+            updated = None  # feedparser copies the date into both; only a real revision date counts
         entries.append(Entry(
             identity=identity,
             link=link,
@@ -417,7 +422,7 @@ def _finish_entries(drafts: list[dict[str, Any]], base: str,
             author=draft["author"] or None,
             summary=summary,
             published=published or seen_at,
-            updated=draft["updated"],
+            updated=updated,
             date_known=published is not None,
             image_url=draft["image"],
             categories=tuple(categories[:MAX_CATEGORIES]),

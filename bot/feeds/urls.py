@@ -50,9 +50,9 @@ def _clean_text(url: str) -> str:
 def canonicalize_url(url: str, base: str | None = None) -> str:
     """The canonical form of ``url`` (resolved against ``base`` when relative).
 
-    Scheme and host are lower-cased, a default port and the fragment are dropped, tracking query
+    Scheme and host are lower-cased, a default port is dropped, tracking query
     parameters (``utm_*``, ``fbclid``...) are removed, an empty path becomes ``/``; the path and the
-    remaining query are left exactly as they were. Total (never raises: a URL that cannot be split
+    remaining query and the fragment (an item's own anchor on some blogs) are left as they were. Total (never raises: a URL that cannot be split
     comes back stripped) and idempotent.
     """
     text = _clean_text(url)
@@ -66,7 +66,8 @@ def canonicalize_url(url: str, base: str | None = None) -> str:
         path = parts.path
         if netloc and not path:
             path = "/"
-        result = urlunsplit((scheme, netloc, path, query, ""))
+        # The fragment stays: some blogs (Scripting News) give every item its own #anchor on a day page.
+        result = urlunsplit((scheme, netloc, path, query, parts.fragment))
         # urlunsplit drops a lone "?" or "#"; a second pass must give the same, so check it.
         if urlsplit(result).netloc != netloc:
             return text
