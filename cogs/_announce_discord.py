@@ -42,8 +42,10 @@ def ping(ping_role_id: int | None) -> tuple[str | None, discord.AllowedMentions]
     """The configured role is the only mention an announcement may ever make."""
     if ping_role_id is None:
         return None, NO_MENTIONS
+    # The content is only this role's mention, so allowing role mentions allows exactly this one
+    # (discord.py would send a role list as numbers, which Discord's published schema does not admit).
     return f"<@&{ping_role_id}>", discord.AllowedMentions(everyone=False, users=False, replied_user=False,
-                                                          roles=[discord.Object(ping_role_id)])
+                                                          roles=True)
 
 
 class DiscordAnnouncePort:

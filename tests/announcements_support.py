@@ -1,0 +1,155 @@
+"""Helpers for the announcement tests: rows inserted directly, and our bot run against the emulator
+(stopped and started again on the same database file to play a crash)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.app import ConversationBot
+from bot.config import Settings
+from bot.storage.db import Database, to_db_time, utcnow
+from tests.fakediscord import FakeDiscord, Message
+from tests.fakediscord.harness import run_client
+
+BASE_TIME = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class QueuedPost:
+    post_id: int
+    announcement_id: int
+    url: str
+    title: str
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"discord_token": "x" * 40, "database_path": tmp_path / "announce.db"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def add_feed(database: Database, guild_id: int, channel_id: int, *, url: str = "https://blog.example/feed",
+                   channel_kind: str = "text", ping_role_id: int | None = None, title: str = "Example Blog") -> int:
+    def op(connection: sqlite3.Connection) -> int:
+        now = to_db_time(utcnow())
+        cursor = connection.execute(
+            "INSERT INTO feeds (guild_id, url, channel_id, channel_kind, title, ping_role_id, initialized, "
+            "paused, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?)",
+            (guild_id, url, channel_id, channel_kind, title, ping_role_id, now))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    return await database.write(op)
+
+
+async def queue_post(database: Database, guild_id: int, channel_id: int, *, title: str, url: str | None = None,
+                     published_at: datetime | None = None, categories: Sequence[str] = (),
+                     summary: str = "A short summary of the post.", author: str | None = "Ada",
+                     image_url: str | None = None, feed_id: int | None = None,
+                     feed_title: str | None = "Example Blog", state: str = "queued") -> QueuedPost:
+    """A post as the feed code stores it, with its announcement row."""
+    link = url or f"https://blog.example/posts/{hashlib.sha1(title.encode()).hexdigest()[:12]}"
+    published = published_at or BASE_TIME
+
+    def op(connection: sqlite3.Connection) -> QueuedPost:
+        now = to_db_time(utcnow())
+        cursor = connection.execute(
+            "INSERT INTO posts (guild_id, canonical_url, feed_id, feed_title, title, author, summary, published_at, "
+            "image_url, categories, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, link, feed_id, feed_title, title, author, summary, to_db_time(published), image_url,
+             json.dumps(list(categories)), content_hash(title, link, summary), now))
+        post_id = cursor.lastrowid
+        assert post_id is not None
+        cursor = connection.execute(
+            "INSERT INTO announcements (post_id, guild_id, channel_id, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (post_id, guild_id, channel_id, state, now, now))
+        assert cursor.lastrowid is not None
+        return QueuedPost(post_id, cursor.lastrowid, link, title)
+
+    return await database.write(op)
+
+
+def content_hash(title: str, link: str, summary: str) -> str:
+    return hashlib.sha256("\x1f".join((title, link, summary)).encode()).hexdigest()
+
+
+async def update_post(database: Database, post: QueuedPost, *, title: str, summary: str = "Updated summary.") -> None:
+    """What the feed code does when an announced post changed."""
+    def op(connection: sqlite3.Connection) -> None:
+        connection.execute("UPDATE posts SET title = ?, summary = ?, content_hash = ? WHERE id = ?",
+                           (title, summary, content_hash(title, post.url, summary), post.post_id))
+        connection.execute("UPDATE announcements SET needs_edit = 1 WHERE post_id = ?", (post.post_id,))
+
+    await database.write(op)
+
+
+async def announcement(database: Database, announcement_id: int) -> dict[str, Any]:
+    row = await database.fetch_one("SELECT * FROM announcements WHERE id = ?", (announcement_id,))
+    assert row is not None
+    return dict(row)
+
+
+async def thread_rows(database: Database) -> list[dict[str, Any]]:
+    return [dict(row) for row in await database.fetch_all("SELECT * FROM threads ORDER BY post_id")]
+
+
+def announcement_messages(emu: FakeDiscord, channel_id: int, url: str | None = None) -> list[Message]:
+    """The bot's announcement messages (with an embed) in a channel, oldest first."""
+    return [m for m in emu.bot_messages(channel_id)
+            if m.embeds and (url is None or m.embeds[0].get("url") == url)]
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
+    """Poll a condition on our own side (database, cog counters) until it holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(emu: FakeDiscord, settings: Settings, *,
+                      step_hook: Callable[[str, int], Awaitable[None]] | None = None,
+                      interval: float = 3600.0) -> AsyncIterator[ConversationBot]:
+    """Our bot against the emulator on ``settings.database_path``; on exit the bot is stopped and the
+    database closed, as a process exit would. With a long ``interval`` only the start-up cycle runs on
+    its own; tests run further cycles with ``announce_now()``."""
+    database = await Database.open(settings.database_path)
+    bot = ConversationBot(settings, database, sync_mode="never", guild_ready_timeout=0.05)
+    bot.announce_step_hook = step_hook  # type: ignore[attr-defined]
+    bot.announce_interval_seconds = interval  # type: ignore[attr-defined]
+    try:
+        async with run_client(emu, bot):
+            yield bot
+    finally:
+        await database.close()
+
+
+def cog_of(bot: ConversationBot) -> Any:
+    cog = bot.get_cog("Announcements")
+    assert cog is not None
+    return cog
+
+
+async def first_cycle(bot: ConversationBot) -> None:
+    cog = cog_of(bot)
+    await wait_for(lambda: cog.cycles_completed >= 1)
+
+
+def later(minutes: int) -> datetime:
+    return BASE_TIME + timedelta(minutes=minutes)
