@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -68,6 +68,8 @@ class LoggedRequest:
 class FakeDiscord:
     """A Discord stand-in for tests. ``await emu.start()`` binds 127.0.0.1 on a free port."""
 
+    instances: ClassVar[list[FakeDiscord]] = []  # for the suite's OpenAPI check
+
     def __init__(self, *, token: str | None = None, bot_name: str = "Conversation Engine",
                  message_content_enabled: bool = True, members_intent_enabled: bool = False,
                  presence_intent_enabled: bool = False, interaction_deadline: float = 3.0) -> None:
@@ -96,6 +98,9 @@ class FakeDiscord:
         self.app.router.add_get("/gateway", self.gateway.handle)
         register_all(self.app, self, API_PREFIX)
         self.observers: list[Callable[[LoggedRequest], None]] = []
+        self.openapi_exempt_routes: set[str] = set()
+        self.recheck_interval = 0.02
+        FakeDiscord.instances.append(self)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -196,6 +201,13 @@ class FakeDiscord:
         self.requests_log.append(entry)
         for observer in self.observers:
             observer(entry)
+        self.state.changed()
+
+    def openapi_exempt(self, entry: LoggedRequest) -> bool:
+        """Exchanges deliberately off-spec (a test's invalid payloads) are not checked."""
+        from .ratelimits import normalise_route
+
+        return entry.status == 400 or normalise_route(entry.route) in self.openapi_exempt_routes
 
     def requests(self, route: str | None = None, *, status: int | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally for one route (``"POST /channels/{id}/messages"``)."""
@@ -215,6 +227,9 @@ class FakeDiscord:
             "bot": self.state.user_json(self.bot.id), "owner": self.state.user_json(self.application_owner.id),
             "team": None, "redirect_uris": [], "interactions_endpoint_url": None, "rpc_origins": [],
             "approximate_guild_count": len(self.state.guilds), "integration_types_config": {"0": {}},
+            "flags_new": str(self.application_flags), "role_connections_verification_url": None,
+            "approximate_user_install_count": 0, "approximate_user_authorization_count": 0,
+            "explicit_content_filter": 0, "eligible_oauth2_scopes": ["bot", "applications.commands"],
         }
 
     def blank_content(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -256,24 +271,29 @@ class FakeDiscord:
         return changes
 
     # ------------------------------------------------------------------ waiting
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109 (the tests' deadline)
-        """Wait until ``predicate()`` is truthy, re-checked on every state change; returns its value."""
-        result: Any = None
+    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        """Wait until ``predicate()`` is truthy; returns its value.
 
-        def check() -> bool:
-            nonlocal result
-            result = predicate()
-            return bool(result)
-
+        Re-checked on every emulator state change (an ``asyncio.Condition`` notified by each change and
+        each request or gateway frame). Predicates may also look at the bot's own state, which the emulator
+        cannot see change, so the condition wait is capped at ``recheck_interval`` too.
+        """
         condition = self.state.condition
-        try:
-            async with asyncio.timeout(timeout):
-                async with condition:
-                    await condition.wait_for(check)
-        except TimeoutError:
-            raise AssertionError(f"wait_until timed out after {timeout}s: {getattr(predicate, '__name__', predicate)}"
-                                 ) from None
-        return result
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                name = getattr(predicate, "__qualname__", repr(predicate))
+                raise AssertionError(f"wait_until timed out after {timeout}s: {name}")
+            async with condition:
+                try:
+                    await asyncio.wait_for(condition.wait(), min(remaining, self.recheck_interval))
+                except TimeoutError:
+                    pass
 
     # ------------------------------------------------------------------ building the world
     def create_user(self, username: str, *, bot: bool = False, global_name: str | None = None) -> User:

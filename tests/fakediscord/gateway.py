@@ -32,6 +32,7 @@ class Connection:
     ws: web.WebSocketResponse
     compress: bool
     compressor: Any = None
+    server_closed: bool = False  # closed by the emulator (a drop), not by the client
     outbox: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -97,6 +98,7 @@ class Gateway:
     async def drop(self, code: int = 4000) -> None:
         for session in self.live_sessions():
             if session.connection is not None:
+                session.connection.server_closed = True
                 await session.connection.ws.close(code=code, message=b"dropped by the emulator")
 
     async def send_op(self, op: int, data: Any) -> None:
@@ -113,6 +115,7 @@ class Gateway:
 
     async def close_all(self) -> None:
         for connection in list(self.connections):
+            connection.server_closed = True
             await connection.ws.close(code=1001)
 
     # ------------------------------------------------------------------ the websocket
@@ -164,7 +167,7 @@ class Gateway:
             close_code = ws.close_code
             if session is not None and session.connection is connection:
                 session.connection = None
-                if close_code in (1000, 1001):  # a clean close by the client ends the session, as on Discord
+                if close_code in (1000, 1001) and not connection.server_closed:  # a clean close by the client ends the session, as on Discord
                     session.alive = False
             connection.outbox.put_nowait(None)
             await writer
@@ -180,6 +183,7 @@ class Gateway:
             try:
                 await connection.send(payload)
                 self.sent.append(payload)
+                self.emu.state.changed()
             except (ConnectionError, RuntimeError):
                 return
 
@@ -232,6 +236,7 @@ class Gateway:
             return None
         old = session.connection
         if old is not None and old is not connection:
+            old.server_closed = True
             await old.ws.close(code=4000)
         since = int(data.get("seq") or 0)
         if since > session.seq:

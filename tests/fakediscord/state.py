@@ -163,7 +163,8 @@ class State:
         data: dict[str, Any] = {
             "id": str(user.id), "username": user.username, "discriminator": "0",
             "global_name": user.global_name, "avatar": user.avatar, "public_flags": 0, "flags": 0,
-            "banner": None, "accent_color": None, "avatar_decoration_data": None,
+            "banner": None, "accent_color": None, "avatar_decoration_data": None, "collectibles": None,
+            "primary_guild": None,
         }
         if user.bot:
             data["bot"] = True

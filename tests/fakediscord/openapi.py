@@ -1,0 +1,116 @@
+"""Validate the emulator's exchanges against Discord's official OpenAPI spec (when it is present)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from .emulator import LoggedRequest
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "discord-api-spec" / "openapi.json"
+BASE_URI = "urn:discord-openapi"
+
+
+def _pointer(*parts: str) -> str:
+    return "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+@dataclass
+class SpecPath:
+    template: str
+    regex: re.Pattern[str]
+    literals: int
+
+
+class OpenAPIChecker:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+        self.registry: Registry = Registry().with_resource(BASE_URI, resource)
+        self.paths: list[SpecPath] = []
+        for template in spec["paths"]:
+            segments = template.strip("/").split("/")
+            pattern = "/".join("[^/]+" if s.startswith("{") else re.escape(s) for s in segments)
+            literals = sum(1 for s in segments if not s.startswith("{"))
+            self.paths.append(SpecPath(template, re.compile(f"^/{pattern}$"), literals))
+        self._validators: dict[str, Draft202012Validator | None] = {}
+
+    @classmethod
+    @functools.cache
+    def load(cls, path: Path = SPEC_PATH) -> OpenAPIChecker | None:
+        if not path.is_file():
+            return None
+        return cls(json.loads(path.read_text()))
+
+    def match(self, path: str) -> str | None:
+        candidates = [p for p in self.paths if p.regex.match(path)]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda p: p.literals).template
+
+    def _validator(self, pointer: str) -> Draft202012Validator | None:
+        if pointer not in self._validators:
+            validator = Draft202012Validator({"$ref": f"{BASE_URI}#/{pointer}"}, registry=self.registry)
+            self._validators[pointer] = validator
+        return self._validators[pointer]
+
+    def _resolve(self, node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            parts = node["$ref"].lstrip("#/").split("/")
+            target: Any = self.spec
+            for part in parts:
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            node = target
+        return node
+
+    def check(self, entry: LoggedRequest) -> list[str]:
+        """Problems with one exchange (empty when it matches the spec)."""
+        path = entry.path.removeprefix("/api/v10")
+        template = self.match(path)
+        if template is None:
+            return [f"{entry.method} {path}: no such path in Discord's OpenAPI spec"]
+        operation = self.spec["paths"][template].get(entry.method.lower())
+        if operation is None:
+            return [f"{entry.method} {template}: method not in Discord's OpenAPI spec"]
+        problems: list[str] = []
+        base = ("paths", template, entry.method.lower())
+        if isinstance(entry.body, dict | list) and "requestBody" in operation and entry.status < 400:
+            content = self._resolve(operation["requestBody"]).get("content", {})
+            if "application/json" in content:
+                pointer = _pointer(*base, "requestBody", "content", "application/json", "schema")
+                problems += self._validate(pointer, entry.body, f"{entry.method} {template} request")
+        if entry.response is not None and entry.status != 429:
+            responses = operation.get("responses", {})
+            key = str(entry.status) if str(entry.status) in responses else f"{str(entry.status)[0]}XX"
+            if key not in responses:
+                problems.append(f"{entry.method} {template}: status {entry.status} not documented")
+            else:
+                response = self._resolve(responses[key])
+                if "application/json" in response.get("content", {}):
+                    if "$ref" in responses[key]:
+                        ref = responses[key]["$ref"].lstrip("#/").split("/")
+                        pointer = _pointer(*[p.replace("~1", "/") for p in ref], "content", "application/json",
+                                           "schema")
+                    else:
+                        pointer = _pointer(*base, "responses", key, "content", "application/json", "schema")
+                    problems += self._validate(pointer, entry.response,
+                                               f"{entry.method} {template} response {entry.status}")
+        return problems
+
+    def _validate(self, pointer: str, instance: Any, what: str) -> list[str]:
+        validator = self._validator(pointer)
+        if validator is None:
+            return []
+        problems = []
+        for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))[:5]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            problems.append(f"{what}: at {where}: {error.message[:300]}")
+        return problems
