@@ -173,13 +173,13 @@ def rss_document(items: list[Item], *, title: str = "Test Blog", link: str = "ht
 
 
 def numbered_items(count: int, *, start: int = 1, newest: datetime | None = None, host: str = "blog.example.com",
-                   guid_prefix: str = "post-") -> list[Item]:
-    """``count`` items numbered downwards from ``start + count - 1`` (newest first), a day apart."""
-    top = newest or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+                   guid_prefix: str = "post-", spacing: timedelta = timedelta(days=1)) -> list[Item]:
+    """``count`` items numbered downwards from ``start + count - 1`` (newest first), ``spacing`` apart."""
+    top = newest or datetime(2026, 11, 20, 7, 0, tzinfo=UTC)  # an hour before FakeClock's start
     numbers = range(start + count - 1, start - 1, -1)
     return [
         Item(f"Post {n}", f"https://{host}/{n}/", f"{guid_prefix}{n}",
-             top - timedelta(days=(start + count - 1 - n)), f"<p>Body of post {n}</p>")
+             top - spacing * (start + count - 1 - n), f"<p>Body of post {n}</p>")
         for n in numbers
     ]
 
