@@ -19,6 +19,19 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "discord-api
 BASE_URI = "urn:discord-openapi"
 
 
+def _snowflakes_as_strings(value: Any, key: str = "") -> Any:
+    """Discord accepts snowflakes sent as numbers (discord.py sends some that way); the spec says strings."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and (key == "id" or key.endswith("_id") or value >= 1 << 32):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _snowflakes_as_strings(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snowflakes_as_strings(v, key) for v in value]
+    return value
+
+
 def _pointer(*parts: str) -> str:
     return "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
 
@@ -86,7 +99,8 @@ class OpenAPIChecker:
             content = self._resolve(operation["requestBody"]).get("content", {})
             if "application/json" in content:
                 pointer = _pointer(*base, "requestBody", "content", "application/json", "schema")
-                problems += self._validate(pointer, entry.body, f"{entry.method} {template} request")
+                problems += self._validate(pointer, _snowflakes_as_strings(entry.body),
+                                           f"{entry.method} {template} request")
         if entry.response is not None and entry.status != 429:
             responses = operation.get("responses", {})
             key = str(entry.status) if str(entry.status) in responses else f"{str(entry.status)[0]}XX"

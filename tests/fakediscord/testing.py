@@ -50,8 +50,8 @@ class RecordingBot(commands.Bot):
     async def on_raw_reaction_clear_emoji(self, payload: discord.RawReactionClearEmojiEvent) -> None:
         self.seen.append(("reaction_clear_emoji", payload))
 
-    async def on_thread_update(self, before: discord.Thread, after: discord.Thread) -> None:
-        self.seen.append(("thread_update", after))
+    async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
+        self.seen.append(("thread_update", payload))
 
     async def on_thread_create(self, thread: discord.Thread) -> None:
         self.seen.append(("thread_create", thread))
