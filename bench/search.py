@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.lookup.query import build_fts_query  # noqa: E402
-from bot.storage import search  # noqa: E402
-from bot.storage.db import Database  # noqa: E402
+from bot.lookup.query import build_fts_query
+from bot.storage import search
+from bot.storage.db import Database
 
 GUILD = 100000000000000001
 VOCABULARY = 30_000
@@ -136,9 +136,13 @@ def pick_words(path: Path, size: int) -> dict[str, str]:
 class Writer(threading.Thread):
     """Inserts comments in transactions of 10 (like a busy thread) and times every commit."""
 
-    def __init__(self, path: Path, maker: TextMaker, first_id: int) -> None:
+    def __init__(self, path: Path, maker: TextMaker) -> None:
         super().__init__(daemon=True)
         self.connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # Continue after whatever is stored (a kept database may hold an earlier run's rows).
+        first_id = int(self.connection.execute("SELECT max(message_id) FROM comments").fetchone()[0]) + 4096
+        self.posts = int(self.connection.execute("SELECT max(id) FROM posts").fetchone()[0])
+        self.written = 0
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("PRAGMA synchronous = NORMAL")
         self.connection.execute("PRAGMA busy_timeout = 5000")
@@ -152,12 +156,27 @@ class Writer(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             batch = []
+            new_post: list[int] = []
             for _ in range(10):
                 text = self.maker.comment()
-                batch.append((self.next_id, 1, 900_000_000_000_000_000, 7, "writer", text, text))
+                if self.written % COMMENTS_PER_POST == 0:
+                    self.posts += 1
+                    new_post.append(self.posts)
+                self.written += 1
+                post = self.posts
+                batch.append((self.next_id, post, 900_000_000_000_000_000 + post - 1, 7, "writer", text, text))
                 self.next_id += 4096
             started = time.perf_counter()
             self.connection.execute("BEGIN IMMEDIATE")
+            for post in new_post:  # the writer's comments go to new posts, 200 each, like real discussions
+                self.connection.execute(
+                    "INSERT INTO posts (id, guild_id, canonical_url, title, summary, published_at, first_seen_at) "
+                    "VALUES (?, ?, ?, 'new post', '', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')",
+                    (post, GUILD, f"https://blog.example.com/new/{post}"))
+                self.connection.execute(
+                    "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
+                    "updated_at) VALUES (?, ?, ?, 1, 't', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')",
+                    (900_000_000_000_000_000 + post - 1, post, GUILD))
             self.connection.executemany(
                 "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
                 "clean_content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-03T00:00:00+00:00')", batch)
@@ -178,7 +197,7 @@ def percentile(values: list[float], fraction: float) -> float:
 async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None:
     words = pick_words(path, size)
     database = await Database.open(path)
-    writer = Writer(path, maker, FIRST_MESSAGE_ID + (size + 10) * 4096)
+    writer = Writer(path, maker)
     writer.start()
     try:
         # Warm up the page cache as a running bot would be.
