@@ -41,7 +41,7 @@ from .models import (
 )
 from .ratelimits import RateLimiter
 from .rest import register_all
-from .rest.common import BODY_KEY, attachments_from, normalise_embeds
+from .rest.common import BODY_KEY, attachments_from, normalise_embeds, number_components
 from .snowflake import iso
 from .state import State
 
@@ -258,7 +258,7 @@ class FakeDiscord:
         if "embeds" in payload:
             changes["embeds"] = normalise_embeds(payload["embeds"])
         if "components" in payload:
-            changes["components"] = payload["components"] or []
+            changes["components"] = number_components(payload["components"])
         if "allowed_mentions" in payload:
             changes["allowed_mentions"] = payload["allowed_mentions"]
         if "flags" in payload and payload["flags"] is not None:
@@ -440,7 +440,8 @@ class FakeDiscord:
 
             check_can_post(self, ch, author_id)
         message = Message(id=state.new_id(), channel_id=ch.id, guild_id=ch.guild_id, author_id=author_id,
-                          content=content, embeds=normalise_embeds(embeds), components=components or [])
+                          content=content, embeds=normalise_embeds(embeds),
+                          components=number_components(components))
         for filename, data in attachments:
             aid = state.new_id()
             self.files[aid] = data

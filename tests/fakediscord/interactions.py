@@ -283,7 +283,6 @@ def callback(emu: FakeDiscord, record: InteractionRecord, body: dict[str, Any],
     if kind not in allowed:
         raise APIError(400, 50035, "Invalid Form Body", {"type": {"_errors": [
             {"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Interaction response type is invalid"}]}})
-    resource: dict[str, Any] = {"type": kind}
     message: Message | None = None
     if kind == 4:
         message = response_message(emu, record, data, files)
@@ -322,10 +321,12 @@ def callback(emu: FakeDiscord, record: InteractionRecord, body: dict[str, Any],
     interaction = {"id": str(record.id), "type": record.type,
                    "response_message_loading": kind == 5,
                    "response_message_ephemeral": bool(message and message.ephemeral)}
+    result: dict[str, Any] = {"interaction": interaction}
     if message is not None:
         interaction["response_message_id"] = str(message.id)
-        resource["message"] = emu.rest_message_json(message)
-    return {"interaction": interaction, "resource": resource}
+        if kind in (4, 7):  # Discord returns the message resource only for these two
+            result["resource"] = {"type": kind, "message": emu.rest_message_json(message)}
+    return result
 
 
 async def wait_for_deadline(emu: FakeDiscord, record: InteractionRecord) -> None:

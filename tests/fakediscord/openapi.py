@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -30,6 +31,13 @@ def _snowflakes_as_strings(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_snowflakes_as_strings(v, key) for v in value]
     return value
+
+
+def _deepest(error: ValidationError) -> ValidationError:
+    """For ``oneOf``/``anyOf`` failures, the most specific error of the branches (the deepest one)."""
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return error
 
 
 def _pointer(*parts: str) -> str:
@@ -124,7 +132,8 @@ class OpenAPIChecker:
         if validator is None:
             return []
         problems = []
-        for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))[:5]:
+        for found in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))[:5]:
+            error = _deepest(found)
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             problems.append(f"{what}: at {where}: {error.message[:300]}")
         return problems

@@ -19,10 +19,11 @@ def command_json(command: Command) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(command.id), "application_id": str(command.application_id), "version": str(command.version),
         "type": command.type, "name": command.name, "description": command.description,
-        "default_member_permissions": command.default_member_permissions, "nsfw": command.nsfw,
+        "default_member_permissions": (None if command.default_member_permissions is None
+                                       else str(command.default_member_permissions)), "nsfw": command.nsfw,
         "name_localizations": command.raw.get("name_localizations"),
         "description_localizations": command.raw.get("description_localizations"),
-        "contexts": command.raw.get("contexts"), "integration_types": command.raw.get("integration_types", [0]),
+        "contexts": command.raw.get("contexts"), "integration_types": command.raw.get("integration_types") or [0],
     }
     if command.options:
         data["options"] = command.options

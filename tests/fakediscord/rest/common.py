@@ -84,3 +84,21 @@ def normalise_embeds(embeds: list[dict[str, Any]] | None) -> list[dict[str, Any]
 
 def message_response(emu: FakeDiscord, message: Message) -> dict[str, Any]:
     return emu.rest_message_json(message)
+
+
+def number_components(components: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Copies of the components with Discord's numeric ``id`` on each (1, 2, ... in tree order)."""
+    counter = 0
+
+    def walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal counter
+        result = []
+        for item in items:
+            counter += 1
+            copy = {**item, "id": item.get("id") or counter}
+            if "components" in item:
+                copy["components"] = walk(item["components"])
+            result.append(copy)
+        return result
+
+    return walk(components or [])

@@ -75,7 +75,7 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         state.add_message(message)
         record.followup_ids.append(message.id)
         state.changed()
-        if request.query.get("wait", "false") != "true":
+        if request.query.get("wait", "false").lower() not in ("true", "1"):
             return no_content()
         return json_response(emu.rest_message_json(message))
 

@@ -17,6 +17,7 @@ from .common import (
     json_response,
     no_content,
     normalise_embeds,
+    number_components,
     read_payload,
     snowflake_arg,
 )
@@ -35,7 +36,7 @@ def build_message(emu: FakeDiscord, channel: Channel, payload: dict[str, Any], f
     message = Message(
         id=state.new_id(), channel_id=channel.id, guild_id=channel.guild_id, author_id=author_id,
         content=payload.get("content") or "", embeds=normalise_embeds(payload.get("embeds")),
-        components=payload.get("components") or [], tts=bool(payload.get("tts")),
+        components=number_components(payload.get("components")), tts=bool(payload.get("tts")),
         flags=int(payload.get("flags") or 0) & (4 | 64 | 4096), nonce=payload.get("nonce"),
         allowed_mentions=payload.get("allowed_mentions", emu.default_allowed_mentions),
         attachments=attachments_from(emu, channel.id, payload, files), **extra,
