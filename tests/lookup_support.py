@@ -102,7 +102,7 @@ async def running_bot(emu: FakeDiscord, folder: Path, **overrides: Any) -> Async
     # do not yet match the spec's schema; our message payloads are still validated by the emulator.
     emu.openapi_exempt_routes.add("POST /interactions/{}/{}/callback")
     # ... and its echoed buttons lack the component ``id`` Discord assigns (disabling expired buttons).
-    emu.openapi_exempt_routes.add("PATCH /webhooks/{}/{}/messages/@original")
+    emu.openapi_exempt_routes.add("PATCH /webhooks/{}/{}/messages/{}")
     settings = Settings(discord_token=emu.token, database_path=folder / "bot.db",
                         discord_api_base=emu.api_base, discord_gateway_url=emu.gateway_url, **overrides)
     database = await Database.open(settings.database_path)
