@@ -1,0 +1,83 @@
+"""The project's own bot (``bot.app.ConversationBot``) against the emulator, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakediscord import FakeDiscord
+from tests.fakediscord.harness import World, run_client
+
+app = pytest.importorskip("bot.app")
+config = pytest.importorskip("bot.config")
+storage = pytest.importorskip("bot.storage")
+
+
+class FastConversationBot(app.ConversationBot):  # type: ignore[misc,name-defined]
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """No 5 s pause before a re-IDENTIFY in tests."""
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[object]:
+    db = await storage.Database.open(tmp_path / "conversation.db")
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def settings_for(emu: FakeDiscord, tmp_path: Path) -> object:
+    return config.load_settings({
+        "DISCORD_TOKEN": emu.token,
+        "DISCORD_API_BASE": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "DATABASE_PATH": str(tmp_path / "conversation.db"),
+    })
+
+
+async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: FakeDiscord, world: World,
+                                                                   database: object, tmp_path: Path) -> None:
+    settings = settings_for(emulator, tmp_path)
+    assert settings.discord_api_base == emulator.api_base  # type: ignore[attr-defined]
+    bot = FastConversationBot(settings, database, sync_mode="force", guild_ready_timeout=0.05)
+    async with run_client(emulator, bot):
+        guild = bot.get_guild(world.guild.id)
+        assert guild is not None and guild.name == "Blog Readers"
+        assert emulator.command_syncs == 1  # every command passed Discord's validation
+        assert emulator.commands(), "the bot registered no commands"
+
+        # Posting, a thread, and a burst of 429s on the way
+        channel = guild.get_channel(world.announcements.id)
+        emulator.rate_limit_next(3, route="POST /channels/{id}/messages", retry_after=0.02)
+        message = await channel.send("Acceptance post")
+        thread = await message.create_thread(name="Acceptance post")
+        assert emulator.channel(thread.id).parent_id == world.announcements.id
+
+        # A dropped gateway connection loses nothing
+        seen: list[str] = []
+
+        async def on_message(msg: object) -> None:
+            seen.append(msg.content)  # type: ignore[attr-defined]
+
+        bot.add_listener(on_message)
+        await emulator.drop_connection()
+        emulator.send_message(thread.id, world.alice, "comment while reconnecting")
+        await emulator.wait_until(lambda: "comment while reconnecting" in seen)
+
+        # An injected slash command is answered (whatever the cogs decide to say)
+        name = sorted(emulator.commands())[0]
+        registered = emulator.commands()[name]
+        path = name
+        if registered.type == 1 and any(o["type"] == 1 for o in registered.options):
+            sub = next(o for o in registered.options if o["type"] == 1 and not any(
+                x.get("required") for x in o.get("options") or []))
+            path = f"{name} {sub['name']}"
+        if registered.type == 1:
+            handle = emulator.invoke(path, world.owner, world.announcements)
+            assert await handle.response() in (4, 5)
+    assert bot.is_closed()
+    await asyncio.sleep(0)
