@@ -135,9 +135,21 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     from bot.app import run_until_stopped
 
     database = await Database.open(settings.database_path)
+    web_server = None
     try:
+        if settings.web_port is not None and not sync_only:
+            from bot.web import WebServer
+
+            web_server = WebServer(database, settings)  # the blog's comments API, widget and /healthz
+            try:
+                await web_server.start()
+            except OSError as error:
+                print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
+                return EXIT_CONFIG
         status = await run_until_stopped(settings, database, sync_only=sync_only)
     finally:
+        if web_server is not None:
+            await web_server.stop()
         await database.close()
     if status == EXIT_OK:
         log.info("stopped cleanly")

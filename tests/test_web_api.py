@@ -293,8 +293,17 @@ async def test_web_server_starts_on_configured_host(database: Database) -> None:
     try:
         from aiohttp import ClientSession
 
-        async with ClientSession() as session, session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
-            assert response.status == 503  # no Discord status source: reported as not connected
-            assert (await response.json())["database"] == {"ok": True}
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        async with ClientSession() as session:
+            async with session.get(url) as response:
+                # No bot bound yet: the gateway state is unknown, which alone is not "down".
+                assert response.status == 200
+                data = await response.json()
+                assert data["discord"] == {"connected": None, "latency_ms": None}
+                assert data["database"] == {"ok": True}
+            server.discord_status.bind(lambda: DiscordStatus(connected=False, latency_ms=float("inf")))
+            async with session.get(url) as response:
+                assert response.status == 503
+                assert (await response.json())["discord"] == {"connected": False, "latency_ms": None}
     finally:
         await server.stop()

@@ -43,7 +43,8 @@ class DiscordStatus:
     latency_ms: float | None = None
 
 
-StatusSource = Callable[[], DiscordStatus]
+# None: nobody reports the gateway (the web server runs without a bot attached yet).
+StatusSource = Callable[[], DiscordStatus | None]
 
 DATABASE_KEY: web.AppKey[Database] = web.AppKey("database", Database)
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -140,6 +141,9 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
         return json_error(request, 400, str(error))
     database = request.app[DATABASE_KEY]
     post = await blog.post_by_url(database, url)
+    if post is None and "#" in url:
+        # The feed code keeps fragments, but a reader's "#comments" is not part of a post's link.
+        post = await blog.post_by_url(database, url.split("#", 1)[0])
     if post is None:
         return json_error(request, 404, "no post with this url is known to the bot")
     discussion = await load_discussion(database, post)
@@ -192,7 +196,8 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
     database_ok = await blog.database_ok(database)
     feeds = await blog.feed_health(database) if database_ok else None
     problems: list[str] = []
-    if not discord.connected:
+    discord_down = discord is not None and not discord.connected
+    if discord_down:
         problems.append("not connected to Discord")
     if not database_ok:
         problems.append("the database does not answer")
@@ -200,12 +205,12 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
         problems.append(f"{feeds.failing} feed(s) failing")
     if feeds is not None and feeds.disabled:
         problems.append(f"{feeds.disabled} feed(s) disabled")
-    down = not discord.connected or not database_ok
-    latency = discord.latency_ms
+    down = discord_down or not database_ok
+    latency = None if discord is None else discord.latency_ms
     document = {
         "status": "down" if down else ("degraded" if problems else "ok"),
         "problems": problems,
-        "discord": {"connected": discord.connected,
+        "discord": {"connected": None if discord is None else discord.connected,
                     "latency_ms": None if latency is None or not math.isfinite(latency) else round(latency, 1)},
         "database": {"ok": database_ok},
         "feeds": None if feeds is None else {"total": feeds.total, "failing": feeds.failing,
@@ -216,8 +221,17 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-def _disconnected() -> DiscordStatus:
-    return DiscordStatus(connected=False)
+class DiscordStatusRelay:
+    """The health check's view of the gateway, bound to the bot once it exists."""
+
+    def __init__(self) -> None:
+        self._source: StatusSource | None = None
+
+    def bind(self, source: StatusSource) -> None:
+        self._source = source
+
+    def __call__(self) -> DiscordStatus | None:
+        return None if self._source is None else self._source()
 
 
 def load_embed_script() -> bytes:
@@ -229,7 +243,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app = web.Application(middlewares=[cors_middleware, error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
-    app[STATUS_KEY] = discord_status or _disconnected
+    app[STATUS_KEY] = discord_status or DiscordStatusRelay()
     app[EMBED_KEY] = load_embed_script()
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
@@ -244,7 +258,10 @@ class WebServer:
 
     def __init__(self, database: Database, settings: Settings, discord_status: StatusSource | None = None,
                  *, port: int | None = None) -> None:
-        self._app = create_app(database, settings, discord_status)
+        self.discord_status = DiscordStatusRelay()
+        if discord_status is not None:
+            self.discord_status.bind(discord_status)
+        self._app = create_app(database, settings, self.discord_status)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._runner: web.AppRunner | None = None
