@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,19 @@ async def database(tmp_path: Path) -> AsyncIterator[object]:
         yield db
     finally:
         await db.close()
+
+
+def command_without_required_options(emu: FakeDiscord) -> Iterator[str]:
+    """``"name"`` or ``"name sub"`` for each chat-input command runnable with no options."""
+    for name, command in sorted(emu.commands().items()):
+        if command.type != 1:
+            continue
+        subs = [o for o in command.options if o["type"] == 1]
+        if not subs and not any(o.get("required") for o in command.options):
+            yield name
+        for sub in subs:
+            if not any(o.get("required") for o in sub.get("options") or []):
+                yield f"{name} {sub['name']}"
 
 
 def settings_for(emu: FakeDiscord, tmp_path: Path) -> object:
@@ -69,15 +82,10 @@ async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: Fak
         await emulator.wait_until(lambda: "comment while reconnecting" in seen)
 
         # An injected slash command is answered (whatever the cogs decide to say)
-        name = sorted(emulator.commands())[0]
-        registered = emulator.commands()[name]
-        path = name
-        if registered.type == 1 and any(o["type"] == 1 for o in registered.options):
-            sub = next(o for o in registered.options if o["type"] == 1 and not any(
-                x.get("required") for x in o.get("options") or []))
-            path = f"{name} {sub['name']}"
-        if registered.type == 1:
-            handle = emulator.invoke(path, world.owner, world.announcements)
-            assert await handle.response() in (4, 5)
+        path = next(command_without_required_options(emulator), None)
+        assert path is not None, "no slash command can be run without options"
+        handle = emulator.invoke(path, world.owner, world.announcements)
+        assert await handle.response() in (4, 5)
+        assert await handle.answer_text()
     assert bot.is_closed()
     await asyncio.sleep(0)

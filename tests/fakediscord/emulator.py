@@ -170,7 +170,7 @@ class FakeDiscord:
         try:
             if resource is None:
                 raise APIError(404, 0, "404: Not Found")
-            unauthenticated = template.startswith(("/interactions/", "/webhooks/"))
+            unauthenticated = template == "/gateway" or template.startswith(("/interactions/", "/webhooks/"))
             if not unauthenticated and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise APIError(401, 0, "401: Unauthorized")
             major = next((request.match_info[k] for k in ("channel_id", "guild_id", "application_id",
