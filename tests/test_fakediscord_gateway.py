@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import zlib
+
+import aiohttp
 import discord
 import pytest
 
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World, run_client, start_emulator
 from tests.fakediscord.testing import RecordingBot, blog_intents
 
@@ -73,6 +77,16 @@ async def test_intents_filter_events(emulator: FakeDiscord, world: World) -> Non
         assert "MESSAGE_REACTION_ADD" not in sent
 
 
+async def test_no_events_from_channels_the_bot_cannot_view(emulator: FakeDiscord, world: World) -> None:
+    emulator.deny(world.news, Perm.VIEW_CHANNEL)
+    bot = RecordingBot()
+    async with run_client(emulator, bot):
+        emulator.send_message(world.news, world.alice, "hidden")
+        emulator.send_message(world.announcements, world.alice, "visible")
+        await emulator.wait_until(lambda: bot.contents() == ["visible"])
+        assert bot.get_channel(world.news.id) is not None  # the channel itself is still listed
+
+
 async def test_dropped_connection_resumes_and_replays_missed_events(emulator: FakeDiscord, world: World) -> None:
     bot = RecordingBot()
     async with run_client(emulator, bot):
@@ -129,9 +143,29 @@ async def test_offline_changes_are_only_visible_through_history(emulator: FakeDi
         assert bot.contents() == []
 
 
-async def test_plain_text_frames_without_compression(emulator: FakeDiscord, world: World) -> None:
-    bot = RecordingBot(enable_debug_events=True)
-    bot.ws_compress = False  # type: ignore[attr-defined]
-    async with run_client(emulator, bot):
-        emulator.send_message(world.announcements, world.alice, "plain")
-        await emulator.wait_until(lambda: bot.contents() == ["plain"])
+async def test_raw_gateway_plain_text_and_zlib_stream(emulator: FakeDiscord, world: World) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{emulator.gateway_url}?v=10&encoding=json") as ws:
+            hello = await ws.receive()
+            assert hello.type == aiohttp.WSMsgType.TEXT and json.loads(hello.data)["op"] == 10
+            await ws.send_json({"op": 1, "d": None})
+            assert json.loads((await ws.receive()).data)["op"] == 11
+            await ws.send_json({"op": 2, "d": {"token": emulator.token, "intents": 1 | 512,
+                                               "properties": {"os": "linux", "browser": "t", "device": "t"}}})
+            ready = json.loads((await ws.receive()).data)
+            assert ready["t"] == "READY" and ready["s"] == 1
+            assert ready["d"]["resume_gateway_url"] == emulator.gateway_url
+            guild = json.loads((await ws.receive()).data)
+            assert guild["t"] == "GUILD_CREATE" and guild["d"]["name"] == "Blog Readers"
+        async with session.ws_connect(f"{emulator.gateway_url}?v=10&encoding=json&compress=zlib-stream") as ws:
+            inflator = zlib.decompressobj()
+            first = await ws.receive()
+            assert first.type == aiohttp.WSMsgType.BINARY and first.data.endswith(b"\x00\x00\xff\xff")
+            assert json.loads(inflator.decompress(first.data))["op"] == 10
+            await ws.send_json({"op": 1, "d": None})
+            assert json.loads(inflator.decompress((await ws.receive()).data))["op"] == 11  # same stream
+        async with session.ws_connect(emulator.gateway_url) as ws:
+            await ws.receive()
+            await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 1}})
+            closed = await ws.receive()
+            assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4004

@@ -214,3 +214,20 @@ async def test_rate_limit_headers_and_a_burst_of_429s(emulator: FakeDiscord, wor
         assert len(emulator.requests("POST /channels/{id}/messages", status=429)) == 4
         ok = emulator.requests("POST /channels/{id}/messages", status=200)
         assert len(ok) == 6
+
+
+async def test_bot_posting_into_archived_threads(emulator: FakeDiscord, world: World) -> None:
+    bot = RecordingBot()
+    async with run_client(emulator, bot):
+        channel = bot.get_channel(world.announcements.id)
+        starter = await channel.send("post")
+        thread = await starter.create_thread(name="post")
+        emulator.archive_thread(thread.id)
+        await thread.send("reopens it")
+        assert not emulator.channel(thread.id).metadata.archived
+        emulator.lock_thread(thread.id)
+        emulator.archive_thread(thread.id)
+        with pytest.raises(discord.HTTPException) as archived:
+            await thread.send("refused")
+        assert archived.value.code == 50083
+        assert [m.content for m in emulator.messages(thread.id)] == ["reopens it"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .models import PRIVILEGED_INTENTS, Intent
+from .models import PRIVILEGED_INTENTS, Intent, Perm
 
 if TYPE_CHECKING:
     from .emulator import FakeDiscord
@@ -79,11 +79,23 @@ class Gateway:
         return [s for s in self.sessions.values() if s.alive]
 
     def dispatch(self, event: str, data: dict[str, Any], intent: int, guild_id: int | None) -> None:
+        if not self._bot_can_see(event, data):
+            return
         for session in self.live_sessions():
             if event not in ALWAYS and not session.intents & intent:
                 continue
             payload = {"op": DISPATCH, "t": event, "d": self._shape_for(session, event, data)}
             session.push(payload)
+
+    def _bot_can_see(self, event: str, data: dict[str, Any]) -> bool:
+        """Discord sends message and reaction events only for channels the bot can view."""
+        if not event.startswith("MESSAGE_") or "channel_id" not in data:
+            return True
+        state = self.emu.state
+        channel = state.channels.get(int(data["channel_id"]))
+        if channel is None or channel.guild_id not in state.guilds:
+            return True
+        return bool(state.permissions(channel, state.bot_user_id) & Perm.VIEW_CHANNEL)
 
     def _shape_for(self, session: Session, event: str, data: dict[str, Any]) -> dict[str, Any]:
         if event not in CONTENT_EVENTS or session.intents & Intent.MESSAGE_CONTENT:

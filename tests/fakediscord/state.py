@@ -516,8 +516,9 @@ class State:
     def ensure_thread_open(self, thread: Channel, user_id: int) -> None:
         """Posting into a thread: unarchive it if allowed, refuse if locked (Discord's rules)."""
         meta = thread.metadata or ThreadMetadata()
-        manage = bool(self.permissions(thread, user_id) & Perm.MANAGE_THREADS)
-        if meta.locked and not manage:
-            raise errors.thread_archived() if meta.archived else errors.APIError(403, 160005, "Thread is locked")
+        if meta.archived and meta.locked:
+            raise errors.thread_archived()  # a message only reopens a thread that is not locked
+        if meta.locked and not self.permissions(thread, user_id) & Perm.MANAGE_THREADS:
+            raise errors.APIError(403, 160005, "Thread is locked")
         if meta.archived:
             self.update_thread(thread, archived=False)
