@@ -120,6 +120,8 @@ def format_poll_outcome(feed: Feed, outcome: PollOutcome) -> str:
     parts = [plural(outcome.new_posts, "new post")]
     if outcome.queued:
         parts.append(f"{outcome.queued} queued for announcement")
+    elif outcome.new_posts:
+        parts.append("none to announce (already published before the feed was added)")
     if outcome.updated_posts:
         parts.append(plural(outcome.updated_posts, "updated post"))
     moved = " The feed moved permanently; its address was updated." if outcome.moved_to else ""

@@ -1,0 +1,266 @@
+"""Feed and server administration: /feed add|remove|list|poll|pause|resume|test and /settings.
+
+Manage Server is required twice: ``default_permissions`` hides the commands from other members,
+and a runtime check refuses them anyway (a server can override who sees a command). Every answer
+is ephemeral and mentions nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import ConversationBot
+from bot.errors import UserFacingError
+from bot.feeds.errors import FeedError
+from bot.feeds.scheduler import FeedScheduler, preview_feed
+from bot.lookup import admin_text
+from bot.lookup.format import fit_lines
+from bot.storage import feeds as feed_store
+from bot.storage.announcements import failed_announcements
+from bot.storage.feeds import ChannelKind, Feed
+from bot.storage.guild_settings import get_guild_settings, update_guild_settings
+
+log = logging.getLogger(__name__)
+NO_MENTIONS = discord.AllowedMentions.none()
+MANAGE_SERVER = discord.Permissions(manage_guild=True)
+THREAD_PERMISSIONS = ("send_messages", "embed_links", "create_public_threads", "send_messages_in_threads")
+NO_FEED = "There is no such feed in this server; `/feed list` shows them."
+
+
+def _has_manage_server(interaction: discord.Interaction[ConversationBot]) -> bool:
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+# The runtime half of the permission rule. A failed check is a CheckFailure, which the central
+# error handler answers privately with "You need the Manage Server permission..." (Discord's own
+# name for it; has_permissions would say "Manage Guild").
+needs_manage_server = app_commands.check(_has_manage_server)
+
+
+async def answer(interaction: discord.Interaction[ConversationBot], text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def guild_of(interaction: discord.Interaction[ConversationBot]) -> int:
+    if interaction.guild_id is None:
+        raise UserFacingError("This command only works inside a server.")
+    return interaction.guild_id
+
+
+def channel_kind(channel: discord.TextChannel | discord.ForumChannel) -> ChannelKind:
+    if isinstance(channel, discord.ForumChannel):
+        return "forum"
+    return "news" if channel.is_news() else "text"
+
+
+def missing_channel_permissions(channel: discord.TextChannel | discord.ForumChannel) -> list[str]:
+    me = channel.guild.me
+    if me is None:
+        return []
+    granted = channel.permissions_for(me)
+    wanted = ("send_messages", "embed_links") if isinstance(channel, discord.ForumChannel) else THREAD_PERMISSIONS
+    return [name.replace("_", " ").title() for name in wanted if not getattr(granted, name)]
+
+
+class Admin(commands.Cog):
+    feed = app_commands.Group(name="feed", description="Manage the blog feeds this server follows",
+                              guild_only=True, default_permissions=MANAGE_SERVER)
+    settings = app_commands.Group(name="settings", description="Announcement settings for this server",
+                                  guild_only=True, default_permissions=MANAGE_SERVER)
+
+    def __init__(self, bot: ConversationBot) -> None:
+        self.bot = bot
+
+    def scheduler(self) -> FeedScheduler:
+        return FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
+
+    async def guild_feed(self, interaction: discord.Interaction[ConversationBot], reference: str) -> Feed:
+        """The feed an option names (its id from autocomplete, or its URL), only in this guild."""
+        guild_id = guild_of(interaction)
+        reference = reference.strip().lstrip("#")
+        found = None
+        if reference.isdigit():
+            found = await feed_store.get_feed(self.bot.database, int(reference))
+        if found is None and reference.lower().startswith(("http://", "https://")):
+            found = await feed_store.find_feed(self.bot.database, guild_id, reference)
+        if found is None or found.guild_id != guild_id:
+            raise UserFacingError(NO_FEED)
+        return found
+
+    async def feed_autocomplete(self, interaction: discord.Interaction[ConversationBot],
+                                current: str) -> list[app_commands.Choice[str]]:
+        # Autocomplete runs no checks: feed addresses are shown to admins only.
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            return []
+        typed = current.strip().lower()
+        choices = []
+        for status in await feed_store.list_feeds(self.bot.database, interaction.guild_id):
+            label = admin_text.choice_label(status.feed)
+            if typed in label.lower():
+                choices.append(app_commands.Choice(name=label, value=str(status.feed.id)))
+        return choices[:25]
+
+    @feed.command(name="add", description="Follow a blog feed: new posts are announced in a channel")
+    @app_commands.describe(url="The feed address (RSS, Atom or JSON Feed)", channel="Where to announce posts",
+                           backfill="How many of the feed's current posts to announce now (default 1)",
+                           ping_role="A role to ping with each new post")
+    @needs_manage_server
+    async def feed_add(self, interaction: discord.Interaction[ConversationBot],
+                       url: app_commands.Range[str, 1, 2000],
+                       channel: discord.TextChannel | discord.ForumChannel,
+                       backfill: app_commands.Range[int, 0, 20] = 1,
+                       ping_role: discord.Role | None = None) -> None:
+        guild_id = guild_of(interaction)
+        existing = await feed_store.find_feed(self.bot.database, guild_id, url) if _looks_like_url(url) else None
+        if existing is not None:
+            raise UserFacingError(f"That feed is already followed here (feed #{existing.id}, announcing in "
+                                  f"<#{existing.channel_id}>); `/feed remove` it first to move it.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            preview = await preview_feed(self.bot.feed_session, url.strip(),
+                                         allow_private=self.bot.settings.allow_private_feeds)
+        except FeedError as error:
+            raise UserFacingError(f"Could not add that feed: {error.message}\nNothing was saved.") from error
+        saved = await feed_store.register_feed(
+            self.bot.database, guild_id=guild_id, url=preview.moved_to or url.strip(), channel_id=channel.id,
+            channel_kind=channel_kind(channel), backfill=backfill,
+            ping_role_id=ping_role.id if ping_role is not None else None)
+        warnings = []
+        missing = missing_channel_permissions(channel)
+        if missing:
+            warnings.append(f"I am missing {', '.join(missing)} in <#{channel.id}>; announcements there will "
+                            "fail until I get them.")
+        await answer(interaction, admin_text.format_feed_added(
+            saved, preview, channel_id=channel.id, backfill=backfill,
+            ping_role_id=ping_role.id if ping_role is not None else None, warnings=warnings))
+
+    @feed.command(name="remove", description="Stop following a feed (its posts and discussions stay)")
+    @app_commands.describe(feed="The feed to remove")
+    @app_commands.autocomplete(feed=feed_autocomplete)
+    @needs_manage_server
+    async def feed_remove(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
+        found = await self.guild_feed(interaction, feed)
+        if not await feed_store.remove_feed(self.bot.database, guild_id=found.guild_id, feed_id=found.id):
+            raise UserFacingError(NO_FEED)
+        await answer(interaction, f"Removed **{admin_text.feed_label(found)}**. Its posts and their discussions "
+                                  "stay in the archive.")
+
+    @feed.command(name="list", description="Every feed with its status, and failed announcements")
+    @needs_manage_server
+    async def feed_list(self, interaction: discord.Interaction[ConversationBot]) -> None:
+        guild_id = guild_of(interaction)
+        statuses = await feed_store.list_feeds(self.bot.database, guild_id)
+        failures = await failed_announcements(self.bot.database, guild_id, limit=10)
+        await answer(interaction, admin_text.format_feed_list(statuses, failures))
+
+    @feed.command(name="poll", description="Check a feed (or every feed) for new posts now")
+    @app_commands.describe(feed="The feed to poll; leave empty for all of them")
+    @app_commands.autocomplete(feed=feed_autocomplete)
+    @needs_manage_server
+    async def feed_poll(self, interaction: discord.Interaction[ConversationBot], feed: str | None = None) -> None:
+        guild_id = guild_of(interaction)
+        if feed is not None:
+            targets = [await self.guild_feed(interaction, feed)]
+        else:
+            targets = [status.feed for status in await feed_store.list_feeds(self.bot.database, guild_id)]
+            targets = [target for target in targets if not target.paused]
+        if not targets:
+            raise UserFacingError("There is no active feed to poll; `/feed list` shows them.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        scheduler = self.scheduler()
+        limit = asyncio.Semaphore(max(1, self.bot.settings.feed_concurrency))
+
+        async def poll(target: Feed) -> str:
+            async with limit:
+                return admin_text.format_poll_outcome(target, await scheduler.poll_feed(target.id))
+
+        lines = await asyncio.gather(*(poll(target) for target in targets))
+        await answer(interaction, fit_lines("**Polled now**", list(lines), "…and {left} more."))
+
+    @feed.command(name="pause", description="Stop polling a feed until it is resumed")
+    @app_commands.describe(feed="The feed to pause")
+    @app_commands.autocomplete(feed=feed_autocomplete)
+    @needs_manage_server
+    async def feed_pause(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
+        found = await self.guild_feed(interaction, feed)
+        await feed_store.set_paused(self.bot.database, found.id, True)
+        await answer(interaction, f"Paused **{admin_text.feed_label(found)}**; `/feed resume` starts it again.")
+
+    @feed.command(name="resume", description="Start polling a paused or disabled feed again")
+    @app_commands.describe(feed="The feed to resume")
+    @app_commands.autocomplete(feed=feed_autocomplete)
+    @needs_manage_server
+    async def feed_resume(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
+        found = await self.guild_feed(interaction, feed)
+        await feed_store.set_paused(self.bot.database, found.id, False)
+        extra = ""
+        if found.disabled_reason is not None:
+            await feed_store.enable_feed(self.bot.database, found.id)
+            extra = " It had been disabled after repeated failures; its failure count was reset."
+        await answer(interaction, f"Resumed **{admin_text.feed_label(found)}**; it is polled on the next cycle."
+                                  + extra)
+
+    @feed.command(name="test", description="Dry run: show what a feed would announce, saving nothing")
+    @app_commands.describe(url="The feed address to try")
+    @needs_manage_server
+    async def feed_test(self, interaction: discord.Interaction[ConversationBot],
+                        url: app_commands.Range[str, 1, 2000]) -> None:
+        guild_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            preview = await preview_feed(self.bot.feed_session, url.strip(),
+                                         allow_private=self.bot.settings.allow_private_feeds)
+        except FeedError as error:
+            raise UserFacingError(f"That feed cannot be read: {error.message}") from error
+        await answer(interaction, admin_text.format_feed_test(preview))
+
+    @settings.command(name="show", description="This server's announcement settings")
+    @needs_manage_server
+    async def settings_show(self, interaction: discord.Interaction[ConversationBot]) -> None:
+        current = await get_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings)
+        await answer(interaction, admin_text.format_guild_settings(current))
+
+    @settings.command(name="announcements", description="At most this many announcements per channel per poll")
+    @app_commands.describe(per_cycle="Announcements per channel per poll cycle (1-50); the rest wait their turn")
+    @needs_manage_server
+    async def settings_announcements(self, interaction: discord.Interaction[ConversationBot],
+                                     per_cycle: app_commands.Range[int, 1, 50]) -> None:
+        changed = await update_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings,
+                                              announcements_per_cycle=per_cycle)
+        await answer(interaction, "Saved.\n" + admin_text.format_guild_settings(changed))
+
+    @settings.command(name="thread-archive", description="How long new discussion threads stay open when quiet")
+    @app_commands.describe(after="Archive a discussion thread after this much inactivity")
+    @app_commands.choices(after=[app_commands.Choice(name="1 hour", value=60),
+                                 app_commands.Choice(name="24 hours", value=1440),
+                                 app_commands.Choice(name="3 days", value=4320),
+                                 app_commands.Choice(name="1 week", value=10080)])
+    @needs_manage_server
+    async def settings_thread_archive(self, interaction: discord.Interaction[ConversationBot],
+                                      after: app_commands.Choice[int]) -> None:
+        changed = await update_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings,
+                                              thread_auto_archive_minutes=after.value)
+        await answer(interaction, "Saved; threads created from now on use it.\n"
+                     + admin_text.format_guild_settings(changed))
+
+
+# discord.py offers forum *and* media channels for a ForumChannel parameter; announcements go to
+# text, announcement or forum channels only (media channels are not in Discord's API spec here).
+Admin.feed_add._params["channel"].channel_types = [
+    discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.forum]
+
+
+def _looks_like_url(text: str) -> bool:
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+async def setup(bot: ConversationBot) -> None:
+    await bot.add_cog(Admin(bot))
