@@ -22,6 +22,24 @@ class Confirm(discord.ui.View):
         await interaction.response.edit_message(content=f"confirmed by {interaction.user.name}", view=None)
 
 
+class Feedback(discord.ui.Modal, title="Feedback"):
+    text: discord.ui.TextInput[Feedback] = discord.ui.TextInput(label="Your feedback", custom_id="text")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"thanks: {self.text.value}", ephemeral=True)
+
+
+class Picker(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.picked: list[str] = []
+
+    @discord.ui.select(custom_id="topic", options=[discord.SelectOption(label=t, value=t) for t in TOPICS])
+    async def topic(self, interaction: discord.Interaction, select: discord.ui.Select[Picker]) -> None:
+        self.picked = list(select.values)
+        await interaction.response.defer()  # type 6: acknowledge without changing the message
+
+
 class CommandBot(RecordingBot):
     def __init__(self) -> None:
         super().__init__()
@@ -62,7 +80,16 @@ class CommandBot(RecordingBot):
         async def quote(interaction: discord.Interaction, message: discord.Message) -> None:
             await interaction.response.send_message(f"> {message.content}")
 
-        for command in (blog, announce, ping, slow, quote):
+        @app_commands.command(name="feedback", description="Opens a form")
+        async def feedback(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(Feedback())
+
+        @app_commands.command(name="pick", description="Choose a topic")
+        async def pick(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("choose", view=self.picker)
+
+        self.picker = Picker()
+        for command in (blog, announce, ping, slow, quote, feedback, pick):
             self.tree.add_command(command)
         self.late_error: discord.NotFound | None = None
 
@@ -73,7 +100,7 @@ class CommandBot(RecordingBot):
 
 async def test_slash_command_with_defer_and_followups(emulator: FakeDiscord, world: World) -> None:
     async with run_client(emulator, CommandBot()):
-        assert set(emulator.commands()) == {"blog", "announce", "ping", "slow", "Quote"}
+        assert set(emulator.commands()) == {"blog", "announce", "ping", "slow", "Quote", "feedback", "pick"}
         handle = emulator.invoke("blog search", world.alice, world.announcements, {"query": "python", "limit": 5})
         assert await handle.response() == 5
         original = await handle.wait_original()
@@ -160,3 +187,18 @@ async def test_command_registration_is_validated(emulator: FakeDiscord, world: W
         assert error.value.code == 50035
         text = error.value.text
         assert "0.name" in text and "1.description" in text and "1.options.1.required" in text
+
+
+async def test_modal_and_select_menu(emulator: FakeDiscord, world: World) -> None:
+    bot = CommandBot()
+    async with run_client(emulator, bot):
+        opened = emulator.invoke("feedback", world.alice, world.announcements)
+        assert await opened.response() == 9
+        assert opened.response_data is not None and opened.response_data["title"] == "Feedback"
+        submitted = emulator.submit_modal(opened, world.alice, {"text": "great blog"})
+        assert await submitted.answer_text() == "thanks: great blog"
+        menu = await emulator.invoke("pick", world.bob, world.announcements).wait_original()
+        chosen = emulator.select(menu, "topic", ["discord"], world.bob)
+        assert await chosen.response() == 6
+        assert bot.picker.picked == ["discord"]
+        assert emulator.message(menu.id).content == "choose"

@@ -624,7 +624,11 @@ class FakeDiscord:
         ch = self.state.channel(after.record.channel_id)
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
         data = {"custom_id": modal.get("custom_id"), "components": rows}
-        return deliver(self, base_payload(self, 5, data, ch, _id(user), None), ch, _id(user))
+        payload = base_payload(self, 5, data, ch, _id(user), None)
+        if after.record.message_id is not None:  # a modal opened from a button: Discord includes the message
+            payload["message"] = self.state.message_json(self.state.messages[after.record.message_id])
+        return deliver(self, payload, ch, _id(user), message_id=after.record.message_id,
+                       trigger_id=after.record.id)
 
     # ------------------------------------------------------------------ gateway & rate-limit controls
     async def drop_connection(self, code: int = 4000) -> None:

@@ -200,7 +200,7 @@ def base_payload(emu: FakeDiscord, kind: int, data: dict[str, Any], channel: Cha
 
 
 def deliver(emu: FakeDiscord, payload: dict[str, Any], channel: Channel, user_id: int,
-            message_id: int | None = None) -> InteractionHandle:
+            message_id: int | None = None, trigger_id: int | None = None) -> InteractionHandle:
     """Record the interaction and send INTERACTION_CREATE to the bot."""
     if not emu.gateway.connected:
         raise RuntimeError("no bot is connected to the gateway: nobody would receive this interaction")
@@ -208,7 +208,7 @@ def deliver(emu: FakeDiscord, payload: dict[str, Any], channel: Channel, user_id
     record = InteractionRecord(
         id=int(payload["id"]), token=payload["token"], type=payload["type"], data=payload["data"],
         channel_id=channel.id, guild_id=channel.guild_id, user_id=user_id, created_at=now,
-        deadline=now + emu.interaction_deadline, message_id=message_id,
+        deadline=now + emu.interaction_deadline, message_id=message_id, trigger_id=trigger_id,
     )
     emu.state.interactions[record.id] = record
     emu.state.interactions_by_token[record.token] = record
@@ -247,14 +247,31 @@ def response_message(emu: FakeDiscord, record: InteractionRecord, data: dict[str
     if loading:
         message.flags |= LOADING
     message.ephemeral = bool(message.flags & EPHEMERAL)
-    message.interaction_metadata = {
+    message.interaction_metadata = interaction_metadata(emu, record)
+    return message
+
+
+def interaction_metadata(emu: FakeDiscord, record: InteractionRecord) -> dict[str, Any]:
+    """The ``interaction_metadata`` of a message that answers ``record``."""
+    state = emu.state
+    metadata: dict[str, Any] = {
         "id": str(record.id), "type": record.type, "user": state.user_json(record.user_id),
         "authorizing_integration_owners": {"0": str(record.guild_id)},
     }
+    if record.original_message_id:
+        metadata["original_response_message_id"] = str(record.original_message_id)
     if record.type == APPLICATION_COMMAND:
-        message.interaction_metadata["name"] = record.data.get("name")
-        message.interaction_metadata["command_type"] = record.data.get("type", 1)
-    return message
+        metadata["name"] = record.data.get("name")
+        metadata["command_type"] = record.data.get("type", 1)
+        if record.data.get("target_id") and record.data.get("type") == 2:
+            metadata["target_user"] = state.user_json(int(record.data["target_id"]))
+        elif record.data.get("target_id"):
+            metadata["target_message_id"] = str(record.data["target_id"])
+    elif record.type == MESSAGE_COMPONENT:
+        metadata["interacted_message_id"] = str(record.message_id)
+    elif record.type == MODAL_SUBMIT and record.trigger_id in state.interactions:
+        metadata["triggering_interaction_metadata"] = interaction_metadata(emu, state.interactions[record.trigger_id])
+    return metadata
 
 
 def check_bot_can_reply(emu: FakeDiscord, record: InteractionRecord, ephemeral: bool) -> None:

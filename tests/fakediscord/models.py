@@ -224,4 +224,5 @@ class InteractionRecord:
     followup_ids: list[int] = field(default_factory=list)
     autocomplete_choices: list[dict[str, Any]] | None = None
     message_id: int | None = None  # component interactions: the message the button was on
+    trigger_id: int | None = None  # modal submits: the interaction that opened the modal
     done: asyncio.Event = field(default_factory=asyncio.Event)
