@@ -161,7 +161,8 @@ class FakeDiscord:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         if not request.path.startswith(API_PREFIX):
-            return await handler(request)
+            passed: web.StreamResponse = await handler(request)
+            return passed
         resource = request.match_info.route.resource
         template = resource.canonical.removeprefix(API_PREFIX) if resource is not None else request.path
         route = f"{request.method} {template}"

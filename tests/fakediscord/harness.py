@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -86,7 +86,7 @@ def world(emulator: FakeDiscord) -> World:
 
 
 @contextlib.contextmanager
-def pointed_at(emu: FakeDiscord) -> AsyncIterator[None]:  # type: ignore[misc]
+def pointed_at(emu: FakeDiscord) -> Iterator[None]:
     """Point discord.py's globals at the emulator and restore them afterwards."""
     old_base = discord.http.Route.BASE
     old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

@@ -157,7 +157,7 @@ def build_options(emu: FakeDiscord, command: Command, path: list[str], values: d
             channel = state.channel(int(raw))
             option["value"] = str(raw)
             data = state.channel_json(channel)
-            partial = {k: data[k] for k in ("id", "type", "name", "parent_id", "thread_metadata")
+            partial: dict[str, Any] = {k: data[k] for k in ("id", "type", "name", "parent_id", "thread_metadata")
                        if k in data}
             partial["permissions"] = str(state.permissions(channel, state.bot_user_id))
             resolved.setdefault("channels", {})[str(raw)] = partial

@@ -71,7 +71,8 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         for command in old.values():
             del state.commands[command.id]
         created = []
-        for data in payload:
+        commands: list[dict[str, Any]] = payload if isinstance(payload, list) else []
+        for data in commands:
             command = make(data, guild_id, old.get((data.get("type", 1), data["name"])))
             state.commands[command.id] = command
             created.append(command)

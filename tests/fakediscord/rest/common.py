@@ -42,8 +42,11 @@ async def read_payload(request: web.Request, emu: FakeDiscord) -> tuple[dict[str
         payload: dict[str, Any] = {}
         for key, value in form.items():
             if key == "payload_json":
-                payload = json.loads(value if isinstance(value, str) else value.file.read().decode())
-            elif hasattr(value, "file"):
+                if isinstance(value, web.FileField):
+                    payload = json.loads(value.file.read().decode())
+                else:
+                    payload = json.loads(value if isinstance(value, str) else bytes(value).decode())
+            elif isinstance(value, web.FileField):
                 data = value.file.read()
                 files.append({"field": key, "filename": value.filename, "content_type": value.content_type,
                               "data": data})

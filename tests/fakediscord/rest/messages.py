@@ -73,7 +73,8 @@ def check_can_post(emu: FakeDiscord, channel: Channel, user_id: int) -> None:
 
 def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
     state = emu.state
-    bot = lambda: state.bot_user_id  # noqa: E731
+    def bot() -> int:
+        return state.bot_user_id
 
     def readable(request: web.Request) -> Channel:
         channel = state.channel(snowflake_arg(request, "channel_id"))

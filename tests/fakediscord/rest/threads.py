@@ -22,7 +22,8 @@ REQUIRE_TAG = 1 << 4
 
 def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
     state = emu.state
-    bot = lambda: state.bot_user_id  # noqa: E731
+    def bot() -> int:
+        return state.bot_user_id
 
     def thread_payload(payload: dict[str, Any]) -> None:
         validate_thread_name(payload.get("name"))
