@@ -245,7 +245,8 @@ class State:
             "banner": None, "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US",
             "public_updates_channel_id": None, "nsfw_level": 0, "premium_progress_bar_enabled": False,
             "safety_alerts_channel_id": None, "max_members": 500000, "max_video_channel_users": 25,
-            "widget_enabled": False, "widget_channel_id": None,
+            "widget_enabled": False, "widget_channel_id": None, "home_header": None, "region": "deprecated",
+            "max_presences": None, "max_stage_video_channel_users": 50, "nsfw": False, "incidents_data": None,
         }
 
     def guild_create_json(self, guild: Guild, *, all_members: bool) -> dict[str, Any]:

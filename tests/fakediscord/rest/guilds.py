@@ -62,7 +62,8 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         return json_response({"threads": [state.channel_json(t) for t in threads],
                               "members": [{"id": str(t.id), "user_id": str(state.bot_user_id),
                                            "join_timestamp": t.metadata.create_timestamp if t.metadata else "",
-                                           "flags": 0} for t in threads if state.bot_user_id in t.member_ids]})
+                                           "flags": 0} for t in threads if state.bot_user_id in t.member_ids],
+                              "has_more": False})
 
     async def get_channel(request: web.Request) -> web.Response:
         channel = state.channel(snowflake_arg(request, "channel_id"))
