@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,20 @@ def command_without_required_options(emu: FakeDiscord) -> Iterator[str]:
         for sub in subs:
             if not any(o.get("required") for o in sub.get("options") or []):
                 yield f"{name} {sub['name']}"
+
+
+def autocomplete_options(emu: FakeDiscord) -> Iterator[tuple[str, str]]:
+    """``("name sub", option)`` for each chat-input option with autocomplete."""
+    def walk(prefix: str, options: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+        for option in options:
+            if option["type"] in (1, 2):
+                yield from walk(f"{prefix} {option['name']}", option.get("options") or [])
+            elif option.get("autocomplete"):
+                yield prefix, option["name"]
+
+    for name, command in sorted(emu.commands().items()):
+        if command.type == 1:
+            yield from walk(name, command.options)
 
 
 def settings_for(emu: FakeDiscord, tmp_path: Path) -> object:
@@ -87,5 +102,12 @@ async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: Fak
         handle = emulator.invoke(path, world.owner, world.announcements)
         assert await handle.response() in (4, 5)
         assert await handle.answer_text()
+
+        # Autocomplete, for the first option that has it
+        found = next(autocomplete_options(emulator), None)
+        if found is not None:
+            path, option = found
+            typed = emulator.autocomplete(path, world.owner, world.announcements, focused=option, value="")
+            assert isinstance(await typed.wait_choices(), list)
     assert bot.is_closed()
     await asyncio.sleep(0)

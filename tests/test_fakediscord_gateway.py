@@ -134,12 +134,17 @@ async def test_offline_changes_are_only_visible_through_history(emulator: FakeDi
     assert not emulator.connected
     missed = emulator.send_message(world.announcements, world.alice, "while the bot was off")
     emulator.add_reaction(missed, world.bob, "🎉")
+    gone = emulator.send_message(world.announcements, world.bob, "deleted while off")
+    emulator.delete_message(gone)
+    edited = emulator.send_message(world.announcements, world.bob, "first")
+    emulator.edit_message(edited, "edited while off")
     bot = RecordingBot()
     async with run_client(emulator, bot):
         channel = bot.get_channel(world.announcements.id)
         history = [m async for m in channel.history(limit=10)]
-        assert [m.content for m in history] == ["while the bot was off"]
-        assert history[0].reactions[0].count == 1
+        assert [m.content for m in history] == ["edited while off", "while the bot was off"]
+        assert history[0].edited_at is not None
+        assert history[1].reactions[0].count == 1
         assert bot.contents() == []
 
 
