@@ -231,20 +231,25 @@ async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: Fak
     forum = await queue_post(database, world.guild.id, world.forum.id, title="Forum draft", published_at=later(3))
     same_title = await queue_post(database, world.guild.id, world.announcements.id, title="Typo fix",
                                   published_at=later(4))
+    archived_forum = await queue_post(database, world.guild.id, world.forum.id, title="Archived forum post",
+                                      published_at=later(5))
     await database.close()
     async with running_bot(emulator, settings) as bot:
         await first_cycle(bot)
         rows = {p.title: await announcement(bot.database, p.announcement_id)
-                for p in (renamed, archived, locked, forum, same_title)}
+                for p in (renamed, archived, locked, forum, same_title, archived_forum)}
         emulator.archive_thread(rows["Old news"]["thread_id"])
         emulator.lock_thread(rows["Closed topic"]["thread_id"])
+        emulator.archive_thread(rows["Archived forum post"]["thread_id"])
         await update_post(bot.database, renamed, title="Final title", summary="Now finished.")
         await update_post(bot.database, archived, title="Old news, revisited")
         await update_post(bot.database, locked, title="Closed topic, renamed")
         await update_post(bot.database, forum, title="Forum final")
         await update_post(bot.database, same_title, title="Typo fix", summary="Fixed the typo.")
+        await update_post(bot.database, archived_forum, title="Archived forum post", summary="New excerpt.")
         report = await cog_of(bot).announce_now()
-        assert sorted(report.edited) == sorted(p.announcement_id for p in (renamed, archived, forum, same_title))
+        assert sorted(report.edited) == sorted(p.announcement_id for p in (renamed, archived, locked, forum,
+                                                                             same_title, archived_forum))
 
         message = emulator.message(rows["Draft title"]["message_id"])
         assert message.embeds[0]["title"] == "Final title" and message.embeds[0]["description"] == "Now finished."
@@ -257,7 +262,16 @@ async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: Fak
 
         closed = emulator.channel(rows["Closed topic"]["thread_id"])
         assert closed.name == "Closed topic" and [m.content for m in emulator.bot_messages(closed)] == [INVITE_LINE]
-        assert emulator.message(rows["Closed topic"]["message_id"]).embeds[0]["title"] == "Closed topic"
+        # The locked thread is left alone; the announcement in the channel is still corrected.
+        assert emulator.message(rows["Closed topic"]["message_id"]).embeds[0]["title"] == "Closed topic, renamed"
+        assert closed.metadata is not None and closed.metadata.locked
+
+        archived_post = emulator.channel(rows["Archived forum post"]["thread_id"])
+        assert archived_post.metadata is not None and not archived_post.metadata.archived
+        assert archived_post.name == "Archived forum post"  # same title: unarchived only to edit its starter
+        assert emulator.message(archived_post.id).embeds[0]["description"] == "New excerpt."
+        unarchive = [r for r in emulator.requests("PATCH /channels/{id}") if r.path.endswith(str(archived_post.id))]
+        assert [r.body for r in unarchive] == [{"archived": False}]
 
         forum_thread = emulator.channel(rows["Forum draft"]["thread_id"])
         assert forum_thread.name == "Forum final"

@@ -126,8 +126,9 @@ def explain(error: DiscordError, step: str) -> str:
         return (f"could not {doing}: the bot cannot see the channel (Discord error 50001); "
                 "give it View Channel there")
     if error.code == MISSING_PERMISSIONS:
-        needed = ("Send Messages, Embed Links, Create Public Threads and Send Messages in Threads"
-                  if step != "forum" else "Send Messages (Create Posts) and Embed Links")
+        needed = ("View Channel, Send Messages, Embed Links, Read Message History, Create Public Threads and "
+                  "Send Messages in Threads" if step != "forum"
+                  else "View Channel, Send Messages (Create Posts), Embed Links and Read Message History")
         return (f"could not {doing}: the bot lacks a permission in the channel (Discord error 50013); "
                 f"it needs {needed}")
     if error.code == UNKNOWN_MESSAGE:
@@ -318,18 +319,26 @@ class Announcer:
             log.info("announcement %d: its thread is gone; the update is not shown", work.id)
             await store.finish_edit(self.database, work.id, work.content_hash)
             return False
-        if thread.locked:
-            # Moderators locked the discussion: neither the thread nor its starter is touched.
-            log.info("announcement %d: thread %d is locked; the update is not shown", work.id, thread.id)
-            await store.finish_edit(self.database, work.id, work.content_hash)
-            return False
         embed = build_embed(work.post)
+        if thread.locked:
+            # Moderators locked the discussion: the thread (and a forum post's starter, which lives in
+            # it) is left alone; an announcement message in the parent channel is still corrected.
+            log.info("announcement %d: thread %d is locked; it is left as it is", work.id, thread.id)
+            if channel.kind != "forum":
+                await self.port.edit_announcement(channel.id, work.message_id, embed)
+            await store.finish_edit(self.database, work.id, work.content_hash)
+            return channel.kind != "forum"
+        name = thread_name(work.post.title)
+        rename = name != thread.name
+        # An archived thread is unarchived in the same request that renames it (Discord refuses to
+        # rename it otherwise), and before its forum starter message is edited.
+        unarchive = thread.archived and (rename or channel.kind == "forum")
+        if rename or unarchive:
+            await self.port.update_thread(thread.id, name=name if rename else None,
+                                          archived=False if unarchive else None)
         where = work.thread_id if channel.kind == "forum" else channel.id
         await self.port.edit_announcement(where, work.message_id, embed)
-        name = thread_name(work.post.title)
-        if name != thread.name:
-            # An archived thread can only be renamed while it is unarchived in the same request.
-            await self.port.update_thread(thread.id, name=name, archived=False if thread.archived else None)
+        if rename:
             title = neutralise_mentions(escape_discord_markdown(one_line(work.post.title)))
             await self.port.post_in_thread(thread.id, cut_at_word(f"The post was renamed: **{title}**", 2000))
             await store.record_thread_renamed(self.database, thread.id, name)
