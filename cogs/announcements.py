@@ -99,14 +99,19 @@ class Announcements(commands.Cog):
     async def register_configured_feeds(self) -> None:
         """FEED_URLS announce in ANNOUNCE_CHANNEL_ID (idempotent: registered feeds stay as they are)."""
         settings = self.bot.settings
-        self._registered = True
         if not settings.feed_urls or settings.announce_channel_id is None:
+            self._registered = True
             return
         channel = self.bot.get_channel(settings.announce_channel_id)
         if channel is None:
             try:
                 channel = await self.bot.fetch_channel(settings.announce_channel_id)
             except discord.HTTPException as error:
+                if error.status >= 500 or error.status == 429:
+                    log.warning("could not look up ANNOUNCE_CHANNEL_ID yet (HTTP %d); trying again next tick",
+                                error.status)
+                    return
+                self._registered = True  # a wrong id or a missing permission: said once, not repeated
                 log.error("ANNOUNCE_CHANNEL_ID %d: the bot cannot find or see that channel (Discord error %s); "
                           "check the id and that the bot is in the server; FEED_URLS are not registered",
                           settings.announce_channel_id, error.code)
@@ -117,12 +122,14 @@ class Announcements(commands.Cog):
         elif isinstance(channel, discord.TextChannel):
             kind = "news" if channel.is_news() else "text"
         else:
+            self._registered = True
             log.error("ANNOUNCE_CHANNEL_ID %d is not a text, announcement or forum channel; FEED_URLS are "
                       "not registered", settings.announce_channel_id)
             return
         for url in settings.feed_urls:
             await feed_store.register_feed(self.bot.database, guild_id=channel.guild.id, url=url,
                                            channel_id=channel.id, channel_kind=kind)
+        self._registered = True
         log.info("registered %d feed(s) from FEED_URLS in channel %d", len(settings.feed_urls), channel.id)
 
     async def post_feed_notices(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from bot.app import ConversationBot
 from bot.config import Settings
 from bot.storage.db import Database, to_db_time, utcnow
+from bot.storage.posts import content_hash
 from tests.fakediscord import FakeDiscord, Message
 from tests.fakediscord.harness import run_client
 
@@ -76,10 +77,6 @@ async def queue_post(database: Database, guild_id: int, channel_id: int, *, titl
         return QueuedPost(post_id, cursor.lastrowid, link, title)
 
     return await database.write(op)
-
-
-def content_hash(title: str, link: str, summary: str) -> str:
-    return hashlib.sha256("\x1f".join((title, link, summary)).encode()).hexdigest()
 
 
 async def update_post(database: Database, post: QueuedPost, *, title: str, summary: str = "Updated summary.") -> None:

@@ -3,8 +3,11 @@ server, its new posts announced oldest first; and the admins' feed notices poste
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.storage.db import Database
 from tests.announcements_support import (
@@ -79,3 +82,21 @@ async def test_feed_notice_is_posted_once_without_mentions(emulator: FakeDiscord
     assert "https://gone.example/feed" in notice.content
     assert notice.allowed_mentions is not None and notice.allowed_mentions["parse"] == []
     assert notice.mention_everyone is False
+
+
+async def test_feed_urls_in_a_forum_and_an_unknown_channel(emulator: FakeDiscord, world: World, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    forum_settings = make_settings(tmp_path, feed_urls=("http://127.0.0.1:9/feed.xml",),
+                                   announce_channel_id=world.forum.id, poll_interval_seconds=3600)
+    async with running_bot(emulator, forum_settings) as bot:
+        await wait_for(lambda: cog_of(bot)._registered)
+        feed = await bot.database.fetch_one("SELECT guild_id, channel_id, channel_kind FROM feeds")
+        assert feed is not None and tuple(feed) == (world.guild.id, world.forum.id, "forum")
+
+    caplog.set_level(logging.ERROR)
+    unknown = make_settings(tmp_path / "other", feed_urls=("http://127.0.0.1:9/feed.xml",),
+                            announce_channel_id=123456789012345678, poll_interval_seconds=3600)
+    async with running_bot(emulator, unknown) as bot:
+        await wait_for(lambda: cog_of(bot)._registered)
+        assert await bot.database.fetch_value("SELECT count(*) FROM feeds") == 0
+    assert any("ANNOUNCE_CHANNEL_ID 123456789012345678" in r.getMessage() for r in caplog.records)
