@@ -92,6 +92,7 @@ CREATE TABLE announcements (
     updated_at      TEXT NOT NULL
 );
 CREATE INDEX announcements_state ON announcements (state, channel_id);
+CREATE INDEX announcements_needs_edit ON announcements (state, updated_at) WHERE needs_edit = 1;
 
 -- The Discord thread (or forum post) that is a post's discussion.
 CREATE TABLE threads (
