@@ -16,16 +16,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from bot import __version__
-from bot.render.discord_to_html import MentionNames
 from bot.storage import blog
 from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
-from bot.web.discussion import render_comment
+from bot.web.discussion import render_comments
 
 EXPORT_FORMAT = "conversation-engine-export"
 EXPORT_VERSION = 1
 WXR_VERSION = "1.2"
-_MENTION_ID = re.compile(r"<@!?(\d{1,25})>")
 # XML 1.0 forbids most control characters, even escaped.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -48,10 +46,9 @@ async def collect_export(database: Database, posts: Sequence[BlogPost],
     exported: list[ExportedPost] = []
     for index, post in enumerate(posts, start=1):
         comments = await blog.discussion_comments(database, post.id, include_hidden=True)
-        mentioned = {int(found) for comment in comments for found in _MENTION_ID.findall(comment.content)}
-        names = MentionNames(users=await blog.known_author_names(database, mentioned)) if mentioned else None
+        rendered = await render_comments(database, comments)
         exported.append(ExportedPost(post=post, comments=tuple(
-            ExportedComment(comment=comment, html=render_comment(comment, names)) for comment in comments)))
+            ExportedComment(comment=comment, html=rendered[comment.message_id]) for comment in comments)))
         if on_post is not None:
             on_post(index)
     return exported

@@ -9,11 +9,12 @@ second import of the same file add nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ DISQUS_NS = "{http://disqus.com}"
 DSQ_ID = "{http://disqus.com/disqus-internals}id"
 _BLOCK_TAG = re.compile(r"<(p|br|div|blockquote|ul|ol|pre|h[1-6])\b", re.IGNORECASE)
 ProgressCallback = Callable[[int], None]
+WRITE_GROUP = 50  # threads stored per transaction
 
 
 class ImportFileError(Exception):
@@ -368,16 +370,26 @@ async def import_threads(database: Database, parsed: ParsedExport,
     """Store every matched thread's comments; unmatched threads are reported, not stored."""
     report = ImportReport(threads=len(parsed.threads), skipped_comments=parsed.skipped_comments,
                           orphan_comments=parsed.orphan_comments, notes=list(parsed.notes))
+    pending: list[Awaitable[blog.ImportOutcome]] = []
+
+    async def store_pending() -> None:
+        # Submitted together, the writes share one transaction instead of one commit each.
+        for outcome in await asyncio.gather(*pending):
+            report.added += outcome.added
+            report.already_present += outcome.already_present
+        pending.clear()
+
     for index, thread in enumerate(parsed.threads, start=1):
         post = await _matching_post(database, thread)
         if post is None:
             report.skipped_threads.append(SkippedThread(link=thread.link, title=thread.title,
                                                         comments=len(thread.comments)))
         else:
-            outcome = await database.write(blog.store_imported_comments(post.id, thread.comments))
+            pending.append(database.write(blog.store_imported_comments(post.id, thread.comments)))
             report.matched += 1
-            report.added += outcome.added
-            report.already_present += outcome.already_present
+        if len(pending) >= WRITE_GROUP:
+            await store_pending()
         if on_thread is not None:
             on_thread(index)
+    await store_pending()
     return report

@@ -233,9 +233,10 @@ async def known_author_names(database: Database, author_ids: Iterable[int]) -> d
     names: dict[int, str] = {}
     for chunk in _chunks(sorted(set(author_ids))):
         marks = ",".join("?" * len(chunk))
+        # A bare column next to max() comes from the row holding the max (documented SQLite behaviour).
         rows = await database.fetch_all(
-            f"SELECT c.author_id, c.author_name FROM comments c WHERE c.author_id IN ({marks}) "
-            f"AND {_NOT_OPTED_OUT} ORDER BY c.created_at", chunk)
+            f"SELECT c.author_id, c.author_name, max(c.created_at) FROM comments c WHERE c.author_id IN ({marks}) "
+            f"AND {_NOT_OPTED_OUT} GROUP BY c.author_id", chunk)
         for row in rows:
             names[int(row["author_id"])] = str(row["author_name"])
     return names

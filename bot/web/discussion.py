@@ -4,6 +4,8 @@ level (as giscus shows them), tombstones kept in place, and the JSON document of
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
 
 API_VERSION = 1
+RENDER_CACHE_SIZE = 20_000  # rendered comments kept in memory (a few MB at most)
 _MENTION_ID = re.compile(r"<@!?(\d{1,25})>")
 _CUSTOM_EMOJI = re.compile(r"^(?P<name>[A-Za-z0-9_~]{1,64}):(?P<id>\d{1,25})$")
 
@@ -39,17 +42,34 @@ class Discussion:
 
 async def load_discussion(database: Database, post: BlogPost) -> Discussion:
     comments = await blog.discussion_comments(database, post.id)
-    mentioned = {int(match) for comment in comments for match in _MENTION_ID.findall(comment.content)}
-    names = MentionNames(users=await blog.known_author_names(database, mentioned)) if mentioned else None
-    rendered = {comment.message_id: render_comment(comment, names) for comment in comments}
+    rendered = await render_comments(database, comments)
     return Discussion(post=post, comments=tuple(nest_one_level(comments, rendered)),
                       comment_count=sum(1 for comment in comments if not comment.deleted))
 
 
-def render_comment(comment: BlogComment, names: MentionNames | None) -> str:
+async def render_comments(database: Database, comments: Sequence[BlogComment]) -> dict[int, str]:
+    """Each comment's HTML by message id; rendering runs in a thread (a long discussion takes a
+    few hundred milliseconds the first time) and is cached by content and mentioned names."""
+    mentioned = {int(match) for comment in comments for match in _MENTION_ID.findall(comment.content)}
+    names = await blog.known_author_names(database, mentioned) if mentioned else {}
+    return await asyncio.to_thread(_render_all, comments, names)
+
+
+def _render_all(comments: Sequence[BlogComment], names: dict[int, str]) -> dict[int, str]:
+    return {comment.message_id: render_comment(comment, names) for comment in comments}
+
+
+def render_comment(comment: BlogComment, names: dict[int, str]) -> str:
     if comment.deleted or not comment.content.strip():
         return ""
-    return discord_markdown_to_html(comment.content, names=names)
+    used = tuple(sorted({(int(found), names[int(found)]) for found in _MENTION_ID.findall(comment.content)
+                         if int(found) in names}))
+    return _cached_html(comment.content, used)
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
+def _cached_html(content: str, names: tuple[tuple[int, str], ...]) -> str:
+    return discord_markdown_to_html(content, names=MentionNames(users=dict(names)))
 
 
 def nest_one_level(comments: Sequence[BlogComment], rendered: dict[int, str]) -> list[ThreadedComment]:
