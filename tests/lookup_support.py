@@ -19,12 +19,13 @@ from tests.fakediscord.harness import run_client
 GUILD = 100000000000000001
 OTHER_GUILD = 100000000000000002
 BASE_TIME = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-# Snowflake-like ids that grow with time, as Discord's do.
-_message_ids = itertools.count(300000000000000000, 1000)
+DISCORD_EPOCH_MS = 1_420_070_400_000
+_sequence = itertools.count(1)
 
 
-def next_message_id() -> int:
-    return next(_message_ids)
+def snowflake_at(moment: datetime, sequence: int) -> int:
+    """A Discord id made at ``moment`` (ids encode their creation time, as Discord's do)."""
+    return ((int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22) | (sequence % 4096)
 
 
 async def add_post(database: Database, title: str, *, guild_id: int = GUILD, summary: str = "",
@@ -56,8 +57,9 @@ async def add_comment(database: Database, post_id: int, text: str, *, author_id:
                       author_name: str = "reader", thread_id: int | None = None,
                       created: datetime | None = None, is_bot: bool = False, hidden: bool = False,
                       deleted: bool = False, message_id: int | None = None) -> int:
-    message_id = message_id or next_message_id()
-    created = created or BASE_TIME + timedelta(seconds=message_id % 10**7)
+    sequence = next(_sequence)
+    created = created or BASE_TIME + timedelta(seconds=sequence)
+    message_id = message_id or snowflake_at(created, sequence)
 
     def op(connection: sqlite3.Connection) -> int:
         connection.execute(

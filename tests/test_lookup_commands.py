@@ -216,17 +216,22 @@ async def test_comments_empty_and_single_page(emulator: FakeDiscord, world: Worl
 async def test_stats(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, tmp_path) as bot:
         empty = await answer(emulator, "stats", world.alice, world.announcements)
-        assert "0 posts" in empty.content and "Nobody has commented yet" in empty.content
+        assert "0 posts" in empty.content and "Nobody has commented this month yet" in empty.content
         from bot.storage.db import utcnow
 
         now = utcnow()
         post = await add_post(bot.database, "Talked about", guild_id=world.guild.id, thread_id=THREAD)
+        old = await add_post(bot.database, "Old news", guild_id=world.guild.id, thread_id=THREAD + 1)
         for _ in range(3):
             await add_comment(bot.database, post, "x", author_id=31, author_name="Chatty", created=now)
         await add_comment(bot.database, post, "y", author_id=32, author_name="Private", created=now)
+        for _ in range(5):  # last year: in the totals, not in this month's lists
+            await add_comment(bot.database, old, "z", author_id=33, author_name="Former",
+                              created=now - timedelta(days=400))
         await opt_out(bot.database, 32)
         message = await answer(emulator, "stats", world.alice, world.announcements)
         text = message.content
-        assert "1 post · 4 comments" in text and "**Talked about** · 4 comments" in text
+        assert "2 posts · 9 comments · 3 participants" in text and "**Talked about** · 4 comments" in text
         assert "Chatty · 3 comments" in text and "Private" not in text
+        assert "Old news" not in text and "Former" not in text
         assert_mentions_nobody(message)

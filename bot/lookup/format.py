@@ -250,12 +250,12 @@ def format_stats(stats: GuildStats) -> str:
             for index, item in enumerate(stats.most_discussed, 1))
     else:
         lines.append("No comments this month yet.")
-    lines.append("\n**Most active commenters**")
+    lines.append(f"\n**Most active commenters since {timestamp(stats.since, 'D')}**")
     if stats.top_commenters:
         lines.extend(f"{index}. {safe_text(person.name, 60)} · {plural(person.count, 'comment')}"
                      for index, person in enumerate(stats.top_commenters, 1))
     else:
-        lines.append("Nobody has commented yet.")
+        lines.append("Nobody has commented this month yet.")
     return cut_at_word("\n".join(lines), MESSAGE_LIMIT)
 
 

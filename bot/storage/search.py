@@ -17,11 +17,12 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
 from bot.lookup.rank import RankTerm, bm25_rank, idf
-from bot.storage.db import Database, from_db_time, to_db_time
+from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
 IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
@@ -146,9 +147,11 @@ def _post(row: sqlite3.Row) -> PostSummary:
 
 
 async def latest_posts(database: Database, guild_id: int, count: int) -> list[PostSummary]:
+    # The newest ids first (index only), so comment counts are computed for the shown posts only.
     rows = await database.fetch_all(
-        f"SELECT {_POST_COLUMNS} FROM posts p LEFT JOIN threads t ON t.post_id = p.id "
-        "WHERE p.guild_id = ? ORDER BY p.published_at DESC, p.id DESC LIMIT ?",
+        f"SELECT {_POST_COLUMNS} FROM (SELECT id FROM posts WHERE guild_id = ? "
+        "ORDER BY published_at DESC, id DESC LIMIT ?) AS newest JOIN posts p ON p.id = newest.id "
+        "LEFT JOIN threads t ON t.post_id = p.id ORDER BY p.published_at DESC, p.id DESC",
         (guild_id, count),
     )
     return [_post(row) for row in rows]
@@ -340,37 +343,66 @@ async def comment_page(database: Database, guild_id: int, post_id: int, page: in
     return CommentPage(post, comments, page, page_count, total)
 
 
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def snowflake_floor(moment: datetime) -> int:
+    """The smallest Discord id made at or after ``moment`` (ids grow with time)."""
+    return max(0, (int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22)
+
+
 async def guild_stats(database: Database, guild_id: int, since: datetime, *,
                       top: int = 5) -> GuildStats:
-    """Totals for the guild, the posts most discussed since ``since`` and the most active
-    commenters (bots and opted-out users left out)."""
-    since_text = to_db_time(since)
-    totals = await database.fetch_one(
+    """Totals for the guild, and the posts most discussed and the most active commenters since
+    ``since`` (bots and opted-out users left out).
+
+    The totals scan every comment (seconds at a million), so this runs on its own read-only
+    connection in a worker thread: it neither blocks the event loop nor holds the shared reader
+    that searches and autocomplete use. The period parts only read comments whose ids (snowflakes,
+    i.e. times) fall in the period, plus imported comments (negative ids).
+    """
+    return await asyncio.to_thread(_guild_stats_sync, database.path, guild_id, since, top)
+
+
+def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> GuildStats:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return _guild_stats_on(connection, guild_id, since, top)
+    finally:
+        connection.close()
+
+
+def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: datetime, top: int) -> GuildStats:
+    in_period = "(c.message_id >= ? OR c.message_id < 0) AND c.created_at >= ?"
+    period = (snowflake_floor(since), to_db_time(since))
+    totals = connection.execute(
         "SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
         "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
         f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {_VISIBLE}",
         (guild_id, guild_id),
-    )
-    discussed = await database.fetch_all(
+    ).fetchone()
+    discussed = connection.execute(
         f"SELECT {_POST_COLUMNS}, recent.n AS recent FROM ("
         "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
-        f"  WHERE pp.guild_id = ? AND c.created_at >= ? AND {_VISIBLE}"
+        f"  WHERE pp.guild_id = ? AND {in_period} AND {_VISIBLE}"
         "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
         ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
         "ORDER BY recent.n DESC, p.id DESC",
-        (guild_id, since_text, top),
-    )
-    commenters = await database.fetch_all(
+        (guild_id, *period, top),
+    ).fetchall()
+    commenters = connection.execute(
         "SELECT (SELECT c2.author_name FROM comments c2 WHERE c2.author_id = grouped.author_id "
         "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
         "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
         "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
-        f"  WHERE p.guild_id = ? AND {_VISIBLE} AND c.is_bot = 0 AND c.author_id IS NOT NULL"
-        "  AND coalesce(u.opted_out, 0) = 0"
+        f"  WHERE p.guild_id = ? AND {in_period} AND {_VISIBLE} AND c.is_bot = 0"
+        "  AND c.author_id IS NOT NULL AND coalesce(u.opted_out, 0) = 0"
         "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
         ") grouped ORDER BY grouped.n DESC",
-        (guild_id, top),
-    )
+        (guild_id, *period, top),
+    ).fetchall()
     return GuildStats(
         posts=int(totals["posts"]) if totals else 0,
         comments=int(totals["comments"]) if totals else 0,
