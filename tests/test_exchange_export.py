@@ -23,6 +23,7 @@ from bot.web.discussion import ThreadedComment, load_discussion
 from tests.web_support import add_comment, add_post, add_reaction, next_id, opt_out
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "exports"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exchange"
 WP = "{http://wordpress.org/export/1.2/}"
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 POSTS = [("https://blog.example.com/one/", "Post <one> & ]]> done"), ("https://blog.example.com/two/", "Two")]
@@ -126,6 +127,26 @@ async def test_wxr_has_what_wordpress_needs(database: Database) -> None:
     assert "\x01" not in text
     parents = {c.findtext(f"{WP}comment_parent") for c in comments} - {"0"}
     assert parents <= {str(i) for i in by_id}
+    assert_parents_sort_first(root)
+
+
+def assert_parents_sort_first(root: Any) -> None:
+    """WordPress's importer walks comments in comment_id order and can only link a reply whose
+    parent it has already inserted: every parent id must be smaller than its replies' ids."""
+    for item in root.iter("item"):
+        for comment in item.findall(f"{WP}comment"):
+            parent = int(comment.findtext(f"{WP}comment_parent") or "0")
+            assert parent < int(comment.findtext(f"{WP}comment_id") or "0")
+
+
+async def test_wxr_of_imported_comments_lists_parents_first(database: Database) -> None:
+    await add_post(database, "https://blog.example.com/first-post/", "First post")
+    await import_threads(database, parse_wxr(FIXTURES / "small.wxr.xml"))
+    root = SafeElementTree.fromstring(export_wxr(await exported(database), exported_at=NOW).encode())
+    comments = root.findall(f"channel/item/{WP}comment")
+    assert len(comments) == 5
+    assert sum(1 for c in comments if c.findtext(f"{WP}comment_parent") != "0") == 2
+    assert_parents_sort_first(root)
 
 
 async def test_wxr_structure_matches_real_wordpress_exports(database: Database) -> None:

@@ -72,6 +72,10 @@ async def test_wxr_import_matches_posts_nests_replies_and_is_idempotent(database
     guid_rows = await rows(database, by_guid)
     assert [row["author_name"] for row in guid_rows] == ["Erin"]
 
+    # Parents get smaller |ids| than their replies, even when the file lists the reply first.
+    assert abs(by_author["Alice"]["message_id"]) < abs(by_author["Bob"]["message_id"]) \
+        < abs(by_author["Carol"]["message_id"])
+
     again = await import_threads(database, parse_wxr(FIXTURES / "small.wxr.xml"))
     assert (again.added, again.already_present) == (0, 6)
     assert len(await rows(database, first)) == 5

@@ -311,6 +311,27 @@ class ImportOutcome:
     already_present: int
 
 
+def parents_first(comments: Sequence[ImportedComment]) -> list[ImportedComment]:
+    """The comments reordered so that a parent always comes before its replies (otherwise in the
+    given order). Ids are allocated in this order, so |id| grows from parent to reply, which is
+    what WordPress's importer needs from an export (it links replies in comment-id order)."""
+    by_key = {comment.origin_key: comment for comment in comments}
+    placed: set[str] = set()
+    ordered: list[ImportedComment] = []
+    for comment in comments:
+        chain: list[ImportedComment] = []
+        seen: set[str] = set()
+        current: ImportedComment | None = comment
+        while current is not None and current.origin_key not in placed and current.origin_key not in seen:
+            chain.append(current)
+            seen.add(current.origin_key)
+            current = by_key.get(current.parent_key) if current.parent_key is not None else None
+        for item in reversed(chain):
+            placed.add(item.origin_key)
+            ordered.append(item)
+    return ordered
+
+
 def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -> WriteOp[ImportOutcome]:
     """Insert the comments that are not stored yet, with negative message ids, then link replies.
 
@@ -323,7 +344,7 @@ def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -
         next_id = int(lowest or 0) - 1
         added: list[ImportedComment] = []
         ids: dict[tuple[str, str], int] = {}
-        for comment in comments:
+        for comment in parents_first(comments):
             existing = connection.execute(
                 "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ?",
                 (comment.origin, comment.origin_key)).fetchone()
