@@ -215,12 +215,14 @@ class Announcer:
                                    archive: int) -> None:
         embed = build_embed(work.post)
         message_id = work.message_id
+        just_sent = False
         if work.state == "pending" or message_id is None:
             found = None
             if before != "queued" and embed.url:
                 found = await _at("send", self.port.find_announcement(channel.id, embed.url))
             if found is None:
                 message_id = await _at("send", self.port.send_announcement(channel.id, embed, work.ping_role_id))
+                just_sent = True
                 await self._step("message_sent", work.id)
             else:
                 message_id = found
@@ -228,13 +230,15 @@ class Announcer:
             await store.record_sent(self.database, work.id, message_id)
             await self._step("message_recorded", work.id)
         name = thread_name(work.post.title)
-        thread = await _at("thread", self.port.existing_thread(channel.id, message_id))
+        # A message sent a moment ago has no thread yet; one found or resumed may have.
+        thread = None if just_sent else await _at("thread", self.port.existing_thread(channel.id, message_id))
+        created = thread is None
         if thread is None:
             thread = await _at("thread", self.port.create_thread(channel.id, message_id, name, archive))
             await self._step("thread_created", work.id)
         else:
             log.info("announcement %d: reusing thread %d", work.id, thread.id)
-        await self._invite(thread.id)
+        await self._invite(thread.id, fresh=created and just_sent)
         await store.record_threaded(self.database, work, message_id=message_id, thread_id=thread.id,
                                     parent_channel_id=channel.id, name=thread.name)
         self._tracked(thread.id)
@@ -247,6 +251,7 @@ class Announcer:
         thread_id = None
         if resumed and embed.url:
             thread_id = await _at("forum", self.port.find_forum_post(forum.id, embed.url))
+        fresh = thread_id is None
         if thread_id is None:
             tags = match_forum_tags(work.post.categories, forum.tags, requires_tag=forum.requires_tag)
             thread_id = await _at("forum", self.port.create_forum_post(
@@ -255,17 +260,18 @@ class Announcer:
             await self._step("thread_created", work.id)
         else:
             log.info("announcement %d: reusing forum post %d", work.id, thread_id)
-        await self._invite(thread_id)
+        await self._invite(thread_id, fresh=fresh)
         await store.record_threaded(self.database, work, message_id=thread_id, thread_id=thread_id,
                                     parent_channel_id=forum.id, name=name)
         self._tracked(thread_id)
         await self._step("thread_recorded", work.id)
 
-    async def _invite(self, thread_id: int) -> None:
-        # Checked first, so a restart between the invitation and the row never posts it twice. The
-        # invitation is a courtesy: failing to post it never fails the announcement.
+    async def _invite(self, thread_id: int, *, fresh: bool) -> None:
+        # A thread found rather than created this attempt is checked first, so a restart between the
+        # invitation and the row never posts it twice. The invitation is a courtesy: failing to post
+        # it never fails the announcement.
         try:
-            if await self.port.own_messages_in_thread(thread_id) == 0:
+            if fresh or await self.port.own_messages_in_thread(thread_id) == 0:
                 await self.port.post_in_thread(thread_id, INVITE_LINE)
         except DiscordError as error:
             log.warning("thread %d: could not post the invitation line: %s", thread_id, explain(error, "invite"))
