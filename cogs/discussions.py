@@ -51,6 +51,25 @@ def emoji_key(emoji: discord.PartialEmoji | discord.Emoji | str) -> str:
     return str(emoji.name)
 
 
+_avatar_urls: dict[tuple[int, object, object], str] = {}
+
+
+def avatar_url(author: discord.User | discord.Member) -> str:
+    """The author's avatar URL as shown in the guild, memoised per (user, avatar hashes).
+
+    Building it makes two Asset objects per message, the costliest part of turning a message into
+    a comment; the hashes read here (getattr with defaults) only key the memo: were they renamed
+    in a future discord.py, the URL would merely be computed once per user.
+    """
+    key = (author.id, getattr(author, "_avatar", None), getattr(getattr(author, "_user", None), "_avatar", None))
+    url = _avatar_urls.get(key)
+    if url is None:
+        if len(_avatar_urls) > 50_000:
+            _avatar_urls.clear()
+        url = _avatar_urls[key] = author.display_avatar.url
+    return url
+
+
 def incoming(message: discord.Message, *, with_reactions: bool = False) -> IncomingMessage:
     """The core's view of a discord.py message (from the gateway or from history)."""
     reference = message.reference
@@ -58,23 +77,28 @@ def incoming(message: discord.Message, *, with_reactions: bool = False) -> Incom
     if reference is not None and reference.message_id is not None and message.type is discord.MessageType.reply \
             and (reference.channel_id is None or reference.channel_id == message.channel.id):
         reply_to = reference.message_id
-    extras = [Extra("sticker", sticker.name, sticker.url) for sticker in message.stickers]
-    extras += [Extra("embed", embed.title or embed.url, embed.url) for embed in message.embeds if embed.url]
+    extras: tuple[Extra, ...] = ()
+    if message.stickers or message.embeds:
+        extras = tuple([Extra("sticker", sticker.name, sticker.url) for sticker in message.stickers]
+                       + [Extra("embed", embed.title or embed.url, embed.url) for embed in message.embeds
+                          if embed.url])
     author = message.author
+    content = message.content
     return IncomingMessage(
         message_id=message.id, channel_id=message.channel.id,
         guild_id=message.guild.id if message.guild else None,
         author_id=author.id, author_name=author.display_name,
-        author_avatar_url=author.display_avatar.url, author_is_bot=author.bot,
-        message_type=message.type.value, content=message.content, created_at=message.created_at,
+        author_avatar_url=avatar_url(author), author_is_bot=author.bot,
+        message_type=message.type.value, content=content, created_at=message.created_at,
         edited_at=message.edited_at, reply_to=reply_to,
         attachments=tuple(AttachmentInfo(a.id, a.filename, a.url, a.size, a.content_type)
-                          for a in message.attachments),
-        extras=tuple(extras),
-        user_names=tuple((user.id, user.display_name) for user in message.mentions),
-        role_names=tuple((role.id, role.name) for role in message.role_mentions),
+                          for a in message.attachments) if message.attachments else (),
+        extras=extras,
+        user_names=tuple((user.id, user.display_name) for user in message.mentions) if message.mentions else (),
+        role_names=tuple((role.id, role.name) for role in message.role_mentions)
+        if message.raw_role_mentions else (),
         channel_names=tuple((channel.id, channel.name) for channel in message.channel_mentions
-                            if hasattr(channel, "name")),
+                            if hasattr(channel, "name")) if "<#" in content else (),
         reactions=tuple(ReactionCount(emoji_key(r.emoji), r.count) for r in message.reactions)
         if with_reactions else None,
     )
@@ -132,6 +156,7 @@ class Discussions(commands.Cog):
         self.reconcile_loop.cancel()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
+        await self.capture.close()  # messages waiting to be grouped reach the writer before it closes
 
     # -- live events ----------------------------------------------------------------------------
 

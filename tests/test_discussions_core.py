@@ -69,7 +69,7 @@ async def test_messages_are_stored_with_everything(capture: DiscussionCapture, d
     from_bot = message(THREAD, "beep", author_id=OTHER_BOT, author_name="Helper", author_is_bot=True)
     for item in (first, reply, from_bot):
         assert await capture.on_message(item) is Verdict.STORE
-    await database.flush()
+    await capture.flush()
     stored = await store.thread_comments(database, THREAD)
     assert [c.message_id for c in stored] == [first.message_id, reply.message_id, from_bot.message_id]
     assert stored[0].clean_content == "Hi @Bob B, see this #other-post"
@@ -90,7 +90,7 @@ async def test_what_is_not_stored(capture: DiscussionCapture, database: Database
     # An empty text with a file is a real message.
     with_file = message(THREAD, "", attachments=(AttachmentInfo(1, "a.txt", "https://cdn.example/a", 3),))
     assert await capture.on_message(with_file) is Verdict.STORE
-    await database.flush()
+    await capture.flush()
     assert [c.message_id for c in await store.thread_comments(database, THREAD)] == [with_file.message_id]
 
 
@@ -111,7 +111,7 @@ async def test_edits_keep_history(capture: DiscussionCapture, database: Database
     await capture.on_edit(second)  # a stale view arriving late changes nothing
     unfurl = replace(third, extras=(Extra("embed", "x", "https://x.example"),))
     await capture.on_edit(unfurl)
-    await database.flush()
+    await capture.flush()
     comment = await store.get_comment(database, original.message_id)
     assert comment is not None
     assert comment.content == "third words" and comment.clean_content == "third words"
@@ -132,7 +132,7 @@ async def test_deletes_leave_tombstones(capture: DiscussionCapture, database: Da
     await capture.on_reaction(ReactionChange("add", THREAD, parent.message_id, "👍"))
     await capture.on_delete(MessageDeletion(THREAD, frozenset({parent.message_id})))
     await capture.on_edit(edited(parent, "edited after the delete", after=timedelta(minutes=1)))
-    await database.flush()
+    await capture.flush()
     tomb = await store.get_comment(database, parent.message_id)
     assert tomb is not None and tomb.deleted_at is not None
     assert (tomb.content, tomb.clean_content, tomb.author_name, tomb.author_id, tomb.extras) == ("", "", "", None, ())
@@ -150,7 +150,7 @@ async def test_bulk_delete(capture: DiscussionCapture, database: Database) -> No
         await capture.on_message(item)
     gone = frozenset(item.message_id for item in items[1:4])
     await capture.on_delete(MessageDeletion(THREAD, gone))
-    await database.flush()
+    await capture.flush()
     stored = await store.thread_comments(database, THREAD)
     assert {c.message_id for c in stored if c.deleted_at is not None} == gone
     assert len(stored) == 5
@@ -161,23 +161,23 @@ async def test_reactions_follow_every_change(capture: DiscussionCapture, databas
     await capture.on_message(item)
     for emoji in ("👍", "👍", "🎉", "party:123", "party:123"):
         await capture.on_reaction(ReactionChange("add", THREAD, item.message_id, emoji))
-    await database.flush()
+    await capture.flush()
     assert await store.comment_reactions(database, item.message_id) == {"👍": 2, "🎉": 1, "party:123": 2}
     await capture.on_reaction(ReactionChange("remove", THREAD, item.message_id, "👍"))
     await capture.on_reaction(ReactionChange("remove", THREAD, item.message_id, "🎉"))
     await capture.on_reaction(ReactionChange("remove", THREAD, item.message_id, "🎉"))  # never below zero
-    await database.flush()
+    await capture.flush()
     assert await store.comment_reactions(database, item.message_id) == {"👍": 1, "party:123": 2}
     await capture.on_reaction(ReactionChange("clear_emoji", THREAD, item.message_id, "party:123"))
-    await database.flush()
+    await capture.flush()
     assert await store.comment_reactions(database, item.message_id) == {"👍": 1}
     await capture.on_reaction(ReactionChange("add", THREAD, item.message_id, "🎉"))
     await capture.on_reaction(ReactionChange("clear", THREAD, item.message_id))
-    await database.flush()
+    await capture.flush()
     assert await store.comment_reactions(database, item.message_id) == {}
     # Reactions on messages that are not stored are ignored.
     await capture.on_reaction(ReactionChange("add", THREAD, next_snowflake(), "👍"))
-    await database.flush()
+    await capture.flush()
     assert await database.fetch_value("SELECT COUNT(*) FROM reactions") == 0
 
 
@@ -185,12 +185,12 @@ async def test_thread_changes(capture: DiscussionCapture, database: Database) ->
     await capture.on_message(message(THREAD))
     await capture.on_thread_change(ThreadChange(THREAD, name="Renamed"))
     await capture.on_thread_change(ThreadChange(THREAD, archived=True, locked=True))
-    await database.flush()
+    await capture.flush()
     state = await store.get_thread(database, THREAD)
     assert state is not None
     assert (state.name, state.archived, state.locked, state.deleted) == ("Renamed", True, True, False)
     await capture.on_thread_change(ThreadChange(THREAD, deleted=True))
-    await database.flush()
+    await capture.flush()
     state = await store.get_thread(database, THREAD)
     assert state is not None and state.deleted
     assert len(await store.thread_comments(database, THREAD)) == 1  # the comments stay
@@ -202,11 +202,12 @@ async def test_opt_out_erases_and_stops_storing(capture: DiscussionCapture, data
     theirs = message(THREAD, "a reply", author_id=BOB, message_type=19, reply_to=mine.message_id)
     await capture.on_message(mine)
     await capture.on_message(theirs)
+    await capture.flush()
     assert await database.write(store.set_opted_out(ALICE, True, mine.created_at)) == 1
     later = message(THREAD, "not to be kept")
     await capture.on_message(later)
     await capture.on_edit(edited(mine, "edited while opted out"))
-    await database.flush()
+    await capture.flush()
     assert await store.get_comment(database, later.message_id) is None
     tomb = await store.get_comment(database, mine.message_id)
     assert tomb is not None and tomb.deleted_at is not None and tomb.content == ""
@@ -214,7 +215,7 @@ async def test_opt_out_erases_and_stops_storing(capture: DiscussionCapture, data
     await database.write(store.set_opted_out(ALICE, False, mine.created_at))
     again = message(THREAD, "back again")
     await capture.on_message(again)
-    await database.flush()
+    await capture.flush()
     assert (await store.get_comment(database, again.message_id)) is not None
     assert await store.stored_comment_count(database, ALICE) == 1
 
@@ -222,6 +223,7 @@ async def test_opt_out_erases_and_stops_storing(capture: DiscussionCapture, data
 async def test_hidden_flag(capture: DiscussionCapture, database: Database) -> None:
     item = message(THREAD)
     await capture.on_message(item)
+    await capture.flush()
     assert await database.write(store.set_hidden(item.message_id, True))
     comment = await store.get_comment(database, item.message_id)
     assert comment is not None and comment.hidden

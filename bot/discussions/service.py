@@ -8,13 +8,14 @@ together cannot race.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.discussions.capture import Verdict, clean_text, verdict
 from bot.discussions.model import (
@@ -25,14 +26,21 @@ from bot.discussions.model import (
     ThreadState,
 )
 from bot.storage import comments as store
-from bot.storage.db import Database, utcnow
+from bot.storage.db import Database, WriteOp, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PAGE_SIZE = 100  # Discord's history page limit
 RECENT_WINDOW = 100  # messages compared for offline edits, reactions and deletes on every catch-up
 MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
 RECENT_DELETES_KEPT = 10_000
+# New messages are written in small groups: the first one of a group waits this long for company.
+# One statement per group instead of one per message is what lets the writer keep up with a burst
+# (see bench/ingest.py); the wait is a small part of the 100 ms durability budget.
+COALESCE_SECONDS = 0.005
+MAX_COALESCED = 500
+RECENT_LIVE_KEPT = 100_000
 NEWEST = 2**63 - 1  # the upper id bound of the newest page: anything stored before we asked
 # A message that reached us after a history page was requested may be missing from that page
 # because it is newer, not because it was deleted: such messages are never tombstoned by the page.
@@ -73,8 +81,13 @@ class DiscussionCapture:
         self._tracked: set[int] = set()
         self._not_tracked: dict[int, float] = {}
         self._recent_deletes: OrderedDict[int, None] = OrderedDict()
-        self._recent_live: OrderedDict[int, float] = OrderedDict()
+        self._recent_live: dict[int, float] = {}
         self._intent_warned: set[int] = set()
+        self._creates: list[tuple[IncomingMessage, str]] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        # Every write of this class goes to the queue under this lock, after the waiting new
+        # messages: an edit, delete or reaction is never applied before the message it is about.
+        self._order = asyncio.Lock()
 
     # -- tracked threads ------------------------------------------------------------------------
 
@@ -112,25 +125,69 @@ class DiscussionCapture:
         tracked = await self.is_tracked(message.channel_id)
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
-            await self.database.enqueue(store.store_comment(message, clean_text(message)))
+            self._creates.append((message, clean_text(message)))
             self._note_live(message.message_id)
+            if len(self._creates) >= MAX_COALESCED:
+                await self._flush_creates()
+            elif self._flush_task is None:
+                self._flush_task = asyncio.get_running_loop().create_task(
+                    self._flush_soon(), name="discussion-capture-flush")
         return outcome
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(COALESCE_SECONDS)
+        finally:
+            self._flush_task = None
+        await self._flush_creates()
+
+    async def _flush_creates(self) -> None:
+        async with self._order:
+            await self._flush_creates_locked()
+
+    async def _flush_creates_locked(self) -> None:
+        if self._creates:
+            batch, self._creates = self._creates, []
+            await self.database.enqueue(store.store_comments(batch))
+
+    async def _enqueue(self, op: WriteOp[Any]) -> None:
+        async with self._order:
+            await self._flush_creates_locked()
+            await self.database.enqueue(op)
+
+    async def _write(self, op: WriteOp[T]) -> T:
+        async with self._order:
+            await self._flush_creates_locked()
+            return await self.database.write(op)
+
+    async def flush(self) -> None:
+        """Hand every waiting message to the writer and wait until all is committed."""
+        await self._flush_creates()
+        await self.database.flush()
+
+    async def close(self) -> None:
+        """Stop the group timer and write what waits (on unload, before the database closes)."""
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            self._flush_task = None
+        await self._flush_creates()
 
     def _note_live(self, message_id: int) -> None:
         now = time.monotonic()
         self._recent_live[message_id] = now
-        while self._recent_live:
-            oldest_id, stored_at = next(iter(self._recent_live.items()))
-            if now - stored_at < LIVE_MEMORY_SECONDS and len(self._recent_live) <= RECENT_DELETES_KEPT:
-                break
-            del self._recent_live[oldest_id]
+        if len(self._recent_live) % 1024 == 0:  # prune now and then, not on every message
+            while self._recent_live:
+                oldest_id, stored_at = next(iter(self._recent_live.items()))
+                if now - stored_at < LIVE_MEMORY_SECONDS and len(self._recent_live) <= RECENT_LIVE_KEPT:
+                    break
+                del self._recent_live[oldest_id]
 
     async def on_edit(self, message: IncomingMessage) -> Verdict:
         """An edit (or an embed unfurl) of a message, from the full MESSAGE_UPDATE payload."""
         tracked = await self.is_tracked(message.channel_id)
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
-            await self.database.enqueue(store.update_comment(message, clean_text(message), utcnow()))
+            await self._enqueue(store.update_comment(message, clean_text(message), utcnow()))
             self._note_live(message.message_id)
         return outcome
 
@@ -141,7 +198,7 @@ class DiscussionCapture:
             self._recent_deletes[message_id] = None
         while len(self._recent_deletes) > RECENT_DELETES_KEPT:
             self._recent_deletes.popitem(last=False)
-        await self.database.enqueue(store.tombstone_comments(deletion.message_ids, utcnow()))
+        await self._enqueue(store.tombstone_comments(deletion.message_ids, utcnow()))
         return True
 
     async def on_reaction(self, change: ReactionChange) -> bool:
@@ -157,13 +214,13 @@ class DiscussionCapture:
             op = store.clear_reactions(change.message_id, change.emoji)
         else:
             raise ValueError(f"unknown reaction change {change!r}")
-        await self.database.enqueue(op)
+        await self._enqueue(op)
         return True
 
     async def on_thread_change(self, change: ThreadChange) -> bool:
         if change.thread_id not in self._tracked and not await self.is_tracked(change.thread_id):
             return False
-        await self.database.enqueue(store.update_thread(change, utcnow()))
+        await self._enqueue(store.update_thread(change, utcnow()))
         if change.deleted:
             self.thread_forgotten(change.thread_id)
         return True
@@ -193,8 +250,7 @@ class DiscussionCapture:
         keep = [(m, clean_text(m)) for m in page if self._worth_storing(m)]
         newer = {i for i, received in self._recent_live.items() if received >= requested and low <= i <= high}
         present = frozenset(m.message_id for m in page) | newer
-        result = await self.database.write(
-            store.sync_history_page(thread_id, keep, present, low, high, utcnow()))
+        result = await self._write(store.sync_history_page(thread_id, keep, present, low, high, utcnow()))
         for key, value in result.items():
             tally[key] = tally.get(key, 0) + value
 
