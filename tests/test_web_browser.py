@@ -24,6 +24,10 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 POST_URL = "https://blog.example.com/2026/10/a-post/"
+AVATAR = "https://cdn.discordapp.com/avatars/902/ben.png"
+# A 1x1 PNG served in place of Discord's CDN (tests never leave 127.0.0.1).
+PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                      "0000000d49444154789c6360f8cfc0f01f0005000201a2dd64a00000000049454e44ae426082")
 SCREENSHOT = Path(os.environ.get("WEB_SCREENSHOT", "/tmp/conversation-engine-embed.png"))
 
 BLOG_PAGE = """<!doctype html>
@@ -39,7 +43,8 @@ BLOG_PAGE = """<!doctype html>
 <div id="spacer" style="height: 3000px"></div>
 <h2>Comments</h2>
 <script src="{api}/embed.js" data-url="{post_url}" async></script>
-<div id="second"><script src="{api}/embed.js" data-url="{post_url}" data-theme="light" async></script></div>
+<div id="second"><script src="{api}/embed.js" data-url="{post_url}" data-theme="light"
+  data-avatars="discord" async></script></div>
 </body></html>
 """
 
@@ -68,7 +73,7 @@ async def seed(database: Database) -> dict[str, int]:
                               author_name="Ann", author_id=901, thread_id=thread, minutes=1,
                               avatar="javascript:window.__pwned='avatar'")
     reply = await add_comment(database, post, "I agree with <@901>", author_name="Ben", author_id=902,
-                              thread_id=thread, minutes=2, reply_to=first)
+                              thread_id=thread, minutes=2, reply_to=first, avatar=AVATAR)
     await add_comment(database, post, "And a reply to Ben", author_name="Cat", author_id=903, thread_id=thread,
                       minutes=3, reply_to=reply, edited=True)
     await add_reaction(database, first, "❤️", 4)
@@ -118,6 +123,8 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 context = await browser.new_context(viewport={"width": 900, "height": 800},
                                                     color_scheme="light")
                 page = await context.new_page()
+                await page.route("https://cdn.discordapp.com/**", lambda route: route.fulfill(
+                    status=200, content_type="image/png", body=PIXEL))
                 requested: list[str] = []
                 page.on("request", lambda request: requested.append(request.url))
                 dialogs: list[str] = []
@@ -162,7 +169,13 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 hrefs = await widget.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
                 assert hrefs and all(href.startswith(("https://", "http://", "mailto:")) for href in hrefs)
                 assert await widget.locator("[onerror], [onload], [onmouseover], [onclick]").count() == 0
-                assert await widget.locator(".ce-avatar img").count() == 0  # the javascript: avatar was refused
+                # Initials by default (no request to Discord's CDN); the javascript: avatar is refused even
+                # where avatars are switched on, the https one is shown there.
+                assert await widget.locator(".ce-avatar img").count() == 0
+                assert await widget.locator(".ce-avatar").first.inner_text() == "A"
+                opted_in = page.locator("#second .conversation-engine-comments")
+                assert await opted_in.locator(".ce-avatar img").evaluate_all(
+                    "images => images.map(img => img.getAttribute('src'))") == [AVATAR]
                 for spoiler in await widget.locator(".spoiler").all():
                     await spoiler.click()
                 for comment in await widget.locator("li.ce-comment").all():
@@ -173,8 +186,10 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 assert await widget.locator(".spoiler.ce-shown").count() >= 1
 
                 # No third-party requests: only the blog and the bot's server were contacted.
+                # (Discord's CDN only for the widget that asked for avatars.)
                 hosts = {url.split("/")[2] for url in requested if url.startswith("http")}
-                assert hosts <= {f"127.0.0.1:{blog_port}", f"127.0.0.1:{server.port}"}, hosts
+                assert hosts <= {f"127.0.0.1:{blog_port}", f"127.0.0.1:{server.port}", "cdn.discordapp.com"}, hosts
+                assert [url for url in requested if "cdn.discordapp.com" in url] == [AVATAR]
 
                 # Themes: prefers-color-scheme, and the data-theme override.
                 background = ("el => getComputedStyle(el.shadowRoot.querySelector('.ce')).backgroundColor")

@@ -30,7 +30,7 @@ API_MAX_AGE = 30
 EMBED_MAX_AGE = 300
 MAX_COUNT_URLS = 50
 PAGE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; "
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
 

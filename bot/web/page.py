@@ -32,7 +32,8 @@ li.comment { background: var(--card); border: 1px solid var(--line); border-radi
   padding: .75rem 1rem; margin-bottom: .75rem; }
 ol.replies li.comment { background: transparent; border: 0; padding: .25rem 0; }
 .head { display: flex; align-items: center; gap: .5rem; flex-wrap: wrap; }
-.head img { width: 28px; height: 28px; border-radius: 50%; }
+.avatar { width: 28px; height: 28px; border-radius: 50%; background: var(--line); color: var(--muted);
+  display: inline-flex; align-items: center; justify-content: center; font-size: .8rem; font-weight: 700; }
 .author { font-weight: 600; }
 .deleted { color: var(--muted); font-style: italic; }
 .body pre { overflow-x: auto; background: var(--bg); padding: .5rem; border-radius: .3rem; }
@@ -51,6 +52,10 @@ def _time(moment: datetime) -> str:
     return f'<time class="when" datetime="{escape(iso)}">{escape(moment.strftime("%Y-%m-%d %H:%M UTC"))}</time>'
 
 
+def _initials(name: str) -> str:
+    return "".join(part[0] for part in name.split()[:2]).upper() or "?"
+
+
 def _comment(item: ThreadedComment) -> str:
     comment = item.comment
     parts = [f'<li class="comment" id="c{comment.message_id}">']
@@ -58,10 +63,8 @@ def _comment(item: ThreadedComment) -> str:
         parts.append(f'<div class="head"><span class="deleted">deleted comment</span> {_time(comment.created_at)}'
                      "</div>")
     else:
-        avatar = ""
-        if comment.author_avatar_url and comment.author_avatar_url.startswith("https://"):
-            avatar = (f'<img src="{escape(comment.author_avatar_url)}" alt="" loading="lazy" '
-                      'referrerpolicy="no-referrer" width="28" height="28">')
+        # Initials instead of Discord's CDN: the page makes no third-party request.
+        avatar = f'<span class="avatar" aria-hidden="true">{escape(_initials(comment.author_name))}</span>'
         edited = ' <span class="edited">(edited)</span>' if comment.edited_at else ""
         answering = f' <span class="meta">replying to {escape(item.reply_to_name)}</span>' if item.reply_to_name \
             else ""

@@ -3,9 +3,11 @@
  *
  *   <script src="https://BOT_HOST/embed.js" data-url="POST_URL" async></script>
  *
- * Optional: data-theme="light" | "dark" (default: follow the reader's prefers-color-scheme).
- * Loads the discussion from the same host as this script when the reader scrolls near it, draws it
- * in a shadow root (the page's CSS cannot break it, ours cannot leak), and makes no other request.
+ * Optional: data-theme="light" | "dark" (default: follow the reader's prefers-color-scheme);
+ * data-avatars="discord" to show Discord profile pictures (loaded from Discord's CDN; by default
+ * commenters get initials, so the widget makes no third-party request).
+ * Loads the discussion from the same host as this script when the reader scrolls near it, and
+ * draws it in a shadow root (the page's CSS cannot break it, ours cannot leak).
  * User content is only ever inserted as text, or as elements rebuilt one by one from the API's
  * sanitised HTML through a second allow-list here; no markup is built from strings.
  */
@@ -17,6 +19,7 @@
   var apiOrigin = new URL(script.src, document.baseURI).origin;
   var postUrl = script.getAttribute("data-url") || canonicalLink() || stripHash(location.href);
   var theme = (script.getAttribute("data-theme") || "").toLowerCase();
+  var showAvatars = (script.getAttribute("data-avatars") || "").toLowerCase() === "discord";
 
   var ALLOWED_TAGS = {
     A: 1, BLOCKQUOTE: 1, BR: 1, CODE: 1, DEL: 1, EM: 1, H3: 1, H4: 1, H5: 1, LI: 1, OL: 1, P: 1,
@@ -188,7 +191,7 @@
   function avatar(author) {
     var box = el("span", "ce-avatar");
     box.setAttribute("aria-hidden", "true");
-    var src = author.avatar_url ? safeHref(author.avatar_url) : null;
+    var src = showAvatars && author.avatar_url ? safeHref(author.avatar_url) : null;
     if (src && src.indexOf("https:") === 0) {
       var img = document.createElement("img");
       img.setAttribute("alt", "");
