@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -224,6 +225,25 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
                 shown = len(results.posts) + len(results.comments)
             print(f"{name:<11} {text[:28]:<28} {statistics.median(timings):8.2f} "
                   f"{percentile(timings, 0.99):8.2f} {max(timings):8.2f}  {shown}")
+        # The other lookups, as their commands run them (stats scans everything: own thread+connection).
+        since = datetime(2026, 1, 1, tzinfo=UTC)
+        others = {
+            "latest 10": lambda: search.latest_posts(database, GUILD, 10),
+            "autocomplete": lambda: search.title_choices(database, GUILD, words["common"][:3]),
+            "post details": lambda: search.post_details(database, GUILD, 2),
+            "comment page": lambda: search.comment_page(database, GUILD, 2, 3, 8),
+        }
+        for name, call in others.items():
+            timings = []
+            for _ in range(max(20, queries // 5)):
+                t0 = time.perf_counter()
+                await call()
+                timings.append((time.perf_counter() - t0) * 1000)
+            print(f"{name:<40} {statistics.median(timings):8.2f} {percentile(timings, 0.99):8.2f} "
+                  f"{max(timings):8.2f}")
+        t0 = time.perf_counter()
+        await search.guild_stats(database, GUILD, since)
+        print(f"{'stats (one run)':<40} {(time.perf_counter() - t0) * 1000:8.0f} ms")
         elapsed = time.perf_counter() - started
         writer.measuring.clear()
         stalls = [d * 1000 for d in writer.durations]
@@ -232,6 +252,8 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
               f"worst {max(stalls):.2f} ms")
         print(f"writer alone (baseline):  commit p50 {statistics.median(alone):.2f} ms, "
               f"p99 {percentile(alone, 0.99):.2f} ms, worst {max(alone):.2f} ms")
+        print(f"commits over 25 ms: {sum(d > 25 for d in stalls) / len(stalls):.2%} during searches, "
+              f"{sum(d > 25 for d in alone) / len(alone):.2%} alone")
     finally:
         writer.stop.set()
         writer.join()

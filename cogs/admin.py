@@ -33,7 +33,8 @@ NO_FEED = "There is no such feed in this server; `/feed list` shows them."
 
 
 def _has_manage_server(interaction: discord.Interaction[ConversationBot]) -> bool:
-    return interaction.guild_id is not None and interaction.permissions.manage_guild
+    permissions = interaction.permissions
+    return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
 
 
 # The runtime half of the permission rule. A failed check is a CheckFailure, which the central
@@ -98,7 +99,7 @@ class Admin(commands.Cog):
     async def feed_autocomplete(self, interaction: discord.Interaction[ConversationBot],
                                 current: str) -> list[app_commands.Choice[str]]:
         # Autocomplete runs no checks: feed addresses are shown to admins only.
-        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+        if interaction.guild_id is None or not _has_manage_server(interaction):
             return []
         typed = current.strip().lower()
         choices = []

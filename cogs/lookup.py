@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import ConversationBot
+from bot.app import GENERIC_FAILURE, ConversationBot, send_reply
 from bot.errors import UserFacingError
 from bot.lookup import format as fmt
 from bot.lookup.pagination import PAGE_SIZE, PAGER_LIFETIME_SECONDS, Pager
@@ -92,8 +92,6 @@ class CommentPagerView(discord.ui.View):
     async def on_error(self, interaction: discord.Interaction[ConversationBot], error: Exception,  # type: ignore[override]
                        item: discord.ui.Item[CommentPagerView]) -> None:
         log.error("a /comments button failed", exc_info=error)
-        from bot.app import GENERIC_FAILURE, send_reply
-
         await send_reply(interaction, GENERIC_FAILURE, ephemeral=True)
 
 

@@ -87,7 +87,7 @@ def render_snippet(raw: str, limit: int = 240) -> str:
         start = rest.find(SNIPPET_START)
         plain, rest = (rest, "") if start < 0 else (rest[:start], rest[start + 1:])
         if plain:
-            shown = cut_at_word(" ".join(plain.split(" ")), limit - used)
+            shown = cut_at_word(plain, limit - used)
             pieces.append(safe_text(shown, limit))
             used += len(shown)
         if start < 0 or used >= limit:

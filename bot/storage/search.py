@@ -416,7 +416,7 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
 async def title_choices(database: Database, guild_id: int, typed: str, *,
                         limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
     """Posts whose title words start with the typed words (newest first); the newest posts when
-    nothing searchable was typed. A typed post id (digits) puts that post first."""
+    nothing searchable was typed."""
     limit = min(limit, AUTOCOMPLETE_LIMIT)
     expression = build_title_prefix_query(typed)
     if expression is None:
