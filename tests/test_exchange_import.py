@@ -191,3 +191,24 @@ async def test_real_disqus_exports(database: Database, name: str) -> None:
     else:
         assert report.orphan_comments == 1  # the isso file's comment on thread 1337
     assert (await import_threads(database, parse_disqus(path))).added == 0
+
+
+async def test_reply_cycles_in_a_file_do_not_hang(database: Database) -> None:
+    from datetime import UTC, datetime
+
+    from bot.storage.blog import ImportedComment, store_imported_comments
+
+    post = await add_post(database, FIRST, "First post")
+    moment = datetime(2020, 1, 1, tzinfo=UTC)
+    looped = [ImportedComment(origin="wxr", origin_key=key, parent_key=parent, author_name=key, content=key,
+                              clean_content=key, created_at=moment) for key, parent in (("a", "b"), ("b", "a"))]
+    outcome = await database.write(store_imported_comments(post, looped))
+    assert outcome.added == 2
+    stored = {row["origin_key"]: row for row in await rows(database, post)}
+    assert stored["a"]["reply_to"] == stored["b"]["message_id"]
+    assert stored["b"]["reply_to"] == stored["a"]["message_id"]
+    # The API still answers: the nesting walk stops at the loop.
+    found = await blog.post_by_url(database, FIRST)
+    assert found is not None
+    document = discussion_json(await load_discussion(database, found), invite_url=None)
+    assert document["comment_count"] == 2

@@ -83,7 +83,9 @@ def nest_one_level(comments: Sequence[BlogComment], rendered: dict[int, str]) ->
     def root_of(comment: BlogComment) -> BlogComment:
         seen = {comment.message_id}
         current = comment
-        while current.reply_to is not None and current.reply_to in by_id and current.reply_to not in seen:
+        while current.reply_to is not None and current.reply_to in by_id:
+            if current.reply_to in seen:
+                return comment  # a loop of replies (only possible in imported data): stand alone
             current = by_id[current.reply_to]
             seen.add(current.message_id)
         return current

@@ -66,6 +66,8 @@ def _comment(item: ThreadedComment) -> str:
         # Initials instead of Discord's CDN: the page makes no third-party request.
         avatar = f'<span class="avatar" aria-hidden="true">{escape(_initials(comment.author_name))}</span>'
         edited = ' <span class="edited">(edited)</span>' if comment.edited_at else ""
+        if comment.origin != "discord":
+            edited += ' <span class="meta">· archived comment</span>'
         answering = f' <span class="meta">replying to {escape(item.reply_to_name)}</span>' if item.reply_to_name \
             else ""
         parts.append(f'<div class="head">{avatar}<span class="author">{escape(comment.author_name)}</span> '

@@ -221,6 +221,9 @@
       if (comment.author.bot) { head.appendChild(el("span", "ce-bot", "BOT")); }
       head.appendChild(when);
       if (comment.edited) { head.appendChild(el("span", "ce-meta", "(edited)")); }
+      if (comment.origin && comment.origin !== "discord") {
+        head.appendChild(el("span", "ce-meta", "\u00b7 archived comment"));
+      }
       if (nested && comment.reply_to_name) {
         head.appendChild(el("span", "ce-meta", "replying to " + comment.reply_to_name));
       }
