@@ -20,23 +20,34 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "discord-api
 BASE_URI = "urn:discord-openapi"
 
 
-def _snowflakes_as_strings(value: Any, key: str = "") -> Any:
-    """Discord accepts snowflakes sent as numbers (discord.py sends some that way); the spec says strings."""
+def _snowflakes_as_strings(value: Any, key: str = "", parent: str = "") -> Any:
+    """Discord accepts snowflakes sent as numbers (discord.py sends some that way); the spec says strings.
+
+    Component ``id`` values are real integers and stay so; attachment ids (``0``, ``1``...) become strings.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and (key == "id" or key.endswith("_id") or value >= 1 << 32):
+    if isinstance(value, int) and (key.endswith("_id") or value >= 1 << 32
+                                   or (key == "id" and parent == "attachments")):
         return str(value)
     if isinstance(value, dict):
-        return {k: _snowflakes_as_strings(v, k) for k, v in value.items()}
+        return {k: _snowflakes_as_strings(v, k, key) for k, v in value.items()}
     if isinstance(value, list):
-        return [_snowflakes_as_strings(v, key) for v in value]
+        return [_snowflakes_as_strings(v, key, parent) for v in value]
     return value
 
 
 def _deepest(error: ValidationError) -> ValidationError:
-    """For ``oneOf``/``anyOf`` failures, the most specific error of the branches (the deepest one)."""
+    """For ``oneOf``/``anyOf`` failures, the most telling error: from a branch whose ``type`` matched."""
     while error.context:
-        error = max(error.context, key=lambda e: len(e.absolute_path))
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0] if sub.relative_schema_path else None, []).append(sub)
+        wrong_kind = {key for key, subs in branches.items()
+                      if any(s.validator in ("enum", "const") and s.relative_path and s.relative_path[-1] == "type"
+                             for s in subs)}
+        candidates = [sub for key, subs in branches.items() if key not in wrong_kind for sub in subs]
+        error = max(candidates or error.context, key=lambda e: len(e.absolute_path))
     return error
 
 

@@ -90,7 +90,7 @@ def message_response(emu: FakeDiscord, message: Message) -> dict[str, Any]:
 
 
 def number_components(components: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Copies of the components with Discord's numeric ``id`` on each (1, 2, ... in tree order)."""
+    """Components as Discord echoes them: a numeric ``id`` on each (1, 2, ... in tree order), defaults filled."""
     counter = 0
 
     def walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,6 +99,12 @@ def number_components(components: list[dict[str, Any]] | None) -> list[dict[str,
         for item in items:
             counter += 1
             copy = {**item, "id": item.get("id") or counter}
+            emoji = copy.get("emoji")
+            if isinstance(emoji, dict) and emoji.get("id") is None:  # a unicode emoji: Discord omits the id
+                copy["emoji"] = {k: v for k, v in emoji.items() if k != "id"}
+            if copy.get("type") in (3, 5, 6, 7, 8):  # select menus: Discord fills in the defaults
+                copy.setdefault("min_values", 1)
+                copy.setdefault("max_values", 1)
             if "components" in item:
                 copy["components"] = walk(item["components"])
             result.append(copy)
