@@ -307,3 +307,23 @@ async def test_web_server_starts_on_configured_host(database: Database) -> None:
                 assert (await response.json())["discord"] == {"connected": False, "latency_ms": None}
     finally:
         await server.stop()
+
+
+async def test_run_bot_refuses_a_busy_web_port_before_connecting(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from bot.__main__ import EXIT_CONFIG, run_bot
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        settings = Settings(discord_token="x" * 40, database_path=tmp_path / "bot.db", web_port=port,
+                            web_host="127.0.0.1")
+        assert await run_bot(settings) == EXIT_CONFIG
+    finally:
+        busy.close()
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port} (WEB_HOST/WEB_PORT)" in error
