@@ -231,3 +231,17 @@ async def test_bot_posting_into_archived_threads(emulator: FakeDiscord, world: W
             await thread.send("refused")
         assert archived.value.code == 50083
         assert [m.content for m in emulator.messages(thread.id)] == ["reopens it"]
+
+
+async def test_custom_emoji_reactions(emulator: FakeDiscord, world: World) -> None:
+    bot = RecordingBot()
+    async with run_client(emulator, bot):
+        message = await bot.get_channel(world.announcements.id).send("custom")
+        await message.add_reaction(discord.PartialEmoji(name="alpha", id=123456789012345678))
+        emulator.add_reaction(message.id, world.alice, "<a:party:223456789012345678>")
+        assert set(emulator.message(message.id).reactions) == {"alpha:123456789012345678",
+                                                               "party:223456789012345678"}
+        await emulator.wait_until(lambda: len(bot.kinds("reaction_add")) == 2)
+        names = sorted(str(p.emoji.name) for p in bot.kinds("reaction_add"))
+        assert names == ["alpha", "party"]
+        assert [p.emoji.animated for p in bot.kinds("reaction_add") if p.emoji.name == "party"] == [True]

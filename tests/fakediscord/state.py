@@ -35,6 +35,7 @@ Dispatcher = Callable[[str, dict[str, Any], int, "int | None"], None]
 USER_MENTION = re.compile(r"<@!?(\d{15,21})>")
 ROLE_MENTION = re.compile(r"<@&(\d{15,21})>")
 EVERYONE = re.compile(r"@(everyone|here)")
+CUSTOM_EMOJI = re.compile(r"^(?:<(?P<animated>a)?:)?(?P<name>[\w-]{2,32}):(?P<id>\d{15,21})>?$")
 
 
 class State:
@@ -389,11 +390,11 @@ class State:
     # ------------------------------------------------------------------ reactions
     @staticmethod
     def emoji_key(emoji: str) -> tuple[str, dict[str, Any]]:
-        """``"👍"`` or ``"name:id"`` (URL form) into a key and the emoji object."""
-        if ":" in emoji:
-            name, _, eid = emoji.rpartition(":")
-            name = name.lstrip("<").lstrip("a:") if name.startswith("<") else name
-            return f"{name}:{eid}", {"id": eid.rstrip(">"), "name": name, "animated": False}
+        """``"👍"``, ``"name:id"`` (URL form) or ``"<a:name:id>"`` into a key and the emoji object."""
+        match = CUSTOM_EMOJI.match(emoji)
+        if match:
+            name, eid = match.group("name"), match.group("id")
+            return f"{name}:{eid}", {"id": eid, "name": name, "animated": bool(match.group("animated"))}
         return emoji, {"id": None, "name": emoji}
 
     def _reaction_event(self, message: Message, user_id: int, key: str) -> dict[str, Any]:
