@@ -7,7 +7,6 @@ import json
 import logging
 import secrets
 import socket
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -658,6 +657,3 @@ class FakeDiscord:
     def set_rate_limit(self, route: str, limit: int, window: float) -> None:
         """Give a route's bucket a real limit (requests per ``window`` seconds)."""
         self.ratelimits.configure(route, limit, window)
-
-    def now(self) -> float:
-        return time.time()

@@ -6,7 +6,6 @@ and awaits what the bot did with it: the callback type, the original response, f
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -345,8 +344,3 @@ def callback(emu: FakeDiscord, record: InteractionRecord, body: dict[str, Any],
             result["resource"] = {"type": kind, "message": emu.rest_message_json(message)}
     return result
 
-
-async def wait_for_deadline(emu: FakeDiscord, record: InteractionRecord) -> None:
-    remaining = record.deadline - time.monotonic()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
