@@ -142,6 +142,7 @@ class Discussions(commands.Cog):
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catch_up_again = False
+        self._unloaded = False
         self.catch_up_runs = 0
         self.reconcile_runs = 0
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
@@ -153,6 +154,7 @@ class Discussions(commands.Cog):
         self.reconcile_loop.start()
 
     async def cog_unload(self) -> None:
+        self._unloaded = True
         self.reconcile_loop.cancel()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
@@ -242,6 +244,8 @@ class Discussions(commands.Cog):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
+        if self._unloaded:  # dispatched just before the bot closed
+            return
         if self.bot.user is not None:
             self.capture.own_user_id = self.bot.user.id
         await self.capture.load()

@@ -109,3 +109,21 @@ class FakeHistory:
 
 def at(seconds_ago: float) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=seconds_ago)
+
+
+# ------------------------------------------------------------------------------------------------
+# With the Discord emulator: our ConversationBot, a post's thread, and waiting on the database.
+
+async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float = 8.0,  # noqa: ASYNC109
+                     what: str = "condition") -> object:
+    """Poll ``check`` (an async read of the database, say) until it returns something truthy."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

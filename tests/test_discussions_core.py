@@ -238,29 +238,31 @@ async def test_intent_warning_is_claimed_once_even_across_restarts(database: Dat
     assert await DiscussionCapture(database).claim_intent_warning(2)
 
 
-async def test_catch_up_stores_missed_messages_edits_and_recent_deletes(
+async def test_catch_up_stores_missed_messages_and_reconcile_finds_old_changes(
         capture: DiscussionCapture, database: Database) -> None:
     history = FakeHistory()
-    seen = [message(THREAD, f"seen {n}") for n in range(3)]
+    seen = [message(THREAD, f"seen {n}") for n in range(120)]
     for item in seen:
         await capture.on_message(item)
     history.put(*seen)
-    # While the bot was away: 250 new messages (several pages), one edit, one delete, reactions.
+    # While the bot was away: 250 new messages (several pages), edits, deletes, reactions.
     missed = [message(THREAD, f"missed {n}", author_id=BOB) for n in range(250)]
     own = message(THREAD, "the bot's own line", author_id=BOT_USER_ID)
     history.put(*missed, own)
     history.put(replace(edited(seen[0], "seen 0, edited offline"), reactions=(ReactionCount("👍", 3),)))
     history.remove(THREAD, seen[1].message_id)
+    history.put(edited(seen[-1], "the last one we knew, edited offline"))
     history.states[THREAD] = ThreadChange(THREAD, name="Renamed offline", archived=True, locked=False)
     report = await capture.catch_up((await store.live_threads(database))[0], history)
-    assert report.stored == 250
+    assert (report.stored, report.edited, report.deleted) == (250, 1, 0)
     stored = {c.message_id: c for c in await store.thread_comments(database, THREAD)}
-    assert len(stored) == 253 and own.message_id not in stored
-    # seen[0] is older than the last 100 messages: the catch-up window does not reach it ...
+    assert len(stored) == 370 and own.message_id not in stored
+    assert stored[seen[-1].message_id].content == "the last one we knew, edited offline"
+    # seen[0] and seen[1] are older than the last 100 known messages: catch-up does not reach them ...
     assert stored[seen[0].message_id].content == "seen 0"
-    # ... the reconcile does (and the delete).
+    # ... the reconcile does.
     report = await capture.reconcile((await store.live_threads(database))[0], history)
-    assert report.edited == 1 and report.deleted == 1
+    assert (report.stored, report.edited, report.deleted) == (0, 1, 1)
     assert (await store.get_comment(database, seen[0].message_id)).content == "seen 0, edited offline"  # type: ignore[union-attr]
     assert await store.comment_reactions(database, seen[0].message_id) == {"👍": 3}
     assert (await store.get_comment(database, seen[1].message_id)).deleted_at is not None  # type: ignore[union-attr]
@@ -322,7 +324,7 @@ async def test_a_message_newer_than_the_newest_page_is_not_taken_for_deleted(
         await capture.on_message(arrived_live)
 
     history.while_fetching_newest = meanwhile
-    report = await capture.catch_up((await store.live_threads(database))[0], history)
+    report = await capture.reconcile((await store.live_threads(database))[0], history)
     assert report.deleted == 0
     live = await store.get_comment(database, arrived_live.message_id)
     assert live is not None and live.deleted_at is None

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 100  # Discord's history page limit
-RECENT_WINDOW = 100  # messages compared for offline edits, reactions and deletes on every catch-up
+RECENT_WINDOW = 100  # known messages compared for offline edits, reactions and deletes on every catch-up
 MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
 RECENT_DELETES_KEPT = 10_000
 # New messages are written in small groups: the first one of a group waits this long for company.
@@ -267,13 +267,19 @@ class DiscussionCapture:
         return True
 
     async def catch_up(self, thread: ThreadState, source: HistorySource) -> SyncReport:
-        """Store what was said while the bot was away, and compare the recent messages (edits,
-        reactions, deletes) with Discord."""
+        """After time away: compare the last messages we knew with Discord (edits, reactions and
+        deletes made meanwhile), then store everything said since, page by page."""
         if not await self._refresh_state(thread, source):
             return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
         tally: dict[str, int] = {}
         fetched = 0
-        cursor = await store.last_message_id(self.database, thread.thread_id) or 0
+        last = await store.last_message_id(self.database, thread.thread_id)
+        if last is not None:
+            known, requested = await self._page(source, thread.thread_id, before=last + 1, limit=RECENT_WINDOW)
+            fetched += len(known)
+            low = min(m.message_id for m in known) if len(known) >= RECENT_WINDOW else 0
+            await self._sync_page(thread.thread_id, known, low, last, tally, requested)
+        cursor = last or 0
         while True:
             page, requested = await self._page(source, thread.thread_id, after=cursor)
             page = [m for m in page if m.message_id > cursor]
@@ -285,10 +291,6 @@ class DiscussionCapture:
             cursor = newest
             if len(page) < PAGE_SIZE:
                 break
-        recent, requested = await self._page(source, thread.thread_id, limit=RECENT_WINDOW)
-        fetched += len(recent)
-        low = min(m.message_id for m in recent) if len(recent) >= RECENT_WINDOW else 0
-        await self._sync_page(thread.thread_id, recent, low, NEWEST, tally, requested)
         return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
 
