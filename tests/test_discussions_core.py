@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from bot.discussions.model import (
     ReactionChange,
     ReactionCount,
     ThreadChange,
+    snowflake_time,
 )
 from bot.discussions.service import DiscussionCapture
 from bot.render.discord_to_html import discord_markdown_to_text
@@ -355,3 +356,29 @@ def test_plain_text_fast_path_matches_the_renderer(text: str) -> None:
     assert clean_text(item) == discord_markdown_to_text(text)
     if _PLAIN_TEXT.fullmatch(text) and "\n" not in text:
         assert clean_text(item) == " ".join(text.split())
+
+
+async def test_a_burst_is_stored_in_groups_in_full(capture: DiscussionCapture, database: Database) -> None:
+    # 637 = 6 x 100 + 25 + 2 x 5 + 2 x 1 (every statement size), plus some with files and some by an
+    # opted-out user, spread over two threads, one of them untracked.
+    await database.write(store.set_opted_out(BOB, True, next_snowflake_time()))
+    items = []
+    for n in range(637):
+        extra: dict[str, object] = {}
+        if n % 97 == 0:
+            extra["attachments"] = (AttachmentInfo(n + 1, f"{n}.png", f"https://cdn.example/{n}", n),)
+        items.append(message(THREAD, f"burst message {n}", author_id=BOB if n % 50 == 7 else ALICE, **extra))
+    for item in items:
+        await capture.on_message(item)
+    await capture.flush()
+    expected = [item.message_id for item in items if item.author_id == ALICE]
+    stored = await store.thread_comments(database, THREAD)
+    assert [c.message_id for c in stored] == expected
+    assert stored[5].content == "burst message 5" and stored[5].author_name == "Alice"
+    assert len(await store.comment_attachments(database, items[97].message_id)) == 1
+    matches = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'burst'")
+    assert matches == len(expected)
+
+
+def next_snowflake_time() -> datetime:
+    return snowflake_time(next_snowflake())

@@ -324,3 +324,18 @@ async def test_missing_message_content_intent_is_reported_once_and_nothing_store
         assert await comment(database, still.id) is None
     assert len(warnings()) == 1
     assert "Privileged Gateway Intents" in INTENT_WARNING and "Message Content Intent" in INTENT_WARNING
+
+
+async def test_a_fresh_session_catches_up_what_was_never_dispatched(
+        emulator: FakeDiscord, world: World, database: Database, tmp_path: Path) -> None:
+    thread = await post_thread(emulator, world, database)
+    async with running(emulator, database, tmp_path) as (_, cog):
+        first = emulator.send_message(thread, world.alice, "before the new session")
+        await eventually(lambda: comment(database, first.id), what="the first message")
+        runs = cog.catch_up_runs
+        await emulator.invalidate_session(resumable=False)  # no RESUME: nothing missed is replayed
+        missed = emulator.send_message(thread, world.bob, "sent while the session was gone")
+        await eventually(lambda: _async(cog.catch_up_runs > runs), what="the catch-up of the new session")
+        await cog.capture.flush()
+        stored = await comment(database, missed.id)
+        assert stored is not None and stored.content == "sent while the session was gone"

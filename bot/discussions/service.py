@@ -122,6 +122,10 @@ class DiscussionCapture:
     # -- live events ----------------------------------------------------------------------------
 
     async def on_message(self, message: IncomingMessage) -> Verdict:
+        if message.author_id == self.own_user_id:
+            # Decided before the tracked check: the invitation line lands before the thread's row is
+            # written, and must not leave a "not tracked" mark behind for the first replies.
+            return Verdict.OWN
         tracked = await self.is_tracked(message.channel_id)
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
