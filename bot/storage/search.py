@@ -166,12 +166,6 @@ async def get_post(database: Database, guild_id: int, post_id: int) -> PostSumma
     return None if row is None else _post(row)
 
 
-async def _window_floor(database: Database, sql: str, parameters: tuple[object, ...]) -> int | None:
-    """The rowid of the RANKED_WINDOW-th newest match, or None when there are fewer matches."""
-    value = await database.fetch_value(sql, (*parameters, RANKED_WINDOW - 1))
-    return None if value is None else int(value)
-
-
 async def search(database: Database, guild_id: int, query: FtsQuery, *,
                  post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
     """Posts (title and summary) and comments matching ``query`` in one guild, best first among
@@ -183,17 +177,15 @@ async def search(database: Database, guild_id: int, query: FtsQuery, *,
 
 async def _search_posts(database: Database, guild_id: int, expression: str,
                         limit: int) -> tuple[list[SearchHit], bool]:
-    floor = await _window_floor(
-        database,
-        "SELECT f.rowid FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
-        "WHERE posts_fts MATCH ? AND p.guild_id = ? ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
-        (expression, guild_id),
-    )
+    # Ranks only matches at or above the RANKED_WINDOW-th newest one (all of them when fewer).
     ranked = await database.fetch_all(
         "SELECT f.rowid AS rowid, bm25(posts_fts, 4.0, 1.0) AS score "
         "FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
-        "WHERE posts_fts MATCH ? AND f.rowid >= ? AND p.guild_id = ? ORDER BY score LIMIT ?",
-        (expression, floor if floor is not None else -(2**63), guild_id, limit + 1),
+        "WHERE f.posts_fts MATCH ?1 AND p.guild_id = ?2 AND f.rowid >= coalesce(("
+        "  SELECT w.rowid FROM posts_fts w CROSS JOIN posts wp ON wp.id = w.rowid"
+        "  WHERE w.posts_fts MATCH ?1 AND wp.guild_id = ?2 ORDER BY w.rowid DESC LIMIT 1 OFFSET ?3"
+        "), -9223372036854775808) ORDER BY score LIMIT ?4",
+        (expression, guild_id, RANKED_WINDOW - 1, limit + 1),
     )
     more = len(ranked) > limit
     ranked = ranked[:limit]
@@ -220,17 +212,13 @@ async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
     expression = query.expression
     joins = ("FROM comments_fts f CROSS JOIN comments c ON c.message_id = f.rowid "
              "CROSS JOIN posts p ON p.id = c.post_id ")
-    floor = await _window_floor(
-        database,
-        f"SELECT f.rowid {joins} WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_VISIBLE} "
-        "ORDER BY f.rowid DESC LIMIT 1 OFFSET ?",
-        (expression, guild_id),
-    )
+    # The newest RANKED_WINDOW visible matches in the guild: FTS5 walks the doclist newest first
+    # and stops there, however common the words.
     candidates = await database.fetch_all(
         f"SELECT f.rowid AS rowid, c.clean_content AS text {joins} "
-        f"WHERE comments_fts MATCH ? AND f.rowid >= ? AND p.guild_id = ? AND {_VISIBLE} "
+        f"WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_VISIBLE} "
         "ORDER BY f.rowid DESC LIMIT ?",
-        (expression, floor if floor is not None else -(2**63), guild_id, RANKED_WINDOW),
+        (expression, guild_id, RANKED_WINDOW),
     )
     if not candidates:
         return [], False
@@ -265,17 +253,21 @@ async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
 
 
 async def _term_weights(database: Database, terms: Sequence[Term]) -> list[float]:
-    """Each term's IDF estimated on the newest IDF_SAMPLE comments (bounded work per term)."""
-    sample_floor = await database.fetch_value(
-        "SELECT message_id FROM comments ORDER BY message_id DESC LIMIT 1 OFFSET ?", (IDF_SAMPLE - 1,))
-    low = int(sample_floor) if sample_floor is not None else -(2**63)
-    documents = await database.fetch_value("SELECT count(*) FROM comments WHERE message_id >= ?", (low,))
-    weights = []
-    for term in terms:
-        having = await database.fetch_value(
-            "SELECT count(*) FROM comments_fts WHERE comments_fts MATCH ? AND rowid >= ?", (term.to_fts(), low))
-        weights.append(idf(int(having or 0), int(documents or 0)))
-    return weights
+    """Each term's IDF estimated on the newest IDF_SAMPLE comments (bounded work per term), in one
+    round trip."""
+    if not terms:
+        return []
+    counts = ", ".join(
+        f"(SELECT count(*) FROM comments_fts WHERE comments_fts MATCH ? AND rowid >= sample.low) AS t{index}"
+        for index in range(len(terms)))
+    row = await database.fetch_one(
+        "WITH sample AS (SELECT min(message_id) AS low, count(*) AS n FROM "
+        "(SELECT message_id FROM comments ORDER BY message_id DESC LIMIT ?)) "
+        f"SELECT sample.n AS n, {counts} FROM sample",
+        (IDF_SAMPLE, *(term.to_fts() for term in terms)),
+    )
+    documents = int(row["n"]) if row is not None else 0
+    return [idf(int(row[f"t{index}"] or 0) if row is not None else 0, documents) for index in range(len(terms))]
 
 
 async def post_details(database: Database, guild_id: int, post_id: int) -> PostDetails | None:
