@@ -146,7 +146,8 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             except OSError as error:
                 print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
                 return EXIT_CONFIG
-        status = await run_until_stopped(settings, database, sync_only=sync_only)
+        status = await run_until_stopped(settings, database, sync_only=sync_only,
+                                         on_bot=web_server.watch_bot if web_server is not None else None)
     finally:
         if web_server is not None:
             await web_server.stop()

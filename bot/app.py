@@ -13,6 +13,7 @@ import logging
 import pkgutil
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiohttp
@@ -156,7 +157,8 @@ class ConversationBot(commands.Bot):
             await self._feed_session.close()
 
 
-async def run_until_stopped(settings: Settings, database: Database, *, sync_only: bool = False) -> int:
+async def run_until_stopped(settings: Settings, database: Database, *, sync_only: bool = False,
+                            on_bot: Callable[[ConversationBot], None] | None = None) -> int:
     """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
 
     A refused token or a missing privileged intent is a configuration error (status 2) with one line
@@ -166,6 +168,8 @@ async def run_until_stopped(settings: Settings, database: Database, *, sync_only
 
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     bot = ConversationBot(settings, database, sync_mode="force" if sync_only else "auto")
+    if on_bot is not None:
+        on_bot(bot)  # e.g. the web server's health check watches the gateway connection
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:

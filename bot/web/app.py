@@ -13,7 +13,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -253,6 +253,17 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     return app
 
 
+class GatewayClient(Protocol):
+    """What the health check needs of the bot (a discord.py Client has all of it)."""
+
+    @property
+    def latency(self) -> float: ...
+
+    def is_closed(self) -> bool: ...
+
+    def is_ready(self) -> bool: ...
+
+
 class WebServer:
     """Runs the app on ``settings.web_host:settings.web_port`` next to the bot."""
 
@@ -288,6 +299,17 @@ class WebServer:
                           f"(WEB_HOST/WEB_PORT): {error.strerror or error}") from error
         self._runner, self._site = runner, site
         log.info("web server listening on http://%s:%s", self._host, self.port)
+
+    def watch_bot(self, client: GatewayClient) -> None:
+        """Let /healthz report ``client``'s gateway connection."""
+
+        def status() -> DiscordStatus:
+            connected = client.is_ready() and not client.is_closed()
+            latency = client.latency
+            return DiscordStatus(connected=connected,
+                                 latency_ms=round(latency * 1000, 1) if connected and math.isfinite(latency) else None)
+
+        self.discord_status.bind(status)
 
     async def stop(self) -> None:
         if self._runner is not None:
