@@ -161,10 +161,13 @@ class Announcer:
         first); then the edits of updated posts; then failures are reported once."""
         report = CycleReport()
         overrides = await store.guild_overrides(self.database)
-        archive = {guild: o.thread_auto_archive_minutes for guild, o in overrides.items()}
+        archive = {guild: o.thread_auto_archive_minutes for guild, o in overrides.items()
+                   if o.thread_auto_archive_minutes is not None}
+        per_cycle = {guild: o.announcements_per_cycle for guild, o in overrides.items()
+                     if o.announcements_per_cycle is not None}
         chosen = choose_for_cycle(
             await store.cycle_candidates(self.database),
-            lambda guild: overrides[guild].announcements_per_cycle if guild in overrides else self.per_cycle,
+            lambda guild: per_cycle.get(guild, self.per_cycle),
         )
         for candidate in chosen:
             try:

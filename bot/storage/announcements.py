@@ -56,8 +56,10 @@ class FailedAnnouncement:
 
 @dataclass(frozen=True, slots=True)
 class GuildAnnounceSettings:
-    announcements_per_cycle: int
-    thread_auto_archive_minutes: int
+    """A guild's own values; None where it follows the process-wide setting."""
+
+    announcements_per_cycle: int | None
+    thread_auto_archive_minutes: int | None
 
 
 _WORK_SELECT = """
@@ -139,7 +141,8 @@ async def edits_due(database: Database, limit: int = 50) -> list[AnnouncementWor
 async def guild_overrides(database: Database) -> dict[int, GuildAnnounceSettings]:
     """The guilds that changed the per-cycle limit or the thread auto-archive duration."""
     rows = await database.fetch_all(
-        "SELECT guild_id, announcements_per_cycle, thread_auto_archive_minutes FROM guild_settings")
+        "SELECT guild_id, announcements_per_cycle, thread_auto_archive_minutes FROM guild_settings "
+        "WHERE announcements_per_cycle IS NOT NULL OR thread_auto_archive_minutes IS NOT NULL")
     return {row["guild_id"]: GuildAnnounceSettings(row["announcements_per_cycle"],
                                                    row["thread_auto_archive_minutes"]) for row in rows}
 

@@ -30,8 +30,13 @@ async def get_guild_settings(database: Database, guild_id: int, defaults: Settin
     if row is None:
         return GuildSettings(guild_id, defaults.announcements_per_cycle, defaults.thread_auto_archive_minutes,
                              customised=False)
-    return GuildSettings(guild_id, int(row["announcements_per_cycle"]),
-                         int(row["thread_auto_archive_minutes"]), customised=True)
+    per_cycle, archive = row["announcements_per_cycle"], row["thread_auto_archive_minutes"]
+    return GuildSettings(
+        guild_id,
+        defaults.announcements_per_cycle if per_cycle is None else int(per_cycle),
+        defaults.thread_auto_archive_minutes if archive is None else int(archive),
+        customised=per_cycle is not None or archive is not None,
+    )
 
 
 async def update_guild_settings(database: Database, guild_id: int, defaults: Settings, *,
@@ -46,10 +51,10 @@ async def update_guild_settings(database: Database, guild_id: int, defaults: Set
 
     def op(connection: sqlite3.Connection) -> None:
         now = to_db_time(utcnow())
+        # A new row leaves the other setting NULL, so it keeps following the environment.
         connection.execute(
-            "INSERT INTO guild_settings (guild_id, announcements_per_cycle, thread_auto_archive_minutes, "
-            "updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO NOTHING",
-            (guild_id, defaults.announcements_per_cycle, defaults.thread_auto_archive_minutes, now),
+            "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?) ON CONFLICT (guild_id) DO NOTHING",
+            (guild_id, now),
         )
         connection.execute(
             "UPDATE guild_settings SET announcements_per_cycle = coalesce(?, announcements_per_cycle), "

@@ -7,11 +7,11 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 
+-- NULL in a setting column means "use the process-wide setting from the environment".
 CREATE TABLE guild_settings (
     guild_id                    INTEGER PRIMARY KEY,
-    announcements_per_cycle     INTEGER NOT NULL DEFAULT 5 CHECK (announcements_per_cycle BETWEEN 1 AND 50),
-    thread_auto_archive_minutes INTEGER NOT NULL DEFAULT 10080
-        CHECK (thread_auto_archive_minutes IN (60, 1440, 4320, 10080)),
+    announcements_per_cycle     INTEGER CHECK (announcements_per_cycle BETWEEN 1 AND 50),
+    thread_auto_archive_minutes INTEGER CHECK (thread_auto_archive_minutes IN (60, 1440, 4320, 10080)),
     intent_warning_sent_at      TEXT,
     updated_at                  TEXT NOT NULL
 );
