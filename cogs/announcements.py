@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 import discord
 from discord.ext import commands, tasks
@@ -31,7 +32,9 @@ class Announcements(commands.Cog):
         # Tests inject a hook (awaited after each named step) to stop the bot exactly there.
         self.announcer = Announcer(bot.database, self.port, per_cycle=settings.announcements_per_cycle,
                                    archive_minutes=settings.thread_auto_archive_minutes,
-                                   step_hook=getattr(bot, "announce_step_hook", None))
+                                   step_hook=getattr(bot, "announce_step_hook", None),
+                                   flood_window=timedelta(seconds=float(getattr(
+                                       bot, "announce_flood_window_seconds", settings.poll_interval_seconds))))
         self.announcer.on_thread_recorded = self._thread_recorded
         self._scheduler: FeedScheduler | None = None
         self._cycle_lock = asyncio.Lock()

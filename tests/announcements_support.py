@@ -122,7 +122,7 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any: 
 @contextlib.asynccontextmanager
 async def running_bot(emu: FakeDiscord, settings: Settings, *,
                       step_hook: Callable[[str, int], Awaitable[None]] | None = None,
-                      interval: float = 3600.0) -> AsyncIterator[ConversationBot]:
+                      interval: float = 3600.0, flood_window: float = 0.0) -> AsyncIterator[ConversationBot]:
     """Our bot against the emulator on ``settings.database_path``; on exit the bot is stopped and the
     database closed, as a process exit would. With a long ``interval`` only the start-up cycle runs on
     its own; tests run further cycles with ``announce_now()``."""
@@ -130,6 +130,8 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *,
     bot = ConversationBot(settings, database, sync_mode="never", guild_ready_timeout=0.05)
     bot.announce_step_hook = step_hook  # type: ignore[attr-defined]
     bot.announce_interval_seconds = interval  # type: ignore[attr-defined]
+    # 0: the per-channel budget is per cycle only, so tests can run cycles back to back.
+    bot.announce_flood_window_seconds = flood_window  # type: ignore[attr-defined]
     try:
         async with run_client(emu, bot):
             yield bot

@@ -4,6 +4,7 @@ failures."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.announce.machine import INVITE_LINE
@@ -193,6 +194,26 @@ async def test_fifty_new_items_go_out_five_per_cycle_oldest_first(emulator: Fake
         messages = announcement_messages(emulator, world.announcements.id)
         assert [m.embeds[0]["title"] for m in messages] == [f"Item {n:02d}" for n in range(50)]
         assert len(emulator.threads_in(world.announcements)) == 50
+
+
+async def test_the_budget_also_holds_across_cycles_within_the_poll_interval(emulator: FakeDiscord, world: World,
+                                                                           tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    database = await Database.open(settings.database_path)
+    for minute in range(12):
+        await queue_post(database, world.guild.id, world.announcements.id, title=f"Item {minute:02d}",
+                         published_at=later(minute))
+    await database.close()
+    async with running_bot(emulator, settings, flood_window=600.0) as bot:
+        await first_cycle(bot)
+        cog = cog_of(bot)
+        assert len(announcement_messages(emulator, world.announcements.id)) == 5
+        await cog.announce_now()  # same poll interval: the channel's budget is spent
+        assert len(announcement_messages(emulator, world.announcements.id)) == 5
+        cog.announcer.clock = lambda: datetime.now(UTC) + timedelta(seconds=601)  # the interval has passed
+        await cog.announce_now()
+        titles = [m.embeds[0]["title"] for m in announcement_messages(emulator, world.announcements.id)]
+        assert titles == [f"Item {n:02d}" for n in range(10)]
 
 
 async def test_ping_role_is_the_only_mention_and_only_when_configured(emulator: FakeDiscord, world: World,

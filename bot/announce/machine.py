@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, TypeVar
 
 from bot.announce.embed import AnnouncementEmbed, build_embed, one_line
@@ -22,7 +23,7 @@ from bot.announce.plan import choose_for_cycle
 from bot.announce.tags import ForumTag, match_forum_tags
 from bot.render.text import cut_at_word, escape_discord_markdown, neutralise_mentions, thread_name
 from bot.storage import announcements as store
-from bot.storage.db import Database
+from bot.storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -143,8 +144,14 @@ class Announcer:
     each named step in :data:`STEPS`, so a test can stop the bot exactly there."""
 
     def __init__(self, database: Database, port: DiscordPort, *, per_cycle: int, archive_minutes: int,
-                 step_hook: StepHook | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 step_hook: StepHook | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 flood_window: timedelta = timedelta(0), clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
+        # per_cycle also bounds every flood_window (the poll interval): cycles run more often than
+        # feeds are polled, so new posts go out promptly, yet a channel never gets more than
+        # per_cycle announcements per poll interval.
+        self.flood_window = flood_window
+        self.clock = clock
         self.port = port
         self.per_cycle = per_cycle
         self.archive_minutes = archive_minutes
@@ -165,9 +172,13 @@ class Announcer:
                    if o.thread_auto_archive_minutes is not None}
         per_cycle = {guild: o.announcements_per_cycle for guild, o in overrides.items()
                      if o.announcements_per_cycle is not None}
+        recent: dict[int, int] = {}
+        if self.flood_window > timedelta(0):
+            recent = await store.recent_announcement_counts(self.database, self.clock() - self.flood_window)
         chosen = choose_for_cycle(
             await store.cycle_candidates(self.database),
             lambda guild: per_cycle.get(guild, self.per_cycle),
+            recent,
         )
         for candidate in chosen:
             try:

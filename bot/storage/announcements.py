@@ -124,6 +124,14 @@ async def cycle_candidates(database: Database) -> list[Candidate]:
     return candidates
 
 
+async def recent_announcement_counts(database: Database, since: datetime) -> dict[int, int]:
+    """Per channel, how many announcements went out (or started to) since ``since``."""
+    rows = await database.fetch_all(
+        "SELECT channel_id, count(*) AS sent FROM announcements WHERE announced_at >= ? GROUP BY channel_id",
+        (to_db_time(since),))
+    return {int(row["channel_id"]): int(row["sent"]) for row in rows}
+
+
 async def load_work(database: Database, announcement_id: int) -> AnnouncementWork | None:
     row = await database.fetch_one(_WORK_SELECT + " WHERE a.id = ?", (announcement_id,))
     return None if row is None else _work(row)
@@ -192,7 +200,8 @@ async def begin_attempt(database: Database, announcement_id: int) -> tuple[str, 
             return None
         row = connection.execute(
             "UPDATE announcements SET state = CASE state WHEN 'queued' THEN 'pending' ELSE state END, "
-            "attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING attempts",
+            "attempts = attempts + 1, announced_at = coalesce(announced_at, ?1), updated_at = ?1 "
+            "WHERE id = ?2 RETURNING attempts",
             (_now(), announcement_id),
         ).fetchone()
         return str(before[0]), int(row[0])

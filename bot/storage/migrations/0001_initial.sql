@@ -88,10 +88,12 @@ CREATE TABLE announcements (
     error_reported  INTEGER NOT NULL DEFAULT 0,
     attempts        INTEGER NOT NULL DEFAULT 0,
     needs_edit      INTEGER NOT NULL DEFAULT 0,        -- the post changed after it was announced
+    announced_at    TEXT,                              -- when it first became pending: the flood budget counts it
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );
 CREATE INDEX announcements_state ON announcements (state, channel_id);
+CREATE INDEX announcements_recent ON announcements (announced_at) WHERE announced_at IS NOT NULL;
 CREATE INDEX announcements_needs_edit ON announcements (state, updated_at) WHERE needs_edit = 1;
 
 -- The Discord thread (or forum post) that is a post's discussion.
