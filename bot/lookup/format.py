@@ -224,11 +224,10 @@ def format_comment_page(page: CommentPage) -> str:
         if comment.attachment_count:
             extras.append(plural(comment.attachment_count, "attachment"))
         suffix = f" ({', '.join(extras)})" if extras else ""
-        head = f"**{name}** {timestamp(comment.created_at)}{suffix}: "
+        jump = ""
         if post.thread_id is not None:
-            head = f"**{name}** " + link(timestamp(comment.created_at),
-                                         message_url(post.guild_id, post.thread_id, comment.message_id))
-            head += f"{suffix}: "
+            jump = " " + link("↗", message_url(post.guild_id, post.thread_id, comment.message_id))
+        head = f"**{name}** {timestamp(comment.created_at)}{suffix}{jump}: "
         room = max(40, min(COMMENT_LIMIT, budget - len(head)))
         body = safe_text(comment.text, room) if comment.text.strip() else "*(no text)*"
         blocks.append(head + body)
