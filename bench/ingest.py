@@ -203,6 +203,27 @@ async def run_capture(events: int, ids: Ids, database: Database) -> tuple[float,
     return events / elapsed, cog
 
 
+async def run_paced(events: int, rate: float, ids: Ids, database: Database, probe: LatencyProbe) -> list[float]:
+    """``events`` messages at a steady ``rate`` per second: the latency a live server sees."""
+    bot = await make_bot(database)
+    cog = Discussions(bot)
+    await bot.add_cog(cog)
+    probe.latencies.clear()
+    parse = bot._connection.parsers["MESSAGE_CREATE"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for n, payload in enumerate(message_payloads(ids, events)):
+        delay = started + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        RECEIVED[int(payload["id"])] = time.perf_counter()
+        parse(payload)
+    await drain(bot)
+    await cog.capture.flush()
+    await bot.remove_cog("Discussions")
+    return sorted(probe.latencies)
+
+
 async def run_burst(events: int, ids: Ids, database: Database) -> tuple[int, int]:
     bot = await make_bot(database)
     cog = Discussions(bot)
@@ -231,10 +252,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--paced-events", type=int, default=10_000)
+    parser.add_argument("--paced-rate", type=float, default=2_000.0)
+    parser.add_argument("--writer-delay", type=float, default=None,
+                        help="the writer's max_delay in seconds (default: Database.open's)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
-        database = await Database.open(Path(folder) / "bench.db")
+        options = {} if arguments.writer_delay is None else {"max_delay": arguments.writer_delay}
+        database = await Database.open(Path(folder) / "bench.db", **options)
         now = to_db_time(utcnow())
 
         def add_thread(connection: sqlite3.Connection) -> None:
@@ -253,6 +279,7 @@ async def main() -> None:
         writer_share = (probe.writer_busy - busy_before) / (arguments.events / capture_rate)
         latencies = sorted(probe.latencies)
         rss_growth, traced_peak = await run_burst(arguments.burst, ids, database)
+        paced = await run_paced(arguments.paced_events, arguments.paced_rate, ids, database, probe)
         fts_rows = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'caching'")
         writes = database.writes
         print(f"events per run:                 {arguments.events:,}")
@@ -267,6 +294,9 @@ async def main() -> None:
               f"(mean {writes.ops_committed / max(writes.batches_committed, 1):.0f} ops/batch)")
         print(f"burst of {arguments.burst:,}: RSS growth        {rss_growth / 2**20:.1f} MiB, "
               f"Python allocations peak {traced_peak / 2**20:.1f} MiB")
+        print(f"paced {arguments.paced_events:,} at {arguments.paced_rate:,.0f}/s: latency max "
+              f"{paced[-1] * 1000:.1f} ms, p99 {paced[int(len(paced) * 0.99)] * 1000:.1f} ms, "
+              f"median {statistics.median(paced) * 1000:.1f} ms")
         print(f"FTS check: {fts_rows:,} stored comments match 'caching'")
         await database.close()
 

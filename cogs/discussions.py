@@ -156,6 +156,12 @@ class Discussions(commands.Cog):
         self._catch_up_task = asyncio.create_task(self._catch_up_all(), name="discussion-catch-up")
 
     async def _catch_up_all(self) -> None:
+        try:
+            await self._catch_up_rounds()
+        except Exception:
+            log.exception("the catch-up of the discussions failed; the next session or reconcile retries")
+
+    async def _catch_up_rounds(self) -> None:
         while True:
             self._catch_up_again = False
             async with self._sync_lock:
@@ -183,7 +189,11 @@ class Discussions(commands.Cog):
 
     @tasks.loop(hours=24)
     async def reconcile_loop(self) -> None:
-        await self.reconcile_due()
+        # A tasks.loop stops for good on an exception it does not know: never let one out.
+        try:
+            await self.reconcile_due()
+        except Exception:
+            log.exception("the periodic reconcile failed; it runs again at the next interval")
 
     async def reconcile_due(self, *, everything: bool = False) -> int:
         """Reconcile every thread not reconciled within the interval (or all); returns how many."""

@@ -8,6 +8,7 @@ writer's batch delay) or ``Database.write`` (wait for the commit and get the res
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -226,10 +227,10 @@ def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, cle
 
 
 # Many new comments per statement: one multi-row VALUES list instead of one statement per
-# message, so a group costs a few sqlite3 calls (a few GIL hand-overs on the writer thread) rather
-# than hundreds. Under load those hand-overs, not SQLite, were what limited the rate. Fixed group
-# sizes keep the number of distinct statements (and so recompilations) small.
-_VALUES_SIZES = (100, 25, 5, 1)
+# message. On the writer thread every sqlite3 call hands the GIL over and must wait to get it back
+# from a busy event loop (up to the 5 ms switch interval), so a group costs one or two calls, not
+# hundreds: a full-size statement per 200 rows and one of the exact size for the rest.
+_VALUES_ROWS = 200
 _INSERT_COMMENTS_VALUES = """
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
                       content, clean_content, extras, created_at, edited_at, reply_to)
@@ -240,8 +241,11 @@ JOIN threads ON threads.thread_id = v.column12
 WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = v.column2 AND opted_out = 1)
 ON CONFLICT (message_id) DO NOTHING
 """
-_INSERT_COMMENTS_SQL = {size: _INSERT_COMMENTS_VALUES.format(rows=",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * size))
-                        for size in _VALUES_SIZES}
+
+
+@functools.lru_cache(maxsize=_VALUES_ROWS)
+def _insert_comments_sql(rows: int) -> str:
+    return _INSERT_COMMENTS_VALUES.format(rows=",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows))
 
 
 def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]:
@@ -258,13 +262,10 @@ def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]
                       int(message.author_is_bot), message.content, clean,
                       _extras_json(message.extras) if message.extras else "[]", to_db_time(message.created_at),
                       _time(message.edited_at), message.reply_to, message.channel_id)
-        start, total = 0, len(plain)
-        for size in _VALUES_SIZES:
-            width = size * 12
-            while total - start >= width:
-                cursor = connection.execute(_INSERT_COMMENTS_SQL[size], plain[start:start + width])
-                written += max(cursor.rowcount, 0)
-                start += width
+        for start in range(0, len(plain), _VALUES_ROWS * 12):
+            chunk = plain[start:start + _VALUES_ROWS * 12]
+            cursor = connection.execute(_insert_comments_sql(len(chunk) // 12), chunk)
+            written += max(cursor.rowcount, 0)
         return written
     return op
 
