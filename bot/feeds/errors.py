@@ -36,6 +36,9 @@ class FeedHTTPError(FeedError):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
 
 class FeedRetryLater(FeedHTTPError):
     """429 or 503, possibly with a Retry-After the next poll must honour."""
@@ -43,6 +46,14 @@ class FeedRetryLater(FeedHTTPError):
     def __init__(self, message: str, *, status: int, retry_after_seconds: float | None) -> None:
         super().__init__(message, status=status)
         self.retry_after_seconds = retry_after_seconds
+
+
+def _rebuild(kind: type[FeedError], message: str, state: dict[str, object]) -> FeedError:
+    # Errors with keyword-only fields cross process boundaries (parse workers) intact.
+    error = kind.__new__(kind)
+    FeedError.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class TooManyRedirects(FeedError):

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.feeds.errors import FeedError, FeedRetryLater
 from bot.feeds.fetch import FetchTimeouts, fetch_feed
 from bot.feeds.models import CycleReport, FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollStatus
-from bot.feeds.parse import parse_feed_in_thread
+from bot.feeds.parse import parse_feed_in_worker
 from bot.storage import feeds as feed_store
 from bot.storage import posts as post_store
 from bot.storage.db import Database, utcnow
@@ -74,7 +74,7 @@ async def preview_feed(session: aiohttp.ClientSession, url: str, *, allow_privat
                        timeouts: FetchTimeouts | None = None) -> FeedPreview:
     """Fetch and parse once, storing nothing; raises a :class:`FeedError` with a message for the admin."""
     result = await fetch_feed(session, url, allow_private=allow_private, timeouts=timeouts)
-    parsed = await parse_feed_in_thread(result.body, url=result.final_url, content_type=result.content_type)
+    parsed = await parse_feed_in_worker(result.body, url=result.final_url, content_type=result.content_type)
     return FeedPreview(
         url=url, final_url=result.final_url, moved_to=result.moved_to, kind=parsed.kind, title=parsed.title,
         item_count=len(parsed.entries), newest=parsed.entries[:PREVIEW_ENTRIES], problem=parsed.problem,
@@ -103,30 +103,40 @@ class FeedScheduler:
         started = self.clock()
         began = time.perf_counter()
         due = await feed_store.due_feed_ids(self.database, started)
-        limit = asyncio.Semaphore(max(1, self.settings.feed_concurrency))
+        pending = iter(due)
+        outcomes: list[PollOutcome] = []
 
-        async def poll(feed_id: int) -> PollOutcome:
-            async with limit:
+        async def worker() -> None:
+            # A few workers pulling feed ids, rather than one task per feed: thousands of tasks
+            # created at once would themselves stall the loop.
+            for feed_id in pending:
                 try:
-                    return await self.poll_feed(feed_id)
+                    outcomes.append(await self.poll_feed(feed_id, wait_for_commit=False))
                 except Exception:  # one broken feed must not end the cycle
                     log.exception("polling feed %d failed", feed_id)
-                    return PollOutcome(feed_id, "failed", error=INTERNAL_ERROR)
+                    outcomes.append(PollOutcome(feed_id, "failed", error=INTERNAL_ERROR))
 
-        outcomes = await asyncio.gather(*(poll(feed_id) for feed_id in due))
+        workers = min(len(due), max(1, self.settings.feed_concurrency))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        await self.database.flush()  # the bookkeeping of unchanged feeds was only queued
         return CycleReport(started, time.perf_counter() - began, tuple(outcomes))
 
-    async def poll_feed(self, feed_id: int) -> PollOutcome:
-        """Poll one feed now (whatever its schedule) and store what it brought."""
+    async def poll_feed(self, feed_id: int, *, wait_for_commit: bool = True) -> PollOutcome:
+        """Poll one feed now (whatever its schedule) and store what it brought.
+
+        With ``wait_for_commit=False`` the bookkeeping of an unchanged feed is only queued (one
+        commit wait per unchanged feed would cost more than its whole poll); call
+        ``database.flush()`` before relying on it.
+        """
         lock = self._locks.setdefault(feed_id, asyncio.Lock())
         try:
             async with lock:
-                return await self._poll(feed_id)
+                return await self._poll(feed_id, wait_for_commit)
         finally:
             if not lock.locked() and self._locks.get(feed_id) is lock:
                 del self._locks[feed_id]
 
-    async def _poll(self, feed_id: int) -> PollOutcome:
+    async def _poll(self, feed_id: int, wait_for_commit: bool) -> PollOutcome:
         feed = await feed_store.get_feed(self.database, feed_id)
         if feed is None:
             return PollOutcome(feed_id, "skipped", error="no such feed")
@@ -140,11 +150,11 @@ class FeedScheduler:
                 allow_private=self.settings.allow_private_feeds, timeouts=self.timeouts,
             )
             if result.not_modified:
-                return await self._record_success(feed, result, None, None, now, "not_modified")
+                return await self._record_success(feed, result, None, None, now, "not_modified", wait_for_commit)
             digest = body_hash(result.body)
             if feed.initialized and digest == feed.body_hash:
-                return await self._record_success(feed, result, None, digest, now, "unchanged")
-            parsed = await parse_feed_in_thread(
+                return await self._record_success(feed, result, None, digest, now, "unchanged", wait_for_commit)
+            parsed = await parse_feed_in_worker(
                 result.body, url=result.final_url, content_type=result.content_type, now=now
             )
         except FeedError as error:
@@ -152,10 +162,11 @@ class FeedScheduler:
         except Exception:  # recorded as this feed's failure; the traceback is logged
             log.exception("unexpected error while polling feed %d (%s)", feed.id, feed.url)
             return await self._record_failure(feed, INTERNAL_ERROR, None, now)
-        return await self._record_success(feed, result, parsed, digest, now, "changed")
+        return await self._record_success(feed, result, parsed, digest, now, "changed", True)
 
     async def _record_success(self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None,
-                              digest: str | None, now: datetime, status: PollStatus) -> PollOutcome:
+                              digest: str | None, now: datetime, status: PollStatus,
+                              wait_for_commit: bool) -> PollOutcome:
         interval = self.interval
         policy = post_store.AnnouncePolicy(
             first_fetch=not feed.initialized,
@@ -191,6 +202,9 @@ class FeedScheduler:
                 )
             return stored, moved, url
 
+        if not wait_for_commit and parsed is None and result.moved_to is None:
+            await self.database.enqueue(op)
+            return PollOutcome(feed.id, status, next_poll_at=next_slot(feed.url, now, interval))
         stored, moved, url = await self.database.write(op)
         return PollOutcome(
             feed.id, status,
