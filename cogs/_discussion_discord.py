@@ -64,7 +64,7 @@ def incoming(message: discord.Message, *, with_reactions: bool = False) -> Incom
         extras=extras,
         user_names=tuple((user.id, user.display_name) for user in message.mentions) if message.mentions else (),
         role_names=tuple((role.id, role.name) for role in message.role_mentions)
-        if message.raw_role_mentions else (),
+        if "<@&" in content else (),
         channel_names=tuple((channel.id, channel.name) for channel in message.channel_mentions
                             if hasattr(channel, "name")) if "<#" in content else (),
         reactions=tuple(ReactionCount(emoji_key(r.emoji), r.count) for r in message.reactions)

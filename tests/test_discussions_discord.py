@@ -85,12 +85,14 @@ async def test_messages_replies_attachments_edits_deletes(emulator: FakeDiscord,
         reply = emulator.send_message(thread, world.bob, "Thanks!", reply_to=hello,
                                       attachments=[("notes.txt", b"some notes")], stickers=["wave"])
         beep = emulator.send_message(thread, helper, "beep boop")
+        ping = emulator.send_message(thread, world.bob, f"Ping <@&{world.readers.id}> in <#{world.announcements.id}>")
         elsewhere = emulator.send_message(world.announcements, world.alice, "not in a post thread")
-        await eventually(lambda: comment(database, beep.id), what="the bot message")
+        await eventually(lambda: comment(database, ping.id), what="the last message")
         await cog.capture.flush()
 
         stored = await store.thread_comments(database, thread.id)
-        assert [c.message_id for c in stored] == [hello.id, reply.id, beep.id]  # not the bot's own lines
+        assert [c.message_id for c in stored] == [hello.id, reply.id, beep.id, ping.id]  # not the bot's own lines
+        assert stored.pop().clean_content == "Ping @Readers in #announcements"
         assert await comment(database, invite.id) is None and await comment(database, elsewhere.id) is None
         first, second, third = stored
         assert first.author_name == "Alice" and first.content == hello.content
@@ -123,7 +125,7 @@ async def test_messages_replies_attachments_edits_deletes(emulator: FakeDiscord,
         await eventually(lambda: comment(database, batch[-1].id), what="the batch")
         emulator.bulk_delete(thread, batch[:3])
         await eventually(lambda: _deleted(database, batch[2].id), what="the bulk delete")
-        assert await live_ids(database, thread.id) == [beep.id, batch[3].id]
+        assert await live_ids(database, thread.id) == [beep.id, ping.id, batch[3].id]
 
 
 async def _content_is(database: Database, message_id: int, content: str) -> bool:

@@ -250,22 +250,27 @@ def _insert_comments_sql(rows: int) -> str:
 
 def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]:
     """Store many new comments at once (same rules as :func:`insert_comment`); returns how many
-    rows were written."""
+    rows were written. The parameters are built here, by the caller, so the writer thread only
+    runs SQL (it needs the GIL for as little as possible while the event loop is busy)."""
+    plain: list[object] = []
+    special: list[tuple[IncomingMessage, str]] = []
+    for message, clean in batch:
+        if message.attachments or message.reactions:
+            special.append((message, clean))
+            continue
+        plain += (message.message_id, message.author_id, message.author_name, message.author_avatar_url,
+                  int(message.author_is_bot), message.content, clean,
+                  _extras_json(message.extras) if message.extras else "[]", to_db_time(message.created_at),
+                  _time(message.edited_at), message.reply_to, message.channel_id)
+    chunks = [plain[start:start + _VALUES_ROWS * 12] for start in range(0, len(plain), _VALUES_ROWS * 12)]
+    statements = [(_insert_comments_sql(len(chunk) // 12), chunk) for chunk in chunks]
+
     def op(connection: sqlite3.Connection) -> int:
-        plain: list[object] = []
         written = 0
-        for message, clean in batch:
-            if message.attachments or message.reactions:
-                written += insert_comment(connection, message, clean)
-                continue
-            plain += (message.message_id, message.author_id, message.author_name, message.author_avatar_url,
-                      int(message.author_is_bot), message.content, clean,
-                      _extras_json(message.extras) if message.extras else "[]", to_db_time(message.created_at),
-                      _time(message.edited_at), message.reply_to, message.channel_id)
-        for start in range(0, len(plain), _VALUES_ROWS * 12):
-            chunk = plain[start:start + _VALUES_ROWS * 12]
-            cursor = connection.execute(_insert_comments_sql(len(chunk) // 12), chunk)
-            written += max(cursor.rowcount, 0)
+        for message, clean in special:
+            written += insert_comment(connection, message, clean)
+        for sql, parameters in statements:
+            written += max(connection.execute(sql, parameters).rowcount, 0)
         return written
     return op
 
