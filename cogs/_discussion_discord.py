@@ -52,6 +52,16 @@ def incoming(message: discord.Message, *, with_reactions: bool = False) -> Incom
                           if embed.url])
     author = message.author
     content = message.content
+    files = message.attachments
+    if not content and not files and message.message_snapshots:
+        # A forwarded message: its text and files are in the snapshot (an empty content here does
+        # not mean the Message Content intent is missing).
+        snapshot = message.message_snapshots[0]
+        content, files = snapshot.content, snapshot.attachments
+        extras += tuple(Extra("embed", embed.title or embed.url, embed.url) for embed in snapshot.embeds
+                        if embed.url)
+    if message.poll is not None:
+        extras += (Extra("poll", message.poll.question, message.jump_url),)
     return IncomingMessage(
         message_id=message.id, channel_id=message.channel.id,
         guild_id=message.guild.id if message.guild else None,
@@ -60,7 +70,7 @@ def incoming(message: discord.Message, *, with_reactions: bool = False) -> Incom
         message_type=message.type.value, content=content, created_at=message.created_at,
         edited_at=message.edited_at, reply_to=reply_to,
         attachments=tuple(AttachmentInfo(a.id, a.filename, a.url, a.size, a.content_type)
-                          for a in message.attachments) if message.attachments else (),
+                          for a in files) if files else (),
         extras=extras,
         user_names=tuple((user.id, user.display_name) for user in message.mentions) if message.mentions else (),
         role_names=tuple((role.id, role.name) for role in message.role_mentions)
