@@ -62,6 +62,7 @@ CREATE TABLE posts (
     UNIQUE (guild_id, canonical_url)
 );
 CREATE INDEX posts_guild_published ON posts (guild_id, published_at DESC);
+CREATE INDEX posts_feed ON posts (feed_id);             -- per-feed counts; ON DELETE SET NULL
 
 -- Which item identities a feed has already yielded (so the same item is never new twice).
 CREATE TABLE feed_items (
@@ -71,6 +72,7 @@ CREATE TABLE feed_items (
     seen_at  TEXT NOT NULL,
     PRIMARY KEY (feed_id, identity)
 );
+CREATE INDEX feed_items_post ON feed_items (post_id);  -- ON DELETE CASCADE from posts
 
 -- One announcement per post: queued (waiting for its turn) -> pending (row written before the send)
 -- -> sent (message id stored) -> threaded (thread id stored); failed with a reason; skipped (backfill).
