@@ -238,3 +238,27 @@ def test_parse_never_raises_on_feed_shaped_documents(items: list[tuple[str, str,
     for entry in feed.entries:
         assert entry.identity and entry.link.startswith(("http://", "https://"))
         assert len(entry.summary) <= SUMMARY_LIMIT
+
+
+async def test_parse_in_a_worker_process_gives_the_same_result_and_errors() -> None:
+    from bot.feeds.parse import parse_feed_in_worker
+
+    body = (FIXTURES / "wordpress_empty_guids.xml").read_bytes()
+    direct = parse_feed(body, url="https://blog.example.com/feed/", content_type=None, now=NOW)
+    worker = await parse_feed_in_worker(body, url="https://blog.example.com/feed/", content_type=None, now=NOW)
+    assert worker == direct
+    with pytest.raises(NotAFeed) as error:
+        await parse_feed_in_worker((FIXTURES / "not_a_feed.html").read_bytes(), url="https://x.example/",
+                                   content_type="text/html")
+    assert error.value.message == "not a feed: the server sent an HTML page (text/html)"
+
+
+def test_feed_errors_survive_pickling() -> None:
+    import pickle
+
+    from bot.feeds.errors import FeedRetryLater
+
+    original = FeedRetryLater("x answered HTTP 429", status=429, retry_after_seconds=30.0)
+    copy = pickle.loads(pickle.dumps(original))
+    assert (type(copy), copy.message, copy.status, copy.retry_after_seconds) == (FeedRetryLater, original.message,
+                                                                                  429, 30.0)
