@@ -38,7 +38,7 @@ RECENT_DELETES_KEPT = 10_000
 # New messages are written in small groups: the first one of a group waits this long for company.
 # One statement per group instead of one per message is what lets the writer keep up with a burst
 # (see bench/ingest.py); the wait is a small part of the 100 ms durability budget.
-COALESCE_SECONDS = 0.01
+COALESCE_SECONDS = 0.003
 MAX_COALESCED = 1000
 RECENT_LIVE_KEPT = 100_000
 NEWEST = 2**63 - 1  # the upper id bound of the newest page: anything stored before we asked
