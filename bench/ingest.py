@@ -256,6 +256,8 @@ async def main() -> None:
     parser.add_argument("--paced-rate", type=float, default=2_000.0)
     parser.add_argument("--no-fts", action="store_true",
                         help="for comparison only: drop the comments full-text trigger")
+    parser.add_argument("--writer-cache-mib", type=int, default=None,
+                        help="SQLite page cache of the writer connection (default: SQLite's 2 MiB)")
     parser.add_argument("--writer-delay", type=float, default=None,
                         help="the writer's max_delay in seconds (default: Database.open's)")
     arguments = parser.parse_args()
@@ -273,6 +275,9 @@ async def main() -> None:
                                (THREAD_ID, GUILD_ID, TEXT_CHANNEL_ID, now, now))
 
         await database.write(add_thread)
+        if arguments.writer_cache_mib:
+            await database.write(lambda connection: connection.execute(
+                f"PRAGMA cache_size = -{arguments.writer_cache_mib * 1024}"))
         if arguments.no_fts:
             await database.write(lambda connection: connection.execute("DROP TRIGGER comments_fts_insert"))
         ids = Ids()
@@ -287,7 +292,8 @@ async def main() -> None:
         fts_rows = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'caching'")
         writes = database.writes
         print(f"events per run:                 {arguments.events:,}"
-              f"{' (full-text index OFF, for comparison)' if arguments.no_fts else ''}")
+              f"{' (full-text index OFF, for comparison)' if arguments.no_fts else ''}"
+              f"{f' (writer page cache {arguments.writer_cache_mib} MiB)' if arguments.writer_cache_mib else ''}")
         print(f"no-op listener:                 {noop_rate:,.0f} events/s")
         print(f"capture + storage:              {capture_rate:,.0f} events/s")
         print(f"ratio:                          {capture_rate / noop_rate:.2f}x")
