@@ -70,13 +70,19 @@ class ConversationTree(app_commands.CommandTree["ConversationBot"]):
         elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
             message, ephemeral = "You need the Manage Server permission to use this command.", True
             if isinstance(error, app_commands.MissingPermissions):
-                missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+                missing = ", ".join(permission_name(p) for p in error.missing_permissions)
                 message = f"You need the {missing} permission to use this command."
         else:
             command = interaction.command.qualified_name if interaction.command else "interaction"
             log.error("command %s failed", command, exc_info=original)
             message, ephemeral = GENERIC_FAILURE, True
         await send_reply(interaction, message, ephemeral=ephemeral)
+
+
+def permission_name(flag: str) -> str:
+    """The name Discord's own interface shows for a permission flag (manage_guild: Manage Server)."""
+    return {"manage_guild": "Manage Server", "administrator": "Administrator"}.get(
+        flag, flag.replace("_", " ").title())
 
 
 async def send_reply(interaction: discord.Interaction[Any], content: str, *, ephemeral: bool = True) -> None:
