@@ -92,15 +92,8 @@ async def opt_out(database: Database, user_id: int) -> None:
 
 @contextlib.asynccontextmanager
 async def running_bot(emu: FakeDiscord, folder: Path, **overrides: Any) -> AsyncIterator[ConversationBot]:
-    """Our ConversationBot (every cog loaded) logged in to the emulator, on a fresh database.
-
-    The emulator echoes messages with buttons without the component ``id`` Discord assigns, so the
-    responses of the two routes that carry our /comments buttons (interaction callbacks and the edit
-    that disables expired buttons) are exempt from the OpenAPI check here; the emulator still
-    validates what we send (content, limits, components).
-    """
-    emu.openapi_exempt_routes.add("POST /interactions/{}/{}/callback")
-    emu.openapi_exempt_routes.add("PATCH /webhooks/{}/{}/messages/{}")
+    """Our ConversationBot (every cog loaded) logged in to the emulator, on a fresh database; every
+    request and response is checked against Discord's OpenAPI spec."""
     settings = Settings(discord_token=emu.token, database_path=folder / "bot.db",
                         discord_api_base=emu.api_base, discord_gateway_url=emu.gateway_url, **overrides)
     database = await Database.open(settings.database_path)
