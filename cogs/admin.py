@@ -21,7 +21,7 @@ from bot.feeds.scheduler import FeedScheduler, preview_feed
 from bot.lookup import admin_text
 from bot.lookup.format import fit_lines
 from bot.storage import feeds as feed_store
-from bot.storage.announcements import failed_announcements
+from bot.storage.announcements import failed_announcements, retry_failed
 from bot.storage.feeds import ChannelKind, Feed
 from bot.storage.guild_settings import get_guild_settings, update_guild_settings
 
@@ -208,6 +208,16 @@ class Admin(commands.Cog):
             extra = " It had been disabled after repeated failures; its failure count was reset."
         await answer(interaction, f"Resumed **{admin_text.feed_label(found)}**; it is polled on the next cycle."
                                   + extra)
+
+    @feed.command(name="retry", description="Try failed announcements again (after fixing what /feed list says)")
+    @needs_manage_server
+    async def feed_retry(self, interaction: discord.Interaction[ConversationBot]) -> None:
+        count = await retry_failed(self.bot.database, guild_of(interaction))
+        if count == 0:
+            await answer(interaction, "No failed announcements to retry.")
+            return
+        await answer(interaction, f"Trying {count} failed announcement{'s' if count != 1 else ''} again on the "
+                                  "next announcement cycle (within a minute); nothing is posted twice.")
 
     @feed.command(name="test", description="Dry run: show what a feed would announce, saving nothing")
     @app_commands.describe(url="The feed address to try")
