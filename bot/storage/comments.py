@@ -121,22 +121,6 @@ async def comment_reactions(database: Database, message_id: int) -> dict[str, in
     return {str(row[0]): int(row[1]) for row in rows}
 
 
-async def edit_stamps(database: Database, thread_id: int, message_ids: Iterable[int]
-                      ) -> dict[int, tuple[str | None, bool]]:
-    """For stored comments among ``message_ids``: (edited_at text, is a tombstone)."""
-    ids = list(message_ids)
-    result: dict[int, tuple[str | None, bool]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = await database.fetch_all(
-            f"SELECT message_id, edited_at, deleted_at FROM comments WHERE thread_id = ? "
-            f"AND message_id IN ({marks})", (thread_id, *chunk))
-        for row in rows:
-            result[int(row[0])] = (row[1], row[2] is not None)
-    return result
-
-
 async def opted_out_user_ids(database: Database) -> set[int]:
     rows = await database.fetch_all("SELECT user_id FROM user_privacy WHERE opted_out = 1")
     return {int(row[0]) for row in rows}
