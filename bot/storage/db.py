@@ -2,9 +2,14 @@
 
 Writes are plain functions ``(sqlite3.Connection) -> T`` that the storage modules define. They
 run on a dedicated writer thread, many of them inside one transaction (up to ``batch_size`` ops,
-or whatever arrived within ``max_delay`` seconds), each inside its own SAVEPOINT so one failing op
-rolls back alone. One thread hop per batch instead of one per statement is what lets a burst of
-thousands of messages be stored without stalling the event loop.
+or whatever arrived within ``max_delay`` seconds). One thread hop per batch instead of one per
+statement is what lets a burst of thousands of messages be stored without stalling the event loop.
+
+A batch first runs without savepoints: FTS5 flushes its pending index data to a new segment at
+every SAVEPOINT, so a savepoint per op would turn every message into its own index segment (and
+merge work). Only when an op fails is the batch rolled back and run again with one SAVEPOINT per op,
+so the failing op fails alone. Ops must therefore be re-runnable: no side effects outside the
+connection, since an op may run twice.
 
 Reads go through a separate aiosqlite connection; in WAL mode a slow search never holds a write back.
 """
@@ -193,7 +198,31 @@ class WriteQueue:
                         pending.future.set_exception(value)
 
     def _run_batch(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
-        """Runs on the writer thread: one transaction, a savepoint per op."""
+        """Runs on the writer thread: one transaction; savepoints only if an op fails."""
+        together = self._run_together(ops)
+        if together is not None:
+            return together
+        return self._run_isolated(ops)
+
+    def _run_together(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]] | None:
+        """All ops in one transaction without savepoints; None (rolled back) when any op fails."""
+        connection = self._connection
+        results: list[tuple[bool, Any]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for op in ops:
+                results.append((True, op(connection)))
+            connection.execute("COMMIT")
+        except Exception:  # noqa: BLE001 - the isolated run reports each op's own error
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            return None
+        self.batches_committed += 1
+        self.ops_committed += len(ops)
+        return results
+
+    def _run_isolated(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
+        """One transaction, a savepoint per op, so a failing op rolls back alone."""
         connection = self._connection
         outcomes: list[tuple[bool, Any]] = []
         try:
