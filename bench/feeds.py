@@ -192,7 +192,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for this process (seconds; Python's default is 0.005)")
     arguments = parser.parse_args()
+    if arguments.switch_interval is not None:
+        sys.setswitchinterval(arguments.switch_interval)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms")
     asyncio.run(run(arguments.feeds, arguments.concurrency))
 
 

@@ -75,6 +75,15 @@ async def parse_feed_in_thread(body: bytes, *, url: str, content_type: str | Non
     )
 
 
+def _lower_priority() -> None:
+    # Parsing is background work: when CPUs are scarce the event loop (Discord heartbeats, slash
+    # commands) must get them first.
+    try:
+        os.nice(10)
+    except OSError:
+        log.debug("could not lower the feed parser's priority")
+
+
 def _start_parse_pool() -> ProcessPoolExecutor:
     """Create the worker pool and start its processes; called in a thread, since starting a
     process takes long enough to stall the event loop."""
@@ -83,7 +92,8 @@ def _start_parse_pool() -> ProcessPoolExecutor:
         if _process_pool is None:
             # Spawned (not forked: this process has threads), one worker per spare core.
             workers = max(1, min(4, (os.cpu_count() or 2) - 1))
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_lower_priority)
             for started in [pool.submit(time.sleep, 0.05) for _ in range(workers)]:
                 started.result()
             _process_pool = pool
