@@ -189,10 +189,12 @@ CREATE TRIGGER posts_fts_update AFTER UPDATE OF title, summary ON posts BEGIN
     INSERT INTO posts_fts (rowid, title, summary) VALUES (new.id, new.title, new.summary);
 END;
 
+-- columnsize=0: comment search ranks its bounded candidate set itself (bot/lookup/rank.py) and
+-- never calls bm25(), so per-row sizes would only cost a write per message.
 CREATE VIRTUAL TABLE comments_fts USING fts5 (
     clean_content,
     content = 'comments', content_rowid = 'message_id',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2', columnsize = 0
 );
 CREATE TRIGGER comments_fts_insert AFTER INSERT ON comments BEGIN
     INSERT INTO comments_fts (rowid, clean_content) VALUES (new.message_id, new.clean_content);
