@@ -31,6 +31,11 @@ _POST_COLUMNS = (
     "updated_at, image_url, categories, content_hash, first_seen_at"
 )
 _SENT_STATES = ("pending", "sent", "threaded")
+_CHUNK = 400  # host parameters per IN (...) list, well under SQLite's limit
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +129,25 @@ def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id
                        feed_title: str | None, entries: Sequence[Entry], policy: AnnouncePolicy,
                        now: datetime) -> StoreResult:
     """Store one poll's entries (newest first) and their announcement rows; runs in a write op."""
+    # Two queries for the whole document rather than two per item: this runs on the writer thread,
+    # and every Python step there is GIL time the event loop waits for.
     known: dict[str, int | None] = {}
-    for entry in entries:
-        row = connection.execute(
-            "SELECT post_id FROM feed_items WHERE feed_id = ? AND identity = ?", (feed_id, entry.identity)
-        ).fetchone()
-        if row is not None:
-            known[entry.identity] = row["post_id"]
+    identities = list(dict.fromkeys(entry.identity for entry in entries))
+    for start in range(0, len(identities), _CHUNK):
+        chunk = identities[start : start + _CHUNK]
+        for row in connection.execute(
+            f"SELECT identity, post_id FROM feed_items WHERE feed_id = ? AND identity IN ({_marks(len(chunk))})",
+            (feed_id, *chunk),
+        ):
+            known[row["identity"]] = row["post_id"]
+    post_ids = [post_id for post_id in known.values() if post_id is not None]
+    hashes: dict[int, str] = {}
+    for start in range(0, len(post_ids), _CHUNK):
+        chunk_ids = post_ids[start : start + _CHUNK]
+        for row in connection.execute(
+            f"SELECT id, content_hash FROM posts WHERE id IN ({_marks(len(chunk_ids))})", chunk_ids
+        ):
+            hashes[int(row["id"])] = row["content_hash"]
     new_identities = {entry.identity for entry in entries} - known.keys()
     announce = _announced_identities(entries, policy, new_identities)
     stamp = to_db_time(now)
@@ -139,7 +156,9 @@ def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id
     for entry in reversed(entries):
         if entry.identity in known:
             post_id = known[entry.identity]
-            if post_id is not None and _update_if_changed(connection, post_id, feed_id, entry, stamp):
+            if post_id is None or hashes.get(post_id) == content_hash(entry.title, entry.link, entry.summary):
+                continue
+            if _update_if_changed(connection, post_id, feed_id, entry, stamp):
                 updated += 1
             continue
         known[entry.identity] = None  # a repeated identity inside one document is stored once
