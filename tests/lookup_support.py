@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.storage.db import Database, to_db_time
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import run_client
+from tests.web_support import add_reaction  # noqa: F401 - one seed helper for reactions
 
 GUILD = 100000000000000001
 OTHER_GUILD = 100000000000000002
@@ -72,14 +73,6 @@ async def add_comment(database: Database, post_id: int, text: str, *, author_id:
         return message_id
 
     return await database.write(op)
-
-
-async def add_reaction(database: Database, message_id: int, emoji: str, count: int) -> None:
-    def op(connection: sqlite3.Connection) -> None:
-        connection.execute("INSERT INTO reactions (message_id, emoji, count) VALUES (?, ?, ?)",
-                           (message_id, emoji, count))
-
-    await database.write(op)
 
 
 async def opt_out(database: Database, user_id: int) -> None:

@@ -158,9 +158,12 @@ async def test_backup_while_writes_continue(tmp_path: Path) -> None:
     async def writer() -> None:
         nonlocal written
         while not stop.is_set():
-            await database.write(insert_meta(f"k{written}", to_db_time(utcnow())))
+            # Ten at a time: they share a batch (one commit), so the test does not wait on the
+            # batching window for every single row.
+            await asyncio.gather(*(database.write(insert_meta(f"k{written + offset}", to_db_time(utcnow())))
+                                   for offset in range(10)))
             async with progress:
-                written += 1
+                written += 10
                 progress.notify_all()
 
     async def wait_for_written(count: int) -> None:
