@@ -273,6 +273,7 @@ class DiscussionCapture:
     async def catch_up(self, thread: ThreadState, source: HistorySource) -> SyncReport:
         """After time away: compare the last messages we knew with Discord (edits, reactions and
         deletes made meanwhile), then store everything said since, page by page."""
+        await self.flush()  # messages still on their way to the database count as known
         if not await self._refresh_state(thread, source):
             return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
         tally: dict[str, int] = {}

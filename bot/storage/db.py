@@ -29,12 +29,15 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
+from bot.storage.fts import index_pending_comments
 from bot.storage.migrate import apply_migrations
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], T]
+# Work the writer does when it is idle, in the same transaction; returns True when more remains.
+Maintenance = Callable[[sqlite3.Connection], bool]
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -99,11 +102,16 @@ class WriteQueue:
         max_pending: int = 10_000,
         batch_size: int = 100,
         max_delay: float = 0.05,
+        linger: float = 0.002,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self._connection = connection
         self._queue: asyncio.Queue[_Pending[Any] | None] = asyncio.Queue(maxsize=max_pending)
         self._batch_size = batch_size
         self._max_delay = max_delay
+        self._linger = linger
+        self._maintenance = maintenance
+        self._maintenance_due = maintenance is not None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -129,7 +137,14 @@ class WriteQueue:
         await self._put(_Pending(op, None))
 
     async def flush(self) -> None:
+        """Wait until everything queued so far is committed and the maintenance work is done."""
         await self.submit(_noop)
+        while self._maintenance_due and not self._closed:
+            await self.submit(_noop)
+
+    def set_maintenance(self, maintenance: Maintenance | None) -> None:
+        self._maintenance = maintenance
+        self._maintenance_due = maintenance is not None
 
     async def close(self) -> None:
         """Commit everything queued, then stop the writer."""
@@ -152,27 +167,24 @@ class WriteQueue:
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch: list[_Pending[Any]] = [first]
-            deadline = loop.time() + self._max_delay
-            while len(batch) < self._batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                if item is None:
-                    stopping = True
+            batch: list[_Pending[Any]] = []
+            if not (self._maintenance_due and self._queue.empty()):
+                first = await self._queue.get()
+                if first is None:
                     break
-                batch.append(item)
-            outcomes = await loop.run_in_executor(self._executor, self._run_batch, [p.op for p in batch])
+                batch.append(first)
+                stopping = await self._collect(batch)
+            # Maintenance (indexing new comments) only when nothing else waits: under a burst the
+            # writes go first, and the index catches up in bounded chunks right after.
+            maintain = self._maintenance is not None and self._queue.empty()
+            try:
+                outcomes, more = await loop.run_in_executor(
+                    self._executor, self._run_batch, [p.op for p in batch], maintain)
+            except Exception as error:
+                log.exception("the database writer failed on a batch of %d operations", len(batch))
+                outcomes, more = [(False, error)] * len(batch), False
+            if self._maintenance is not None:
+                self._maintenance_due = more if maintain else True
             for pending, (ok, value) in zip(batch, outcomes, strict=True):
                 if pending.future is None:
                     if not ok:
@@ -182,14 +194,14 @@ class WriteQueue:
                         pending.future.set_result(value)
                     else:
                         pending.future.set_exception(value)
-        # Anything still queued (put before close) is written too.
+        # Anything still queued (put before close) is written too; the index catches up on next start.
         rest: list[_Pending[Any]] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None:
                 rest.append(item)
         if rest:
-            outcomes = await loop.run_in_executor(self._executor, self._run_batch, [p.op for p in rest])
+            outcomes, _ = await loop.run_in_executor(self._executor, self._run_batch, [p.op for p in rest], False)
             for pending, (ok, value) in zip(rest, outcomes, strict=True):
                 if pending.future is not None and not pending.future.done():
                     if ok:
@@ -197,21 +209,48 @@ class WriteQueue:
                     else:
                         pending.future.set_exception(value)
 
-    def _run_batch(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
-        """Runs on the writer thread: one transaction; savepoints only if an op fails."""
-        together = self._run_together(ops)
+    async def _collect(self, batch: list[_Pending[Any]]) -> bool:
+        """Add what arrives to ``batch``: up to ``batch_size`` ops, waiting at most ``linger`` for
+        each next one and ``max_delay`` in all (a lone write is not held back for company).
+        Returns True when the close marker was taken."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_delay
+        while len(batch) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = min(self._linger, deadline - loop.time())
+                if remaining <= 0:
+                    return False
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
+    def _run_batch(self, ops: Sequence[WriteOp[Any]], maintain: bool) -> tuple[list[tuple[bool, Any]], bool]:
+        """Runs on the writer thread: one transaction; savepoints only if an op fails. Returns the
+        ops' outcomes and whether maintenance work remains."""
+        together = self._run_together(ops, maintain)
         if together is not None:
             return together
-        return self._run_isolated(ops)
+        return self._run_isolated(ops), True
 
-    def _run_together(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]] | None:
+    def _run_together(self, ops: Sequence[WriteOp[Any]],
+                      maintain: bool) -> tuple[list[tuple[bool, Any]], bool] | None:
         """All ops in one transaction without savepoints; None (rolled back) when any op fails."""
         connection = self._connection
         results: list[tuple[bool, Any]] = []
+        more = False
         try:
             connection.execute("BEGIN IMMEDIATE")
             for op in ops:
                 results.append((True, op(connection)))
+            if maintain and self._maintenance is not None:
+                more = self._maintain(connection)
             connection.execute("COMMIT")
         except Exception:  # noqa: BLE001 - the isolated run reports each op's own error
             if connection.in_transaction:
@@ -219,7 +258,22 @@ class WriteQueue:
             return None
         self.batches_committed += 1
         self.ops_committed += len(ops)
-        return results
+        return results, more
+
+    def _maintain(self, connection: sqlite3.Connection) -> bool:
+        """The maintenance step in its own savepoint: a failure undoes only it, is logged, and is
+        not retried until the next write."""
+        assert self._maintenance is not None
+        connection.execute("SAVEPOINT maintenance")
+        try:
+            more = self._maintenance(connection)
+        except sqlite3.Error:
+            connection.execute("ROLLBACK TO maintenance")
+            connection.execute("RELEASE maintenance")
+            log.exception("indexing new comments failed; it is tried again after the next write")
+            return False
+        connection.execute("RELEASE maintenance")
+        return more
 
     def _run_isolated(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
         """One transaction, a savepoint per op, so a failing op rolls back alone."""
@@ -279,7 +333,8 @@ class Database:
         except BaseException:
             writer.close()
             raise
-        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size, max_delay=max_delay)
+        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size, max_delay=max_delay,
+                            maintenance=index_pending_comments)
         writes.start()
         return cls(path, writer, reader, writes)
 

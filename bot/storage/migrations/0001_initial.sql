@@ -134,8 +134,10 @@ CREATE TABLE comments (
     hidden            INTEGER NOT NULL DEFAULT 0,
     origin            TEXT NOT NULL DEFAULT 'discord' CHECK (origin IN ('discord', 'wxr', 'disqus')),
     origin_key        TEXT,
+    fts_indexed       INTEGER NOT NULL DEFAULT 0,       -- 1 once clean_content is in comments_fts
     UNIQUE (origin, origin_key)
 );
+CREATE INDEX comments_unindexed ON comments (message_id) WHERE fts_indexed = 0;
 CREATE INDEX comments_post_created ON comments (post_id, created_at);
 CREATE INDEX comments_thread ON comments (thread_id, message_id);
 CREATE INDEX comments_author ON comments (author_id);
@@ -196,13 +198,14 @@ CREATE VIRTUAL TABLE comments_fts USING fts5 (
     content = 'comments', content_rowid = 'message_id',
     tokenize = 'unicode61 remove_diacritics 2', columnsize = 0
 );
-CREATE TRIGGER comments_fts_insert AFTER INSERT ON comments BEGIN
-    INSERT INTO comments_fts (rowid, clean_content) VALUES (new.message_id, new.clean_content);
-END;
-CREATE TRIGGER comments_fts_delete AFTER DELETE ON comments BEGIN
+-- New comments are indexed by the writer, not by an INSERT trigger: in the same transaction when the
+-- write queue is idle, in bounded chunks after a burst (bot/storage/fts.py), so a burst of messages
+-- is stored at full speed and becomes searchable right after. Changes to rows already indexed are
+-- kept in sync here.
+CREATE TRIGGER comments_fts_delete AFTER DELETE ON comments WHEN old.fts_indexed = 1 BEGIN
     INSERT INTO comments_fts (comments_fts, rowid, clean_content) VALUES ('delete', old.message_id, old.clean_content);
 END;
-CREATE TRIGGER comments_fts_update AFTER UPDATE OF clean_content ON comments BEGIN
+CREATE TRIGGER comments_fts_update AFTER UPDATE OF clean_content ON comments WHEN old.fts_indexed = 1 BEGIN
     INSERT INTO comments_fts (comments_fts, rowid, clean_content) VALUES ('delete', old.message_id, old.clean_content);
     INSERT INTO comments_fts (rowid, clean_content) VALUES (new.message_id, new.clean_content);
 END;
