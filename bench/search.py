@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.lookup.query import build_fts_query
 from bot.storage import search
 from bot.storage.db import Database
-from bot.storage.fts import index_pending_comments
 
 GUILD = 100000000000000001
 VOCABULARY = 30_000
@@ -106,7 +105,6 @@ def build(path: Path, size: int, maker: TextMaker) -> None:
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-02T00:00:00+00:00')",
         rows(),  # type: ignore[arg-type]
     )
-    index_pending_comments(connection, None)  # what the bot's writer does when it is idle
     connection.execute("COMMIT")
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
@@ -183,7 +181,6 @@ class Writer(threading.Thread):
             self.connection.executemany(
                 "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
                 "clean_content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-03T00:00:00+00:00')", batch)
-            index_pending_comments(self.connection)  # as the bot's writer does when its queue is idle
             self.connection.execute("COMMIT")
             elapsed = time.perf_counter() - started
             if self.measuring.is_set():

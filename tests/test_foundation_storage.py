@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from bot.storage import Database, MigrationError
-from bot.storage.db import WriteQueue, backup_database, connect_sync, to_db_time, utcnow
+from bot.storage.db import WriteQueue, WriteQueueClosed, backup_database, connect_sync, to_db_time, utcnow
 from bot.storage.migrate import (
     Migration,
     apply_migrations,
@@ -145,6 +146,50 @@ async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
     await asyncio.wait_for(blocked, 5)
     await queue.close()
     assert connection.execute("SELECT count(*) FROM meta").fetchone()[0] == 6
+    connection.close()
+
+
+async def test_send_hands_back_the_commit_and_the_writer_goes_quiet_when_idle(tmp_path: Path) -> None:
+    connection = connect_sync(tmp_path / "conversation.db")
+    apply_migrations(connection)
+    queue = WriteQueue(connection)
+    queue.start()
+    committed = await queue.send(insert_meta("sent", "x"))
+    assert await asyncio.wait_for(committed, 5) >= 1
+    failed = await queue.send(insert_meta("sent", "again"))  # the key exists: this op fails alone
+    with pytest.raises(sqlite3.IntegrityError):
+        await asyncio.wait_for(failed, 5)
+    # While writes are outstanding the loop hands the GIL over every millisecond; once they are
+    # settled that timer must stop, or an idle bot would wake a thousand times a second.
+    await asyncio.sleep(0.02)
+    assert queue._hand_over is None
+    await queue.close()
+    with pytest.raises(WriteQueueClosed):
+        await queue.send(insert_meta("late", "x"))
+    assert connection.execute("SELECT value FROM meta WHERE key = 'sent'").fetchone()[0] == "x"
+    connection.close()
+
+
+def test_writes_queued_when_the_loop_dies_without_close_are_still_written(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+
+    async def abandon() -> Database:
+        database = await Database.open(path)
+        for number in range(100):
+            await database.enqueue(insert_meta(f"k{number}", "x"))
+        return database  # never closed: the loop ends under it
+
+    database = asyncio.run(abandon())
+    # The writer thread notices the closed loop, writes what was queued and ends (else the
+    # process could not exit); shutdown() returns once it has.
+    waiter = threading.Thread(target=database.writes._executor.shutdown, kwargs={"wait": True})
+    waiter.start()
+    waiter.join(10)
+    assert not waiter.is_alive(), "the writer thread did not end after its event loop was closed"
+    asyncio.run(database.reader.close())
+    database._writer.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 100
     connection.close()
 
 

@@ -2,8 +2,9 @@
 
 Writes are plain functions ``(sqlite3.Connection) -> T`` that the storage modules define. They
 run on a dedicated writer thread, many of them inside one transaction (up to ``batch_size`` ops,
-or whatever arrived within ``max_delay`` seconds). One thread hop per batch instead of one per
-statement is what lets a burst of thousands of messages be stored without stalling the event loop.
+or whatever arrived within ``max_delay`` seconds). The thread gathers its batches itself and hands
+the outcomes back once per batch, so a burst of thousands of messages is stored without stalling
+the event loop and without waiting on it (see :class:`WriteQueue`).
 
 A batch first runs without savepoints: FTS5 flushes its pending index data to a new segment at
 every SAVEPOINT, so a savepoint per op would turn every message into its own index segment (and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,17 +31,21 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
-from bot.storage.fts import index_pending_comments
 from bot.storage.migrate import apply_migrations
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], T]
-# Work the writer does when it is idle, in the same transaction; returns True when more remains.
-Maintenance = Callable[[sqlite3.Connection], bool]
 
 BUSY_TIMEOUT_MS = 5000
+# A busy event loop gives the GIL up at every select() and takes it straight back, so the writer
+# thread, which needs it again after every SQLite call, can wait tens of milliseconds each time
+# (CPython's GIL convoy; measured with bench/ingest.py: a burst's commits went from hundreds of
+# milliseconds to under 30). While the writer has work and has not moved on since the last look,
+# the loop sleeps briefly, which hands the GIL over; it costs the loop at most a tenth of its time.
+HAND_OVER_EVERY = 0.001
+HAND_OVER_SLEEP = 0.0001
 
 
 def utcnow() -> datetime:
@@ -48,9 +54,9 @@ def utcnow() -> datetime:
 
 def to_db_time(moment: datetime) -> str:
     """The one text form of a time in the database (UTC, sortable)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:  # most times are UTC already (Discord's, utcnow()'s)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def from_db_time(text: str | None) -> datetime | None:
@@ -88,11 +94,16 @@ class _Pending(Generic[T]):
 
 
 class WriteQueue:
-    """A bounded queue of write operations drained by one writer in batched transactions.
+    """A bounded queue of write operations drained by one writer thread in batched transactions.
 
     ``submit`` waits until its op is committed and returns the op's result; ``enqueue`` waits only
     for room in the queue (producers block when it is full, so memory stays bounded) and the op is
     committed within ``max_delay`` seconds; ``flush`` waits for everything enqueued before it.
+
+    The writer thread takes ops from a thread-safe queue and gathers its batches itself, and hands
+    the outcomes back in one callback per batch. Under a burst the event loop runs thousands of
+    callbacks per turn, so every await between a write and its commit would cost a whole turn
+    (tens of milliseconds, measured with bench/ingest.py); this way a write costs the loop none.
     """
 
     def __init__(
@@ -103,154 +114,209 @@ class WriteQueue:
         batch_size: int = 100,
         max_delay: float = 0.05,
         linger: float = 0.002,
-        maintenance: Maintenance | None = None,
     ) -> None:
         self._connection = connection
-        self._queue: asyncio.Queue[_Pending[Any] | None] = asyncio.Queue(maxsize=max_pending)
+        self._inbox: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
+        self._max_pending = max_pending
+        self._waiting = 0  # ops in the inbox the writer has not taken yet (event loop side only)
+        self._outstanding = 0  # ops put and not yet settled
+        self._hand_over: asyncio.TimerHandle | None = None
+        self._progress = 0  # bumped by the writer thread at each step of its work
+        self._progress_seen = -1
+        self._room = asyncio.Event()
+        self._room.set()
         self._batch_size = batch_size
         self._max_delay = max_delay
         self._linger = linger
-        self._maintenance = maintenance
-        self._maintenance_due = maintenance is not None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_done: asyncio.Future[None] | None = None
+        self._closing = False
         self._closed = False
         self.batches_committed = 0
         self.ops_committed = 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="sqlite-writer")
+        if self._thread_done is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread_done = self._loop.run_in_executor(self._executor, self._write_until_closed)
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return self._waiting
 
     async def submit(self, op: WriteOp[T]) -> T:
         """Queue ``op`` and wait until it is committed; its exception, if any, is raised here."""
+        return await (await self.send(op))
+
+    async def send(self, op: WriteOp[T]) -> asyncio.Future[T]:
+        """Queue ``op`` (waiting only for room) and return the future of its commit, so the caller
+        can let go of a lock before waiting for it."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         await self._put(_Pending(op, future))
-        return await future
+        return future
 
     async def enqueue(self, op: WriteOp[Any]) -> None:
         """Queue ``op`` without waiting for the commit (a failure is logged)."""
         await self._put(_Pending(op, None))
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed and the maintenance work is done."""
+        """Wait until everything queued so far is committed."""
         await self.submit(_noop)
-        while self._maintenance_due and not self._closed:
-            await self.submit(_noop)
-
-    def set_maintenance(self, maintenance: Maintenance | None) -> None:
-        self._maintenance = maintenance
-        self._maintenance_due = maintenance is not None
 
     async def close(self) -> None:
         """Commit everything queued, then stop the writer."""
-        if self._closed:
+        if self._closing:
+            if self._thread_done is not None:
+                await asyncio.shield(self._thread_done)
             return
-        if self._task is not None:
-            await self._queue.put(None)
-            await self._task
+        self._closing = True
+        if self._thread_done is not None:
+            self._inbox.put(None)
+            await self._thread_done
         self._closed = True
+        if self._hand_over is not None:
+            self._hand_over.cancel()
+            self._hand_over = None
         self._executor.shutdown(wait=True)
 
     async def _put(self, pending: _Pending[Any]) -> None:
-        if self._closed:
-            raise WriteQueueClosed("the database is closed; the write was not stored")
-        if self._task is None:
+        while True:
+            if self._closing:
+                raise WriteQueueClosed("the database is closed; the write was not stored")
+            if self._waiting < self._max_pending:
+                break
+            self._room.clear()
+            await self._room.wait()
+        if self._thread_done is None:
             self.start()
-        await self._queue.put(pending)
+        self._waiting += 1
+        self._outstanding += 1
+        self._inbox.put(pending)
+        if self._hand_over is None and self._loop is not None:
+            self._hand_over = self._loop.call_later(HAND_OVER_EVERY, self._hand_the_gil_over)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    # -- event loop side of the writer thread's callbacks ------------------------------------------
+
+    def _taken(self, count: int) -> None:
+        self._waiting -= count
+        if self._waiting < self._max_pending:
+            self._room.set()
+
+    def _hand_the_gil_over(self) -> None:
+        if self._outstanding <= 0 or self._loop is None:
+            self._hand_over = None
+            return
+        if self._progress == self._progress_seen:
+            time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: see HAND_OVER_EVERY
+        self._progress_seen = self._progress
+        self._hand_over = self._loop.call_later(HAND_OVER_EVERY, self._hand_the_gil_over)
+
+    def _settle(self, batch: Sequence[_Pending[Any]], outcomes: Sequence[tuple[bool, Any]]) -> None:
+        self._outstanding -= len(batch)
+        for pending, (ok, value) in zip(batch, outcomes, strict=True):
+            if pending.future is None:
+                if not ok:
+                    log.error("a queued database write failed", exc_info=value)
+            elif not pending.future.done():
+                if ok:
+                    pending.future.set_result(value)
+                else:
+                    pending.future.set_exception(value)
+
+    # -- the writer thread ----------------------------------------------------------------------------
+
+    def _write_until_closed(self) -> None:
+        """Runs on the writer thread until the close marker: take a batch, commit it, report back.
+
+        Should the event loop be closed without close() (a crash on the way out), the thread
+        notices within a second, still writes what was queued, and ends, so the process can exit.
+        """
+        assert self._loop is not None
+        loop = self._loop
         stopping = False
         while not stopping:
-            batch: list[_Pending[Any]] = []
-            if not (self._maintenance_due and self._queue.empty()):
-                first = await self._queue.get()
-                if first is None:
-                    break
-                batch.append(first)
-                stopping = await self._collect(batch)
-            # Maintenance (indexing new comments) only when nothing else waits: under a burst the
-            # writes go first, and the index catches up in bounded chunks right after.
-            maintain = self._maintenance is not None and self._queue.empty()
             try:
-                outcomes, more = await loop.run_in_executor(
-                    self._executor, self._run_batch, [p.op for p in batch], maintain)
-            except Exception as error:
-                log.exception("the database writer failed on a batch of %d operations", len(batch))
-                outcomes, more = [(False, error)] * len(batch), False
-            if self._maintenance is not None:
-                self._maintenance_due = more if maintain else True
-            for pending, (ok, value) in zip(batch, outcomes, strict=True):
-                if pending.future is None:
-                    if not ok:
-                        log.error("a queued database write failed", exc_info=value)
-                elif not pending.future.done():
-                    if ok:
-                        pending.future.set_result(value)
-                    else:
-                        pending.future.set_exception(value)
-        # Anything still queued (put before close) is written too; the index catches up on next start.
+                first = self._inbox.get(timeout=1.0)
+            except queue.Empty:
+                if loop.is_closed():
+                    break
+                continue
+            if first is None:
+                break
+            batch = [first]
+            stopping = self._collect(batch)
+            self._progress += 1
+            self._report(self._taken, len(batch))
+            outcomes = self._run_batch_safely(batch)
+            self._progress += 1
+            self._report(self._settle, batch, outcomes)
+        # Anything put before the close marker but gathered after it is written too.
         rest: list[_Pending[Any]] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
             if item is not None:
                 rest.append(item)
         if rest:
-            outcomes, _ = await loop.run_in_executor(self._executor, self._run_batch, [p.op for p in rest], False)
-            for pending, (ok, value) in zip(rest, outcomes, strict=True):
-                if pending.future is not None and not pending.future.done():
-                    if ok:
-                        pending.future.set_result(value)
-                    else:
-                        pending.future.set_exception(value)
+            self._report(self._taken, len(rest))
+            self._report(self._settle, rest, self._run_batch_safely(rest))
 
-    async def _collect(self, batch: list[_Pending[Any]]) -> bool:
+    def _report(self, callback: Callable[..., None], *arguments: Any) -> None:
+        """Hand ``callback`` to the event loop (from the writer thread)."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *arguments)
+        except RuntimeError:  # the loop is closed: nobody waits any more, the writes still count
+            pass
+
+    def _collect(self, batch: list[_Pending[Any]]) -> bool:
         """Add what arrives to ``batch``: up to ``batch_size`` ops, waiting at most ``linger`` for
         each next one and ``max_delay`` in all (a lone write is not held back for company).
         Returns True when the close marker was taken."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_delay
+        deadline = time.monotonic() + self._max_delay
         while len(batch) < self._batch_size:
             try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = min(self._linger, deadline - loop.time())
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                remaining = min(self._linger, deadline - time.monotonic())
                 if remaining <= 0:
                     return False
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
+                    item = self._inbox.get(timeout=remaining)
+                except queue.Empty:
                     return False
             if item is None:
                 return True
             batch.append(item)
         return False
 
-    def _run_batch(self, ops: Sequence[WriteOp[Any]], maintain: bool) -> tuple[list[tuple[bool, Any]], bool]:
-        """Runs on the writer thread: one transaction; savepoints only if an op fails. Returns the
-        ops' outcomes and whether maintenance work remains."""
-        together = self._run_together(ops, maintain)
+    def _run_batch_safely(self, batch: Sequence[_Pending[Any]]) -> list[tuple[bool, Any]]:
+        try:
+            return self._run_batch([pending.op for pending in batch])
+        except Exception as error:  # the writer thread must outlive a failing batch
+            log.exception("the database writer failed on a batch of %d operations", len(batch))
+            return [(False, error)] * len(batch)
+
+    def _run_batch(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
+        """Runs on the writer thread: one transaction; savepoints only if an op fails."""
+        together = self._run_together(ops)
         if together is not None:
             return together
-        return self._run_isolated(ops), True
+        return self._run_isolated(ops)
 
-    def _run_together(self, ops: Sequence[WriteOp[Any]],
-                      maintain: bool) -> tuple[list[tuple[bool, Any]], bool] | None:
+    def _run_together(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]] | None:
         """All ops in one transaction without savepoints; None (rolled back) when any op fails."""
         connection = self._connection
         results: list[tuple[bool, Any]] = []
-        more = False
         try:
             connection.execute("BEGIN IMMEDIATE")
+            self._progress += 1
             for op in ops:
                 results.append((True, op(connection)))
-            if maintain and self._maintenance is not None:
-                more = self._maintain(connection)
+                self._progress += 1
             connection.execute("COMMIT")
         except Exception:  # noqa: BLE001 - the isolated run reports each op's own error
             if connection.in_transaction:
@@ -258,22 +324,7 @@ class WriteQueue:
             return None
         self.batches_committed += 1
         self.ops_committed += len(ops)
-        return results, more
-
-    def _maintain(self, connection: sqlite3.Connection) -> bool:
-        """The maintenance step in its own savepoint: a failure undoes only it, is logged, and is
-        not retried until the next write."""
-        assert self._maintenance is not None
-        connection.execute("SAVEPOINT maintenance")
-        try:
-            more = self._maintenance(connection)
-        except sqlite3.Error:
-            connection.execute("ROLLBACK TO maintenance")
-            connection.execute("RELEASE maintenance")
-            log.exception("indexing new comments failed; it is tried again after the next write")
-            return False
-        connection.execute("RELEASE maintenance")
-        return more
+        return results
 
     def _run_isolated(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
         """One transaction, a savepoint per op, so a failing op rolls back alone."""
@@ -333,8 +384,7 @@ class Database:
         except BaseException:
             writer.close()
             raise
-        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size, max_delay=max_delay,
-                            maintenance=index_pending_comments)
+        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size, max_delay=max_delay)
         writes.start()
         return cls(path, writer, reader, writes)
 
@@ -343,6 +393,9 @@ class Database:
 
     async def enqueue(self, op: WriteOp[Any]) -> None:
         await self.writes.enqueue(op)
+
+    async def send(self, op: WriteOp[T]) -> asyncio.Future[T]:
+        return await self.writes.send(op)
 
     async def flush(self) -> None:
         await self.writes.flush()
