@@ -382,3 +382,15 @@ async def test_a_burst_is_stored_in_groups_in_full(capture: DiscussionCapture, d
 
 def next_snowflake_time() -> datetime:
     return snowflake_time(next_snowflake())
+
+
+async def test_one_bad_message_does_not_cost_its_group_the_others(capture: DiscussionCapture, database: Database,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    items = [message(THREAD, f"group message {n}") for n in range(5)]
+    broken = replace(items[2], author_name=None)  # type: ignore[arg-type]  # a NOT NULL column
+    for item in (*items[:2], broken, *items[3:]):
+        await capture.on_message(item)
+    await capture.flush()
+    stored = await store.thread_comments(database, THREAD)
+    assert [c.message_id for c in stored] == [item.message_id for item in items if item is not items[2]]
+    assert f"message {broken.message_id} could not be stored" in caplog.text

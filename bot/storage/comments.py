@@ -8,8 +8,8 @@ writer's batch delay) or ``Database.write`` (wait for the commit and get the res
 
 from __future__ import annotations
 
-import functools
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -24,6 +24,8 @@ from bot.discussions.model import (
     ThreadState,
 )
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Reads
@@ -210,53 +212,67 @@ def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, cle
     return True
 
 
-# Many new comments per statement: one multi-row VALUES list instead of one statement per
-# message. On the writer thread every sqlite3 call hands the GIL over and must wait to get it back
-# from a busy event loop (up to the 5 ms switch interval), so a group costs one or two calls, not
-# hundreds: a full-size statement per 200 rows and one of the exact size for the rest.
-_VALUES_ROWS = 200
-_INSERT_COMMENTS_VALUES = """
+# Many new comments in one statement whose only parameter is a JSON array of rows. On the writer
+# thread every sqlite3 call gives the GIL up and must win it back from a busy event loop, and binding
+# parameters holds the GIL: one JSON text is a single bind, the statement is always the same
+# (prepared once), and SQLite unpacks the rows with the GIL released. The JSON is encoded by the
+# caller, on the event loop, in C. Comments are indexed for search by the insert trigger.
+_INSERT_COMMENTS_JSON = """
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
                       content, clean_content, extras, created_at, edited_at, reply_to)
-SELECT v.column1, threads.post_id, threads.thread_id, v.column2, v.column3, v.column4, v.column5,
-       v.column6, v.column7, v.column8, v.column9, v.column10, v.column11
-FROM (VALUES {rows}) AS v
-JOIN threads ON threads.thread_id = v.column12
-WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = v.column2 AND opted_out = 1)
+SELECT json_extract(m.value, '$[0]'), threads.post_id, threads.thread_id, json_extract(m.value, '$[1]'),
+       json_extract(m.value, '$[2]'), json_extract(m.value, '$[3]'), json_extract(m.value, '$[4]'),
+       json_extract(m.value, '$[5]'), json_extract(m.value, '$[6]'), json_extract(m.value, '$[7]'),
+       json_extract(m.value, '$[8]'), json_extract(m.value, '$[9]'), json_extract(m.value, '$[10]')
+FROM json_each(?) AS m
+JOIN threads ON threads.thread_id = json_extract(m.value, '$[11]')
+WHERE NOT EXISTS (SELECT 1 FROM user_privacy
+                  WHERE user_id = json_extract(m.value, '$[1]') AND opted_out = 1)
 ON CONFLICT (message_id) DO NOTHING
 """
-
-
-@functools.lru_cache(maxsize=_VALUES_ROWS)
-def _insert_comments_sql(rows: int) -> str:
-    return _INSERT_COMMENTS_VALUES.format(rows=",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows))
+_encode_rows = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
 def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]:
     """Store many new comments at once (same rules as :func:`insert_comment`); returns how many
-    rows were written. The parameters are built here, by the caller, so the writer thread only
-    runs SQL (it needs the GIL for as little as possible while the event loop is busy)."""
-    plain: list[object] = []
+    rows were written. The rows are encoded here, by the caller, so the writer thread only runs
+    SQL (it needs the GIL for as little as possible while the event loop is busy)."""
+    rows: list[object] = []
+    plain: list[tuple[IncomingMessage, str]] = []
     special: list[tuple[IncomingMessage, str]] = []
     for message, clean in batch:
         if message.attachments or message.reactions:
             special.append((message, clean))
             continue
-        plain += (message.message_id, message.author_id, message.author_name, message.author_avatar_url,
-                  int(message.author_is_bot), message.content, clean,
-                  _extras_json(message.extras) if message.extras else "[]", to_db_time(message.created_at),
-                  _time(message.edited_at), message.reply_to, message.channel_id)
-    chunks = [plain[start:start + _VALUES_ROWS * 12] for start in range(0, len(plain), _VALUES_ROWS * 12)]
-    statements = [(_insert_comments_sql(len(chunk) // 12), chunk) for chunk in chunks]
+        plain.append((message, clean))
+        rows.append((message.message_id, message.author_id, message.author_name, message.author_avatar_url,
+                     int(message.author_is_bot), message.content, clean,
+                     _extras_json(message.extras) if message.extras else "[]", to_db_time(message.created_at),
+                     _time(message.edited_at), message.reply_to, message.channel_id))
+    document = _encode_rows(rows) if rows else None
 
     def op(connection: sqlite3.Connection) -> int:
         written = 0
         for message, clean in special:
             written += insert_comment(connection, message, clean)
-        for sql, parameters in statements:
-            written += max(connection.execute(sql, parameters).rowcount, 0)
+        if document is not None:
+            try:
+                written += max(connection.execute(_INSERT_COMMENTS_JSON, (document,)).rowcount, 0)
+            except sqlite3.IntegrityError:
+                # The failed statement undid itself; one bad row must not cost the others theirs.
+                written += _store_one_by_one(connection, plain)
         return written
     return op
+
+
+def _store_one_by_one(connection: sqlite3.Connection, batch: Sequence[tuple[IncomingMessage, str]]) -> int:
+    written = 0
+    for message, clean in batch:
+        try:
+            written += insert_comment(connection, message, clean)
+        except sqlite3.IntegrityError:
+            log.exception("message %d could not be stored as a comment", message.message_id)
+    return written
 
 
 def store_comment(message: IncomingMessage, clean_content: str) -> WriteOp[bool]:
