@@ -132,7 +132,6 @@ class WriteQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_done: asyncio.Future[None] | None = None
         self._closing = False
-        self._closed = False
         self.batches_committed = 0
         self.ops_committed = 0
 
@@ -174,7 +173,6 @@ class WriteQueue:
         if self._thread_done is not None:
             self._inbox.put(None)
             await self._thread_done
-        self._closed = True
         if self._hand_over is not None:
             self._hand_over.cancel()
             self._hand_over = None
