@@ -269,13 +269,10 @@ async def main() -> None:
                         help="for comparison only: drop the comments full-text trigger")
     parser.add_argument("--writer-cache-mib", type=int, default=None,
                         help="SQLite page cache of the writer connection (default: SQLite's 2 MiB)")
-    parser.add_argument("--writer-delay", type=float, default=None,
-                        help="the writer's max_delay in seconds (default: Database.open's)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
-        options = {} if arguments.writer_delay is None else {"max_delay": arguments.writer_delay}
-        database = await Database.open(Path(folder) / "bench.db", **options)
+        database = await Database.open(Path(folder) / "bench.db")
         now = to_db_time(utcnow())
 
         def add_thread(connection: sqlite3.Connection) -> None:

@@ -132,7 +132,7 @@ async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(gate.set)
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
 
-    queue = WriteQueue(connection, max_pending=5, batch_size=1, max_delay=0.0)
+    queue = WriteQueue(connection, max_pending=5, batch_size=1)
     queue.start()
     await queue.enqueue(slow)
     await gate.wait()  # the writer is busy with the slow op

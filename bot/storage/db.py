@@ -21,10 +21,11 @@ import asyncio
 import logging
 import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -41,11 +42,17 @@ WriteOp = Callable[[sqlite3.Connection], T]
 BUSY_TIMEOUT_MS = 5000
 # A busy event loop gives the GIL up at every select() and takes it straight back, so the writer
 # thread, which needs it again after every SQLite call, can wait tens of milliseconds each time
-# (CPython's GIL convoy; measured with bench/ingest.py: a burst's commits went from hundreds of
-# milliseconds to under 30). While the writer has work and has not moved on since the last look,
-# the loop sleeps briefly, which hands the GIL over; it costs the loop at most a tenth of its time.
-HAND_OVER_EVERY = 0.001
+# (CPython's GIL convoy), and while it waits every select() of the loop wakes it in vain, which
+# slows the loop down too. So while the writer has work, the loop looks every HAND_OVER_EVERY:
+# when the writer thread's CPU clock stood still since the last look (it is not inside SQLite, so
+# it is most likely waiting for the GIL), the loop sleeps briefly, which hands the GIL over.
+# Measured with bench/ingest.py: the writer's wait per SQLite call fell from about 1.2 ms (a look
+# every millisecond, deciding by its progress alone) to about 0.45 ms.
+HAND_OVER_EVERY = 0.00025
 HAND_OVER_SLEEP = 0.0001
+# Where a thread's CPU clock cannot be read, the loop decides by the writer's progress alone, and
+# looks less often: it cannot tell a writer busy inside SQLite from a stuck one.
+HAND_OVER_EVERY_BLIND = 0.001
 
 
 def utcnow() -> datetime:
@@ -90,7 +97,6 @@ class WriteQueueClosed(RuntimeError):
 class _Pending(Generic[T]):
     op: WriteOp[T]
     future: asyncio.Future[T] | None
-    enqueued_at: float = field(default_factory=time.monotonic)
 
 
 class WriteQueue:
@@ -98,12 +104,16 @@ class WriteQueue:
 
     ``submit`` waits until its op is committed and returns the op's result; ``enqueue`` waits only
     for room in the queue (producers block when it is full, so memory stays bounded) and the op is
-    committed within ``max_delay`` seconds; ``flush`` waits for everything enqueued before it.
+    committed as soon as the writer gets to it; ``flush`` waits for everything enqueued before it.
 
     The writer thread takes ops from a thread-safe queue and gathers its batches itself, and hands
     the outcomes back in one callback per batch. Under a burst the event loop runs thousands of
     callbacks per turn, so every await between a write and its commit would cost a whole turn
     (tens of milliseconds, measured with bench/ingest.py); this way a write costs the loop none.
+    A batch is what waits when the writer is free: while one commits, the next gathers, so batches
+    grow with the load without holding a lone write back. Each time the writer thread wants the GIL
+    back it may wait for a busy loop, so it asks for it as rarely as it can: no waiting for company,
+    and no callback when it takes ops unless a producer waits for room.
     """
 
     def __init__(
@@ -112,22 +122,22 @@ class WriteQueue:
         *,
         max_pending: int = 10_000,
         batch_size: int = 100,
-        max_delay: float = 0.05,
-        linger: float = 0.002,
     ) -> None:
         self._connection = connection
         self._inbox: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._max_pending = max_pending
-        self._waiting = 0  # ops in the inbox the writer has not taken yet (event loop side only)
+        self._put_count = 0  # ops put in the inbox (event loop side)
+        self._taken_count = 0  # ops the writer took from it (writer thread side)
+        self._room_wanted = False  # a producer waits for room: the writer reports when it takes ops
         self._outstanding = 0  # ops put and not yet settled
         self._hand_over: asyncio.TimerHandle | None = None
         self._progress = 0  # bumped by the writer thread at each step of its work
         self._progress_seen = -1
+        self._writer_clock: int | None = None  # the writer thread's CPU clock, where readable
+        self._writer_cpu_seen = 0.0
         self._room = asyncio.Event()
         self._room.set()
         self._batch_size = batch_size
-        self._max_delay = max_delay
-        self._linger = linger
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_done: asyncio.Future[None] | None = None
@@ -142,7 +152,8 @@ class WriteQueue:
 
     @property
     def pending(self) -> int:
-        return self._waiting
+        """Ops in the queue the writer has not taken yet."""
+        return self._put_count - self._taken_count
 
     async def submit(self, op: WriteOp[T]) -> T:
         """Queue ``op`` and wait until it is committed; its exception, if any, is raised here."""
@@ -182,33 +193,48 @@ class WriteQueue:
         while True:
             if self._closing:
                 raise WriteQueueClosed("the database is closed; the write was not stored")
-            if self._waiting < self._max_pending:
+            if self.pending < self._max_pending:
                 break
             self._room.clear()
+            self._room_wanted = True
+            # The writer may have taken ops before it saw the flag: look again before waiting.
+            if self.pending < self._max_pending:
+                break
             await self._room.wait()
         if self._thread_done is None:
             self.start()
-        self._waiting += 1
+        self._put_count += 1
         self._outstanding += 1
         self._inbox.put(pending)
         if self._hand_over is None and self._loop is not None:
-            self._hand_over = self._loop.call_later(HAND_OVER_EVERY, self._hand_the_gil_over)
+            self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
 
     # -- event loop side of the writer thread's callbacks ------------------------------------------
 
-    def _taken(self, count: int) -> None:
-        self._waiting -= count
-        if self._waiting < self._max_pending:
+    def _check_room(self) -> None:
+        if self.pending < self._max_pending:
+            self._room_wanted = False
             self._room.set()
+
+    def _look_every(self) -> float:
+        return HAND_OVER_EVERY if self._writer_clock is not None else HAND_OVER_EVERY_BLIND
 
     def _hand_the_gil_over(self) -> None:
         if self._outstanding <= 0 or self._loop is None:
             self._hand_over = None
             return
-        if self._progress == self._progress_seen:
+        stuck = self._progress == self._progress_seen
+        if self._writer_clock is not None:
+            cpu = time.clock_gettime(self._writer_clock)
+            # Waiting for the GIL costs the thread a little CPU too (every wake-up in vain).
+            stuck = stuck and cpu - self._writer_cpu_seen < HAND_OVER_EVERY / 2
+            self._writer_cpu_seen = cpu
+        if stuck:
             time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: see HAND_OVER_EVERY
+            if self._writer_clock is not None:  # what it ran with the GIL just handed over is not news
+                self._writer_cpu_seen = time.clock_gettime(self._writer_clock)
         self._progress_seen = self._progress
-        self._hand_over = self._loop.call_later(HAND_OVER_EVERY, self._hand_the_gil_over)
+        self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
 
     def _settle(self, batch: Sequence[_Pending[Any]], outcomes: Sequence[tuple[bool, Any]]) -> None:
         self._outstanding -= len(batch)
@@ -232,6 +258,10 @@ class WriteQueue:
         """
         assert self._loop is not None
         loop = self._loop
+        try:
+            self._writer_clock = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):  # not on this platform: the loop decides by progress alone
+            self._writer_clock = None
         stopping = False
         while not stopping:
             try:
@@ -245,7 +275,7 @@ class WriteQueue:
             batch = [first]
             stopping = self._collect(batch)
             self._progress += 1
-            self._report(self._taken, len(batch))
+            self._took(len(batch))
             outcomes = self._run_batch_safely(batch)
             self._progress += 1
             self._report(self._settle, batch, outcomes)
@@ -259,7 +289,7 @@ class WriteQueue:
             if item is not None:
                 rest.append(item)
         if rest:
-            self._report(self._taken, len(rest))
+            self._took(len(rest))
             self._report(self._settle, rest, self._run_batch_safely(rest))
 
     def _report(self, callback: Callable[..., None], *arguments: Any) -> None:
@@ -270,22 +300,19 @@ class WriteQueue:
         except RuntimeError:  # the loop is closed: nobody waits any more, the writes still count
             pass
 
+    def _took(self, count: int) -> None:
+        self._taken_count += count  # only this thread writes it; the GIL orders it with the loop's reads
+        if self._room_wanted:
+            self._report(self._check_room)
+
     def _collect(self, batch: list[_Pending[Any]]) -> bool:
-        """Add what arrives to ``batch``: up to ``batch_size`` ops, waiting at most ``linger`` for
-        each next one and ``max_delay`` in all (a lone write is not held back for company).
-        Returns True when the close marker was taken."""
-        deadline = time.monotonic() + self._max_delay
+        """Add what waits in the inbox to ``batch``, up to ``batch_size`` ops, without waiting for
+        more. Returns True when the close marker was taken."""
         while len(batch) < self._batch_size:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
-                remaining = min(self._linger, deadline - time.monotonic())
-                if remaining <= 0:
-                    return False
-                try:
-                    item = self._inbox.get(timeout=remaining)
-                except queue.Empty:
-                    return False
+                return False
             if item is None:
                 return True
             batch.append(item)
@@ -367,8 +394,7 @@ class Database:
         self.writes = writes
 
     @classmethod
-    async def open(cls, path: Path | str, *, max_pending: int = 10_000, batch_size: int = 100,
-                   max_delay: float = 0.05) -> Database:
+    async def open(cls, path: Path | str, *, max_pending: int = 10_000, batch_size: int = 100) -> Database:
         """Open (creating the folder and file), migrate, and start the writer."""
         path = Path(path)
         if str(path) != ":memory:":
@@ -382,7 +408,7 @@ class Database:
         except BaseException:
             writer.close()
             raise
-        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size, max_delay=max_delay)
+        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size)
         writes.start()
         return cls(path, writer, reader, writes)
 
