@@ -67,8 +67,7 @@ def incoming(message: discord.Message, *, with_reactions: bool = False) -> Incom
         guild_id=message.guild.id if message.guild else None,
         author_id=author.id, author_name=author.display_name,
         author_avatar_url=avatar_url(author), author_is_bot=author.bot,
-        message_type=message.type.value, content=content, created_at=message.created_at,
-        edited_at=message.edited_at, reply_to=reply_to,
+        message_type=message.type.value, content=content, edited_at=message.edited_at, reply_to=reply_to,
         attachments=tuple(AttachmentInfo(a.id, a.filename, a.url, a.size, a.content_type)
                           for a in files) if files else (),
         extras=extras,

@@ -65,7 +65,7 @@ class Discussions(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.guild is None:
+        if message.guild is None or self.capture.known_untracked(message.channel.id):
             return
         if await self.capture.on_message(incoming(message)) is Verdict.NO_CONTENT:
             await self.warn_missing_intent(message.guild)

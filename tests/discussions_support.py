@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from bot.discussions.model import IncomingMessage, ThreadChange, snowflake_time
+from bot.discussions.model import IncomingMessage, ThreadChange
 from bot.discussions.service import ThreadGone
 from bot.storage.db import Database, to_db_time, utcnow
 
@@ -55,7 +55,7 @@ def message(channel_id: int, content: str = "hello there", *, author_id: int = A
     base = IncomingMessage(
         message_id=message_id, channel_id=channel_id, guild_id=GUILD_ID, author_id=author_id,
         author_name=author_name, author_avatar_url=f"https://cdn.example/{author_id}.png",
-        author_is_bot=False, message_type=0, content=content, created_at=snowflake_time(message_id))
+        author_is_bot=False, message_type=0, content=content)
     return replace(base, **fields)  # type: ignore[arg-type]
 
 

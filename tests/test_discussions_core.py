@@ -26,6 +26,7 @@ from bot.discussions.service import DiscussionCapture
 from bot.render.discord_to_html import discord_markdown_to_text
 from bot.storage import Database
 from bot.storage import comments as store
+from bot.storage.db import to_db_time
 from tests.discussions_support import (
     ALICE,
     BOB,
@@ -96,9 +97,12 @@ async def test_what_is_not_stored(capture: DiscussionCapture, database: Database
 
 
 async def test_a_thread_added_later_is_picked_up(capture: DiscussionCapture, database: Database) -> None:
+    assert not capture.known_untracked(OTHER_THREAD)  # never looked at: the cog must ask
     assert await capture.on_message(message(OTHER_THREAD)) is Verdict.UNTRACKED
+    assert capture.known_untracked(OTHER_THREAD)  # the cog skips the next ones unconverted
     await add_post_thread(database, OTHER_THREAD, title="Second")
     capture.thread_tracked(OTHER_THREAD)
+    assert not capture.known_untracked(OTHER_THREAD)
     assert await capture.on_message(message(OTHER_THREAD)) is Verdict.STORE
 
 
@@ -375,6 +379,13 @@ async def test_a_burst_is_stored_in_groups_in_full(capture: DiscussionCapture, d
     stored = await store.thread_comments(database, THREAD)
     assert [c.message_id for c in stored] == expected
     assert stored[5].content == "burst message 5" and stored[5].author_name == "Alice"
+    # The creation time comes from the id, in the database's one time format, in both insert paths
+    # (grouped rows and the rows with files).
+    assert all(c.created_at == snowflake_time(c.message_id) for c in stored)
+    written = await database.fetch_all("SELECT message_id, created_at FROM comments WHERE message_id IN (?, ?)",
+                                       (items[5].message_id, items[97].message_id))
+    assert len(written) == 2
+    assert all(row[1] == to_db_time(snowflake_time(row[0])) for row in written)
     assert len(await store.comment_attachments(database, items[97].message_id)) == 1
     matches = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'burst'")
     assert matches == len(expected)

@@ -61,7 +61,6 @@ class IncomingMessage:
     author_is_bot: bool
     message_type: int
     content: str
-    created_at: datetime
     edited_at: datetime | None = None
     reply_to: int | None = None  # the referenced message, only when it is in the same channel
     attachments: tuple[AttachmentInfo, ...] = ()
@@ -71,6 +70,11 @@ class IncomingMessage:
     channel_names: tuple[tuple[int, str], ...] = ()
     # Counts from history (None from the gateway, where MESSAGE_CREATE carries no reactions).
     reactions: tuple[ReactionCount, ...] | None = None
+
+    @property
+    def created_at(self) -> datetime:
+        """A Discord message was made when its id says (discord.py's ``created_at`` is the same)."""
+        return snowflake_time(self.message_id)
 
     @property
     def has_payload(self) -> bool:

@@ -110,6 +110,12 @@ class DiscussionCapture:
     def thread_forgotten(self, thread_id: int) -> None:
         self._tracked.discard(thread_id)
 
+    def known_untracked(self, channel_id: int) -> bool:
+        """The channel was found not to be a post's thread a moment ago: its messages can be
+        skipped before they are even converted (most messages of a server are elsewhere)."""
+        checked = self._not_tracked.get(channel_id)
+        return checked is not None and time.monotonic() - checked < MISS_RECHECK_SECONDS
+
     async def is_tracked(self, channel_id: int) -> bool:
         """Cheap for the common cases: a set hit, or a recent miss; else one indexed read."""
         if channel_id in self._tracked:
@@ -133,7 +139,7 @@ class DiscussionCapture:
             # Decided before the tracked check: the invitation line lands before the thread's row is
             # written, and must not leave a "not tracked" mark behind for the first replies.
             return Verdict.OWN
-        tracked = await self.is_tracked(message.channel_id)
+        tracked = message.channel_id in self._tracked or await self.is_tracked(message.channel_id)
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
             self._creates.append((message, clean_text(message)))
