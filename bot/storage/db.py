@@ -224,15 +224,17 @@ class WriteQueue:
             self._hand_over = None
             return
         stuck = self._progress == self._progress_seen
-        if self._writer_clock is not None:
-            cpu = time.clock_gettime(self._writer_clock)
+        clock = self._writer_clock
+        if clock is not None:
+            cpu = time.clock_gettime(clock)
             # Waiting for the GIL costs the thread a little CPU too (every wake-up in vain).
             stuck = stuck and cpu - self._writer_cpu_seen < HAND_OVER_EVERY / 2
             self._writer_cpu_seen = cpu
         if stuck:
             time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: see HAND_OVER_EVERY
-            if self._writer_clock is not None:  # what it ran with the GIL just handed over is not news
-                self._writer_cpu_seen = time.clock_gettime(self._writer_clock)
+            clock = self._writer_clock  # read again: the thread may have ended meanwhile
+            if clock is not None:  # what it ran with the GIL just handed over is not news
+                self._writer_cpu_seen = time.clock_gettime(clock)
         self._progress_seen = self._progress
         self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
 
@@ -256,12 +258,18 @@ class WriteQueue:
         Should the event loop be closed without close() (a crash on the way out), the thread
         notices within a second, still writes what was queued, and ends, so the process can exit.
         """
-        assert self._loop is not None
-        loop = self._loop
         try:
             self._writer_clock = time.pthread_getcpuclockid(threading.get_ident())
         except (AttributeError, OSError):  # not on this platform: the loop decides by progress alone
             self._writer_clock = None
+        try:
+            self._write_batches()
+        finally:
+            self._writer_clock = None  # the clock of a finished thread must not be read
+
+    def _write_batches(self) -> None:
+        assert self._loop is not None
+        loop = self._loop
         stopping = False
         while not stopping:
             try:
