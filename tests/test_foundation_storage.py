@@ -121,6 +121,29 @@ async def test_enqueued_writes_are_batched_and_flushed_on_close(tmp_path: Path) 
     connection.close()
 
 
+@pytest.mark.parametrize("thread_clock", [True, False], ids=["thread-cpu-clock", "no-thread-cpu-clock"])
+async def test_the_writer_works_with_and_without_a_readable_thread_clock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_clock: bool) -> None:
+    # Without time.pthread_getcpuclockid (Windows, macOS) the loop hands the GIL over by the
+    # writer's progress alone; with it, by the writer thread's CPU clock.
+    import time
+
+    if not thread_clock:
+        monkeypatch.delattr(time, "pthread_getcpuclockid", raising=False)
+    elif not hasattr(time, "pthread_getcpuclockid"):
+        pytest.skip("this platform has no thread CPU clocks")
+    database = await Database.open(tmp_path / "conversation.db")
+    try:
+        for number in range(300):
+            await database.enqueue(insert_meta(f"k{number}", "x"))
+        await database.flush()
+        assert (database.writes._writer_clock is not None) is thread_clock
+        assert await database.fetch_value("SELECT count(*) FROM meta WHERE key LIKE 'k%'") == 300
+    finally:
+        await database.close()
+    assert database.writes._writer_clock is None  # never read once the thread is done
+
+
 async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
     connection = connect_sync(tmp_path / "conversation.db")
     apply_migrations(connection)
