@@ -15,6 +15,7 @@ from bot.storage.migrate import (
     Migration,
     apply_migrations,
     available_migrations,
+    check_sqlite,
     current_version,
     latest_version,
 )
@@ -268,3 +269,15 @@ def test_backup_cli(tmp_path: Path) -> None:
     copy = sqlite3.connect(tmp_path / "copy.db")
     assert copy.execute("SELECT value FROM meta").fetchone()[0] == "v"
     copy.close()
+
+
+def test_an_sqlite_library_too_old_is_refused_in_plain_words() -> None:
+    connection = sqlite3.connect(":memory:")
+    try:
+        check_sqlite(connection)  # the one this Python has passes
+        with pytest.raises(MigrationError) as refused:
+            check_sqlite(connection, version=(3, 31, 1))
+        assert "version 3.35.0 or newer (this one is 3.31.1)" in str(refused.value)
+        assert "SQLite 3.35+ with JSON and FTS5" in str(refused.value)
+    finally:
+        connection.close()

@@ -51,6 +51,35 @@ def current_version(connection: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+# RETURNING and ALTER TABLE ... DROP COLUMN came with SQLite 3.35 (2021); the JSON functions and
+# FTS5 are compile-time options of older builds.
+MIN_SQLITE = (3, 35, 0)
+
+
+def check_sqlite(connection: sqlite3.Connection,
+                 version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse, in plain words, an SQLite library that lacks what the schema and queries use."""
+    missing: list[str] = []
+    if version < MIN_SQLITE:
+        missing.append(f"version {'.'.join(map(str, MIN_SQLITE))} or newer (this one is "
+                       f"{'.'.join(map(str, version))})")
+    try:
+        connection.execute("SELECT json_valid('[]')").fetchone()
+    except sqlite3.OperationalError:
+        missing.append("the JSON functions")
+    try:
+        connection.execute("CREATE VIRTUAL TABLE temp.fts5_probe USING fts5 (text)")
+        connection.execute("DROP TABLE temp.fts5_probe")
+    except sqlite3.OperationalError:
+        missing.append("full-text search (FTS5)")
+    if missing:
+        raise MigrationError(
+            f"the SQLite library Python uses lacks {', '.join(missing)}: run conversation-engine on "
+            f"a Python whose sqlite3 module has SQLite 3.35+ with JSON and FTS5 (the python.org and "
+            f"Docker python:3.11+ builds, Debian 12, Ubuntu 22.04 and newer all do)"
+        )
+
+
 def apply_migrations(connection: sqlite3.Connection,
                      migrations: list[Migration] | None = None) -> list[Migration]:
     """Bring the database to the newest schema; returns the migrations that were applied.
@@ -58,6 +87,7 @@ def apply_migrations(connection: sqlite3.Connection,
     The connection must be in autocommit mode (``isolation_level=None``): ``executescript``
     commits any open transaction first, so each script carries its own BEGIN ... COMMIT.
     """
+    check_sqlite(connection)
     if migrations is None:
         migrations = available_migrations()
     version = current_version(connection)
