@@ -145,6 +145,52 @@ async def test_the_writer_works_with_and_without_a_readable_thread_clock(
     assert database.writes._writer_clock is None  # never read once the thread is done
 
 
+async def test_the_loop_stops_sleeping_for_a_writer_blocked_on_a_lock(tmp_path: Path) -> None:
+    # The loop hands the GIL over to a writer thread that waits for it; a writer blocked on a lock
+    # held by another process does not need it, and sleeping for it would slow the loop down.
+    import time
+
+    if not hasattr(time, "pthread_getcpuclockid"):
+        pytest.skip("this platform has no thread CPU clocks")
+    path = tmp_path / "conversation.db"
+    database = await Database.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        before = database.writes.hand_overs
+        blocked = asyncio.ensure_future(database.write(insert_meta("blocked", "x")))
+        await asyncio.sleep(0.5)  # the writer waits in SQLite's busy handler meanwhile
+        assert not blocked.done()
+        slept = database.writes.hand_overs - before
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(blocked, 5) >= 1
+        # Two tries each time SQLite's busy handler wakes up (about 14 times in 0.5 s), else one
+        # every 4 ms: some 150; sleeping at every look was 377 sleeps here.
+        assert slept < 250, slept
+    finally:
+        other.close()
+        await database.close()
+
+
+async def test_a_side_thread_checkpoints_the_wal_and_stops_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+    database = await Database.open(path)
+    try:
+        size_before = path.stat().st_size
+        for number in range(400):  # some 2 MB: 500 pages, far below the writer's own threshold
+            await database.enqueue(insert_meta(f"bulk{number}", "x" * 5000))
+        await database.flush()
+        # Only a checkpoint moves the pages from the -wal file into the database file.
+        for _ in range(100):
+            if path.stat().st_size > size_before + 1_000_000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > size_before + 1_000_000
+    finally:
+        await database.close()
+    assert not [thread for thread in threading.enumerate() if thread.name == "sqlite-checkpointer"]
+
+
 async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
     connection = connect_sync(tmp_path / "conversation.db")
     apply_migrations(connection)

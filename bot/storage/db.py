@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
+from bot.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from bot.storage.migrate import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,13 @@ BUSY_TIMEOUT_MS = 5000
 # every millisecond, deciding by its progress alone) to about 0.45 ms.
 HAND_OVER_EVERY = 0.00025
 HAND_OVER_SLEEP = 0.0001
+# A hand-over the writer thread used shows on its clock (at least HAND_OVER_RAN of CPU); after
+# FRUITLESS_HAND_OVERS unused ones in a row it is most likely blocked on something else than the
+# GIL (a lock held by another process, the disk), and until the thread moves again the loop hands
+# the GIL over only every HAND_OVER_BACKOFF (a thread slow to wake up still gets it soon).
+HAND_OVER_RAN = 0.000001
+FRUITLESS_HAND_OVERS = 2
+HAND_OVER_BACKOFF = 0.004
 # Where a thread's CPU clock cannot be read, the loop decides by the writer's progress alone, and
 # looks less often: it cannot tell a writer busy inside SQLite from a stuck one.
 HAND_OVER_EVERY_BLIND = 0.001
@@ -135,6 +143,9 @@ class WriteQueue:
         self._progress_seen = -1
         self._writer_clock: int | None = None  # the writer thread's CPU clock, where readable
         self._writer_cpu_seen = 0.0
+        self._fruitless_hand_overs = 0
+        self._last_hand_over = 0.0
+        self.hand_overs = 0  # how often the loop slept to hand the GIL over (for benchmarks and tests)
         self._room = asyncio.Event()
         self._room.set()
         self._batch_size = batch_size
@@ -207,6 +218,7 @@ class WriteQueue:
         self._outstanding += 1
         self._inbox.put(pending)
         if self._hand_over is None and self._loop is not None:
+            self._fruitless_hand_overs = 0  # a new stretch of work: the writer is about to wake up
             self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
 
     # -- event loop side of the writer thread's callbacks ------------------------------------------
@@ -223,18 +235,33 @@ class WriteQueue:
         if self._outstanding <= 0 or self._loop is None:
             self._hand_over = None
             return
-        stuck = self._progress == self._progress_seen
+        moved = self._progress != self._progress_seen
+        stuck = not moved
         clock = self._writer_clock
+        cpu = 0.0
         if clock is not None:
             cpu = time.clock_gettime(clock)
+            used = cpu - self._writer_cpu_seen
             # Waiting for the GIL costs the thread a little CPU too (every wake-up in vain).
-            stuck = stuck and cpu - self._writer_cpu_seen < HAND_OVER_EVERY / 2
+            stuck = stuck and used < HAND_OVER_EVERY / 2
+            moved = moved or used >= HAND_OVER_RAN
             self._writer_cpu_seen = cpu
-        if stuck:
+        if moved:
+            self._fruitless_hand_overs = 0
+        now = time.monotonic()
+        if stuck and (self._fruitless_hand_overs < FRUITLESS_HAND_OVERS
+                      or now - self._last_hand_over >= HAND_OVER_BACKOFF):
             time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: see HAND_OVER_EVERY
+            self._last_hand_over = now
+            self.hand_overs += 1
             clock = self._writer_clock  # read again: the thread may have ended meanwhile
             if clock is not None:  # what it ran with the GIL just handed over is not news
-                self._writer_cpu_seen = time.clock_gettime(clock)
+                after = time.clock_gettime(clock)
+                # A writer waiting for the GIL took it and ran; one blocked elsewhere (a lock held
+                # by another process, the disk) did not, and the loop stops sleeping for it.
+                ran = after - cpu >= HAND_OVER_RAN
+                self._fruitless_hand_overs = 0 if ran else self._fruitless_hand_overs + 1
+                self._writer_cpu_seen = after
         self._progress_seen = self._progress
         self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
 
@@ -395,17 +422,19 @@ class Database:
     """The open database: ``write``/``enqueue`` for changes, ``fetch_*`` for reads."""
 
     def __init__(self, path: Path, writer: sqlite3.Connection, reader: aiosqlite.Connection,
-                 writes: WriteQueue) -> None:
+                 writes: WriteQueue, checkpointer: Checkpointer | None = None) -> None:
         self.path = path
         self._writer = writer
         self.reader = reader
         self.writes = writes
+        self._checkpointer = checkpointer
 
     @classmethod
     async def open(cls, path: Path | str, *, max_pending: int = 10_000, batch_size: int = 100) -> Database:
         """Open (creating the folder and file), migrate, and start the writer."""
         path = Path(path)
-        if str(path) != ":memory:":
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             path.parent.mkdir(parents=True, exist_ok=True)
         writer = await asyncio.to_thread(_open_writer, path)
         try:
@@ -418,7 +447,11 @@ class Database:
             raise
         writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size)
         writes.start()
-        return cls(path, writer, reader, writes)
+        checkpointer = None
+        if not in_memory:  # commits no longer checkpoint themselves (see _open_writer)
+            checkpointer = Checkpointer(path)
+            checkpointer.start()
+        return cls(path, writer, reader, writes, checkpointer)
 
     async def write(self, op: WriteOp[T]) -> T:
         return await self.writes.submit(op)
@@ -453,6 +486,8 @@ class Database:
     async def close(self) -> None:
         """Commit every queued write, then close both connections."""
         await self.writes.close()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         await self.reader.close()
         await asyncio.to_thread(self._writer.close)
 
@@ -464,6 +499,9 @@ def _open_writer(path: Path) -> sqlite3.Connection:
     connection = connect_sync(path)
     # A larger page cache keeps the FTS index's hot pages in memory during message bursts.
     connection.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+    # A side thread checkpoints the WAL (bot/storage/checkpoint.py); SQLite's own checkpoint in a
+    # COMMIT only runs should that thread fall far behind.
+    connection.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
     try:
         apply_migrations(connection)
     except BaseException:
