@@ -37,8 +37,8 @@ MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before
 RECENT_DELETES_KEPT = 10_000
 # New messages are written in groups, one statement and one commit each: a group gathers for
 # COALESCE_SECONDS, and the next one gathers while it is committed, so groups grow with the load
-# and the writer keeps up with a burst. Under a flood of 14,000-21,000 messages/s a message waited
-# about 24 ms for its commit (median), 91 ms at most (bench/ingest.py), within the 100 ms budget.
+# and the writer keeps up with a burst. Under a flood of 16,000-22,000 messages/s a message waited
+# about 24 ms for its commit (median), 89 ms at most (bench/ingest.py), within the 100 ms budget.
 # Groups started as soon as the last one commits were smaller and cost the loop more (0.05-0.1x).
 COALESCE_SECONDS = 0.01
 # A group this big is handed over at once, even while the previous one is still being committed.
