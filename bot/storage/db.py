@@ -258,7 +258,7 @@ class WriteQueue:
             if clock is not None:  # what it ran with the GIL just handed over is not news
                 after = time.clock_gettime(clock)
                 # A writer waiting for the GIL took it and ran; one blocked elsewhere (a lock held
-                # by another process, the disk) did not, and the loop stops sleeping for it.
+                # by another process, the disk) did not: see HAND_OVER_BACKOFF.
                 ran = after - cpu >= HAND_OVER_RAN
                 self._fruitless_hand_overs = 0 if ran else self._fruitless_hand_overs + 1
                 self._writer_cpu_seen = after
