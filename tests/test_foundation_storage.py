@@ -191,6 +191,22 @@ async def test_a_side_thread_checkpoints_the_wal_and_stops_on_close(tmp_path: Pa
     assert not [thread for thread in threading.enumerate() if thread.name == "sqlite-checkpointer"]
 
 
+def test_a_failing_checkpoint_is_logged_once_not_four_times_a_second(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from bot.storage.checkpoint import Checkpointer
+
+    garbage = tmp_path / "not-a-database.db"
+    garbage.write_bytes(b"this is not an SQLite file" * 100)
+    checkpointer = Checkpointer(garbage, every=0.01)
+    checkpointer.start()
+    time.sleep(0.3)  # some 30 tries
+    checkpointer.stop()
+    failures = [record for record in caplog.records if "WAL checkpoints fail" in record.getMessage()]
+    assert len(failures) == 1
+
+
 async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
     connection = connect_sync(tmp_path / "conversation.db")
     apply_migrations(connection)

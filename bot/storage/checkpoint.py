@@ -44,11 +44,19 @@ class Checkpointer:
             log.warning("the WAL checkpoint thread could not open %s; SQLite's own checkpoints take over",
                         self._path, exc_info=True)
             return
+        failing = False  # a lasting failure is logged once, not four times a second
         try:
             while not self._stopping.wait(self._every):
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:  # e.g. the disk is full: the writer's own checkpoint still works
-                    log.warning("a WAL checkpoint failed; trying again in %.2f s", self._every, exc_info=True)
+                    if not failing:
+                        log.warning("WAL checkpoints fail (retried every %.2f s, logged once)", self._every,
+                                    exc_info=True)
+                    failing = True
+                    continue
+                if failing:
+                    log.info("WAL checkpoints work again")
+                    failing = False
         finally:
             connection.close()
