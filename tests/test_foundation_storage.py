@@ -138,11 +138,11 @@ async def test_the_writer_works_with_and_without_a_readable_thread_clock(
         for number in range(300):
             await database.enqueue(insert_meta(f"k{number}", "x"))
         await database.flush()
-        assert (database.writes._writer_clock is not None) is thread_clock
+        assert database.writes.gil.reads_the_writer_clock is thread_clock
         assert await database.fetch_value("SELECT count(*) FROM meta WHERE key LIKE 'k%'") == 300
     finally:
         await database.close()
-    assert database.writes._writer_clock is None  # never read once the thread is done
+    assert not database.writes.gil.reads_the_writer_clock  # never read once the thread is done
 
 
 async def test_the_loop_stops_sleeping_for_a_writer_blocked_on_a_lock(tmp_path: Path) -> None:
@@ -157,11 +157,11 @@ async def test_the_loop_stops_sleeping_for_a_writer_blocked_on_a_lock(tmp_path: 
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        before = database.writes.hand_overs
+        before = database.writes.gil.sleeps
         blocked = asyncio.ensure_future(database.write(insert_meta("blocked", "x")))
         await asyncio.sleep(0.5)  # the writer waits in SQLite's busy handler meanwhile
         assert not blocked.done()
-        slept = database.writes.hand_overs - before
+        slept = database.writes.gil.sleeps - before
         other.execute("COMMIT")
         assert await asyncio.wait_for(blocked, 5) >= 1
         # Two tries each time SQLite's busy handler wakes up (about 14 times in 0.5 s), else one

@@ -21,8 +21,6 @@ import asyncio
 import logging
 import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from typing import Any, Generic, TypeVar
 import aiosqlite
 
 from bot.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
+from bot.storage.gil import GilHandOver
 from bot.storage.migrate import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -41,26 +40,6 @@ T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], T]
 
 BUSY_TIMEOUT_MS = 5000
-# A busy event loop gives the GIL up at every select() and takes it straight back, so the writer
-# thread, which needs it again after every SQLite call, can wait tens of milliseconds each time
-# (CPython's GIL convoy), and while it waits every select() of the loop wakes it in vain, which
-# slows the loop down too. So while the writer has work, the loop looks every HAND_OVER_EVERY:
-# when the writer thread's CPU clock stood still since the last look (it is not inside SQLite, so
-# it is most likely waiting for the GIL), the loop sleeps briefly, which hands the GIL over.
-# Measured with bench/ingest.py: the writer's wait per SQLite call fell from about 1.2 ms (a look
-# every millisecond, deciding by its progress alone) to about 0.45 ms.
-HAND_OVER_EVERY = 0.00025
-HAND_OVER_SLEEP = 0.0001
-# A hand-over the writer thread used shows on its clock (at least HAND_OVER_RAN of CPU); after
-# FRUITLESS_HAND_OVERS unused ones in a row it is most likely blocked on something else than the
-# GIL (a lock held by another process, the disk), and until the thread moves again the loop hands
-# the GIL over only every HAND_OVER_BACKOFF (a thread slow to wake up still gets it soon).
-HAND_OVER_RAN = 0.000001
-FRUITLESS_HAND_OVERS = 2
-HAND_OVER_BACKOFF = 0.004
-# Where a thread's CPU clock cannot be read, the loop decides by the writer's progress alone, and
-# looks less often: it cannot tell a writer busy inside SQLite from a stuck one.
-HAND_OVER_EVERY_BLIND = 0.001
 
 
 def utcnow() -> datetime:
@@ -139,13 +118,7 @@ class WriteQueue:
         self._room_wanted = False  # a producer waits for room: the writer reports when it takes ops
         self._outstanding = 0  # ops put and not yet settled
         self._hand_over: asyncio.TimerHandle | None = None
-        self._progress = 0  # bumped by the writer thread at each step of its work
-        self._progress_seen = -1
-        self._writer_clock: int | None = None  # the writer thread's CPU clock, where readable
-        self._writer_cpu_seen = 0.0
-        self._fruitless_hand_overs = 0
-        self._last_hand_over = 0.0
-        self.hand_overs = 0  # how often the loop slept to hand the GIL over (for benchmarks and tests)
+        self.gil = GilHandOver()  # see bot/storage/gil.py
         self._room = asyncio.Event()
         self._room.set()
         self._batch_size = batch_size
@@ -218,8 +191,8 @@ class WriteQueue:
         self._outstanding += 1
         self._inbox.put(pending)
         if self._hand_over is None and self._loop is not None:
-            self._fruitless_hand_overs = 0  # a new stretch of work: the writer is about to wake up
-            self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
+            self.gil.restart()
+            self._hand_over = self._loop.call_later(self.gil.interval, self._hand_the_gil_over)
 
     # -- event loop side of the writer thread's callbacks ------------------------------------------
 
@@ -228,42 +201,12 @@ class WriteQueue:
             self._room_wanted = False
             self._room.set()
 
-    def _look_every(self) -> float:
-        return HAND_OVER_EVERY if self._writer_clock is not None else HAND_OVER_EVERY_BLIND
-
     def _hand_the_gil_over(self) -> None:
         if self._outstanding <= 0 or self._loop is None:
             self._hand_over = None
             return
-        moved = self._progress != self._progress_seen
-        stuck = not moved
-        clock = self._writer_clock
-        cpu = 0.0
-        if clock is not None:
-            cpu = time.clock_gettime(clock)
-            used = cpu - self._writer_cpu_seen
-            # Waiting for the GIL costs the thread a little CPU too (every wake-up in vain).
-            stuck = stuck and used < HAND_OVER_EVERY / 2
-            moved = moved or used >= HAND_OVER_RAN
-            self._writer_cpu_seen = cpu
-        if moved:
-            self._fruitless_hand_overs = 0
-        now = time.monotonic()
-        if stuck and (self._fruitless_hand_overs < FRUITLESS_HAND_OVERS
-                      or now - self._last_hand_over >= HAND_OVER_BACKOFF):
-            time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: see HAND_OVER_EVERY
-            self._last_hand_over = now
-            self.hand_overs += 1
-            clock = self._writer_clock  # read again: the thread may have ended meanwhile
-            if clock is not None:  # what it ran with the GIL just handed over is not news
-                after = time.clock_gettime(clock)
-                # A writer waiting for the GIL took it and ran; one blocked elsewhere (a lock held
-                # by another process, the disk) did not: see HAND_OVER_BACKOFF.
-                ran = after - cpu >= HAND_OVER_RAN
-                self._fruitless_hand_overs = 0 if ran else self._fruitless_hand_overs + 1
-                self._writer_cpu_seen = after
-        self._progress_seen = self._progress
-        self._hand_over = self._loop.call_later(self._look_every(), self._hand_the_gil_over)
+        self.gil.look()
+        self._hand_over = self._loop.call_later(self.gil.interval, self._hand_the_gil_over)
 
     def _settle(self, batch: Sequence[_Pending[Any]], outcomes: Sequence[tuple[bool, Any]]) -> None:
         self._outstanding -= len(batch)
@@ -285,14 +228,11 @@ class WriteQueue:
         Should the event loop be closed without close() (a crash on the way out), the thread
         notices within a second, still writes what was queued, and ends, so the process can exit.
         """
-        try:
-            self._writer_clock = time.pthread_getcpuclockid(threading.get_ident())
-        except (AttributeError, OSError):  # not on this platform: the loop decides by progress alone
-            self._writer_clock = None
+        self.gil.writer_started()
         try:
             self._write_batches()
         finally:
-            self._writer_clock = None  # the clock of a finished thread must not be read
+            self.gil.writer_finished()
 
     def _write_batches(self) -> None:
         assert self._loop is not None
@@ -309,10 +249,10 @@ class WriteQueue:
                 break
             batch = [first]
             stopping = self._collect(batch)
-            self._progress += 1
+            self.gil.progress += 1
             self._took(len(batch))
             outcomes = self._run_batch_safely(batch)
-            self._progress += 1
+            self.gil.progress += 1
             self._report(self._settle, batch, outcomes)
         # Anything put before the close marker but gathered after it is written too.
         rest: list[_Pending[Any]] = []
@@ -373,10 +313,10 @@ class WriteQueue:
         results: list[tuple[bool, Any]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            self._progress += 1
+            self.gil.progress += 1
             for op in ops:
                 results.append((True, op(connection)))
-                self._progress += 1
+                self.gil.progress += 1
             connection.execute("COMMIT")
         except Exception:  # noqa: BLE001 - the isolated run reports each op's own error
             if connection.in_transaction:
