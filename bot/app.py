@@ -134,6 +134,12 @@ class ConversationBot(commands.Bot):
         if self.sync_mode != "never":
             await self.sync_commands_if_changed(force=self.sync_mode == "force")
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        # Slash commands only: parsing every message of every channel the bot sees for a prefix
+        # command costs about a tenth of the loop under a burst (bench/ingest.py) for nothing.
+        if self.all_commands:
+            await self.process_commands(message)
+
     async def on_ready(self) -> None:
         if not self._startup_frozen:
             # The start-up objects (modules, discord.py's caches) live as long as the process; moved
