@@ -37,7 +37,7 @@ MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before
 RECENT_DELETES_KEPT = 10_000
 # New messages are written in groups, one statement and one commit each: a group gathers for
 # COALESCE_SECONDS, and the next one gathers while it is committed, so groups grow with the load
-# and the writer keeps up with a burst. Under a flood of 16,000-22,000 messages/s a message waited
+# and the writer keeps up with a burst. Under a flood of 16,000-23,000 messages/s a message waited
 # about 24 ms for its commit (median), 95 ms at most (bench/ingest.py), within the 100 ms budget.
 # Groups started as soon as the last one commits were smaller and cost the loop more (0.05-0.1x).
 COALESCE_SECONDS = 0.01
