@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -127,8 +128,6 @@ async def test_the_writer_works_with_and_without_a_readable_thread_clock(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_clock: bool) -> None:
     # Without time.pthread_getcpuclockid (Windows, macOS) the loop hands the GIL over by the
     # writer's progress alone; with it, by the writer thread's CPU clock.
-    import time
-
     if not thread_clock:
         monkeypatch.delattr(time, "pthread_getcpuclockid", raising=False)
     elif not hasattr(time, "pthread_getcpuclockid"):
@@ -148,8 +147,6 @@ async def test_the_writer_works_with_and_without_a_readable_thread_clock(
 async def test_the_loop_stops_sleeping_for_a_writer_blocked_on_a_lock(tmp_path: Path) -> None:
     # The loop hands the GIL over to a writer thread that waits for it; a writer blocked on a lock
     # held by another process does not need it, and sleeping for it would slow the loop down.
-    import time
-
     if not hasattr(time, "pthread_getcpuclockid"):
         pytest.skip("this platform has no thread CPU clocks")
     path = tmp_path / "conversation.db"
@@ -193,8 +190,6 @@ async def test_a_side_thread_checkpoints_the_wal_and_stops_on_close(tmp_path: Pa
 
 def test_a_failing_checkpoint_is_logged_once_not_four_times_a_second(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import time
-
     from bot.storage.checkpoint import Checkpointer
 
     garbage = tmp_path / "not-a-database.db"

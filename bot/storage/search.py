@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from bot.discussions.model import DISCORD_EPOCH_MS
 from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
 from bot.lookup.rank import RankTerm, bm25_rank, idf
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
@@ -344,9 +345,6 @@ async def comment_page(database: Database, guild_id: int, post_id: int, page: in
         for row in rows
     )
     return CommentPage(post, comments, page, page_count, total)
-
-
-DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
 def snowflake_floor(moment: datetime) -> int:
