@@ -258,6 +258,17 @@ async def run_burst(events: int, ids: Ids, database: Database) -> tuple[int, int
     return peak - baseline, traced_peak
 
 
+def switch_off(mechanisms: list[str]) -> None:
+    """Turn a speed mechanism of the writer off, to measure what it is worth."""
+    if "gil-hand-over" in mechanisms:
+        from bot.storage import gil
+        gil.GilHandOver.look = lambda self: None  # type: ignore[method-assign]
+    if "checkpoint-thread" in mechanisms:
+        from bot.storage import checkpoint, db
+        checkpoint.Checkpointer.start = lambda self: None  # type: ignore[method-assign]
+        db.WRITER_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: commits checkpoint themselves
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -267,10 +278,14 @@ async def main() -> None:
     parser.add_argument("--paced-rate", type=float, default=2_000.0)
     parser.add_argument("--no-fts", action="store_true",
                         help="for comparison only: drop the comments full-text trigger")
+    parser.add_argument("--without", action="append", default=[], choices=["gil-hand-over", "checkpoint-thread"],
+                        help="for comparison only: run without this speed mechanism of the writer")
     parser.add_argument("--writer-cache-mib", type=int, default=None,
                         help="SQLite page cache of the writer connection (default: SQLite's 2 MiB)")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    switch_off(arguments.without)
+    print(f"writer speed mechanisms off:    {', '.join(arguments.without) or 'none'}")
     with tempfile.TemporaryDirectory() as folder:
         database = await Database.open(Path(folder) / "bench.db")
         now = to_db_time(utcnow())
