@@ -18,7 +18,6 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
-from bot.discussions.capture import Verdict
 from bot.discussions.model import MessageDeletion, ReactionChange, ThreadChange
 from bot.discussions.service import DiscussionCapture, ThreadGone
 from bot.storage import comments as store
@@ -38,7 +37,7 @@ INTENT_WARNING = (
 class Discussions(commands.Cog):
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-        self.capture = DiscussionCapture(bot.database)
+        self.capture = DiscussionCapture(bot.database, on_missing_intent=self.warn_missing_intent)
         self.history = DiscordHistory(bot)
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
@@ -67,60 +66,60 @@ class Discussions(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.guild is None or self.capture.known_untracked(message.channel.id):
             return
-        if await self.capture.on_message(incoming(message)) is Verdict.NO_CONTENT:
-            await self.warn_missing_intent(message.guild)
+        self.capture.receive_message(incoming(message))
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if payload.guild_id is None or "author" not in payload.data:
             return
-        await self.capture.on_edit(incoming(payload.message))
+        self.capture.receive_edit(incoming(payload.message))
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        await self.capture.on_delete(MessageDeletion(payload.channel_id, frozenset({payload.message_id}),
+        self.capture.receive_delete(MessageDeletion(payload.channel_id, frozenset({payload.message_id}),
                                                      payload.guild_id))
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        await self.capture.on_delete(MessageDeletion(payload.channel_id, frozenset(payload.message_ids),
+        self.capture.receive_delete(MessageDeletion(payload.channel_id, frozenset(payload.message_ids),
                                                      payload.guild_id))
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        await self.capture.on_reaction(ReactionChange("add", payload.channel_id, payload.message_id,
+        self.capture.receive_reaction(ReactionChange("add", payload.channel_id, payload.message_id,
                                                       emoji_key(payload.emoji)))
 
     @commands.Cog.listener()
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        await self.capture.on_reaction(ReactionChange("remove", payload.channel_id, payload.message_id,
+        self.capture.receive_reaction(ReactionChange("remove", payload.channel_id, payload.message_id,
                                                       emoji_key(payload.emoji)))
 
     @commands.Cog.listener()
     async def on_raw_reaction_clear(self, payload: discord.RawReactionClearEvent) -> None:
-        await self.capture.on_reaction(ReactionChange("clear", payload.channel_id, payload.message_id))
+        self.capture.receive_reaction(ReactionChange("clear", payload.channel_id, payload.message_id))
 
     @commands.Cog.listener()
     async def on_raw_reaction_clear_emoji(self, payload: discord.RawReactionClearEmojiEvent) -> None:
-        await self.capture.on_reaction(ReactionChange("clear_emoji", payload.channel_id, payload.message_id,
+        self.capture.receive_reaction(ReactionChange("clear_emoji", payload.channel_id, payload.message_id,
                                                       emoji_key(payload.emoji)))
 
     @commands.Cog.listener()
     async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
         data: Any = payload.data
         metadata = data.get("thread_metadata") or {}
-        await self.capture.on_thread_change(ThreadChange(
+        self.capture.receive_thread_change(ThreadChange(
             payload.thread_id, name=data.get("name"), archived=metadata.get("archived"),
             locked=metadata.get("locked")))
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        await self.capture.on_thread_change(ThreadChange(payload.thread_id, deleted=True))
+        self.capture.receive_thread_change(ThreadChange(payload.thread_id, deleted=True))
 
     # -- missing intent -------------------------------------------------------------------------
 
-    async def warn_missing_intent(self, guild: discord.Guild) -> None:
-        if not await self.capture.claim_intent_warning(guild.id):
+    async def warn_missing_intent(self, guild_id: int) -> None:
+        guild = self.bot.get_guild(guild_id)
+        if guild is None or not await self.capture.claim_intent_warning(guild.id):
             return
         log.error("guild %s: messages arrive without content: the Message Content intent is off. Enable it "
                   "in the developer portal: Bot > Privileged Gateway Intents > Message Content Intent",

@@ -213,28 +213,26 @@ async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(gate.set)
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
 
-    queue = WriteQueue(connection, max_pending=5, batch_size=1)
-    queue.start()
+    queue = WriteQueue(connection, tmp_path / "conversation.db", max_pending=5, batch_size=1)
     await queue.enqueue(slow)
     await gate.wait()  # the writer is busy with the slow op
-    for number in range(5):
+    for number in range(4):
         await queue.enqueue(insert_meta(f"k{number}", "x"))
     blocked = asyncio.ensure_future(queue.enqueue(insert_meta("overflow", "x")))
     await asyncio.sleep(0.05)
     assert not blocked.done(), "a full queue must make the producer wait"
-    assert queue.pending == 5
+    assert queue.waiting == 5
     release.set()
     await asyncio.wait_for(blocked, 5)
     await queue.close()
-    assert connection.execute("SELECT count(*) FROM meta").fetchone()[0] == 6
+    assert connection.execute("SELECT count(*) FROM meta").fetchone()[0] == 5
     connection.close()
 
 
 async def test_send_hands_back_the_commit_and_the_writer_goes_quiet_when_idle(tmp_path: Path) -> None:
     connection = connect_sync(tmp_path / "conversation.db")
     apply_migrations(connection)
-    queue = WriteQueue(connection)
-    queue.start()
+    queue = WriteQueue(connection, tmp_path / "conversation.db")
     committed = await queue.send(insert_meta("sent", "x"))
     assert await asyncio.wait_for(committed, 5) >= 1
     failed = await queue.send(insert_meta("sent", "again"))  # the key exists: this op fails alone
@@ -262,11 +260,11 @@ def test_writes_queued_when_the_loop_dies_without_close_are_still_written(tmp_pa
 
     database = asyncio.run(abandon())
     # The writer thread notices the closed loop, writes what was queued and ends (else the
-    # process could not exit); shutdown() returns once it has.
-    waiter = threading.Thread(target=database.writes._executor.shutdown, kwargs={"wait": True})
-    waiter.start()
-    waiter.join(10)
-    assert not waiter.is_alive(), "the writer thread did not end after its event loop was closed"
+    # process could not exit).
+    for thread in threading.enumerate():
+        if thread.name == "sqlite-writer":
+            thread.join(10)
+            assert not thread.is_alive(), "the writer thread did not end after its event loop was closed"
     asyncio.run(database.reader.close())
     database._writer.close()
     connection = sqlite3.connect(path)

@@ -1,9 +1,13 @@
 """Events in, cheap queued writes out; catch-up and reconcile against the thread's history.
 
-:class:`DiscussionCapture` is what the cog talks to. The hot path (a new message) costs a set
-lookup, the clean-text rendering and one ``enqueue``: never a read, never a commit of its own.
-Whether the author opted out is checked inside the write, so an opt-out and a message arriving
-together cannot race.
+:class:`DiscussionCapture` is what the cog talks to. Live events are taken in the order Discord
+sent them (``receive``) and handled one at a time by one task, so the writes for a message reach
+the writer in the order they happened, whatever a handler awaits: an edit 1 ms after the message
+keeps the original as a revision, a delete right after it leaves a tombstone.
+
+The hot path (a new message) costs a set lookup, the clean-text rendering and a place in the next
+group of new comments: never a read, never a commit of its own. Whether the author opted out is
+checked inside the write, so an opt-out and a message arriving together cannot race.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -51,6 +55,9 @@ NEWEST = 2**63 - 1  # the upper id bound of the newest page: anything stored bef
 LIVE_MEMORY_SECONDS = 600.0
 
 
+MissingIntentReport = Callable[[int], Coroutine[Any, Any, None]]
+
+
 def _log_failed_group(committed: asyncio.Future[int]) -> None:
     if not committed.cancelled() and committed.exception() is not None:
         log.error("a group of new comments could not be stored", exc_info=committed.exception())
@@ -83,9 +90,16 @@ class SyncReport:
 
 
 class DiscussionCapture:
-    def __init__(self, database: Database, *, own_user_id: int | None = None) -> None:
+    def __init__(self, database: Database, *, own_user_id: int | None = None,
+                 on_missing_intent: MissingIntentReport | None = None) -> None:
         self.database = database
         self.own_user_id = own_user_id
+        self._on_missing_intent = on_missing_intent
+        self._inbox: deque[tuple[Callable[[Any], Awaitable[object]], object]] = deque()
+        self._inbox_task: asyncio.Task[None] | None = None
+        self._inbox_empty = asyncio.Event()
+        self._inbox_empty.set()
+        self._reports: set[asyncio.Task[None]] = set()
         self._tracked: set[int] = set()
         self._not_tracked: dict[int, float] = {}
         self._recent_deletes: OrderedDict[int, None] = OrderedDict()
@@ -133,7 +147,60 @@ class DiscussionCapture:
         self._not_tracked[channel_id] = now
         return False
 
-    # -- live events ----------------------------------------------------------------------------
+    # -- live events, in the order they arrived -------------------------------------------------
+
+    def receive_message(self, message: IncomingMessage) -> None:
+        self._receive(self._on_live_message, message)
+
+    def receive_edit(self, message: IncomingMessage) -> None:
+        self._receive(self.on_edit, message)
+
+    def receive_delete(self, deletion: MessageDeletion) -> None:
+        self._receive(self.on_delete, deletion)
+
+    def receive_reaction(self, change: ReactionChange) -> None:
+        self._receive(self.on_reaction, change)
+
+    def receive_thread_change(self, change: ThreadChange) -> None:
+        self._receive(self.on_thread_change, change)
+
+    def _receive(self, handler: Callable[[Any], Awaitable[object]], event: object) -> None:
+        # Synchronous on purpose: the cog's listeners call it before they await anything, so events
+        # enter the inbox in the order discord.py dispatched them.
+        self._inbox.append((handler, event))
+        self._inbox_empty.clear()
+        if self._inbox_task is None:
+            self._inbox_task = asyncio.get_running_loop().create_task(
+                self._handle_inbox(), name="discussion-capture-events")
+
+    async def _handle_inbox(self) -> None:
+        try:
+            while self._inbox:
+                handler, event = self._inbox.popleft()
+                try:
+                    await handler(event)
+                except Exception:  # one bad event must not stop the capture of the others
+                    log.exception("could not handle the live event %r", event)
+        finally:
+            self._inbox_task = None
+            if not self._inbox:
+                self._inbox_empty.set()
+
+    async def _on_live_message(self, message: IncomingMessage) -> None:
+        outcome = await self.on_message(message)
+        if outcome is Verdict.NO_CONTENT and self._on_missing_intent is not None and message.guild_id:
+            # Told from a task of its own: posting the warning must not hold the next events back.
+            report = asyncio.get_running_loop().create_task(self._on_missing_intent(message.guild_id))
+            self._reports.add(report)
+            report.add_done_callback(self._reports.discard)
+
+    async def drain(self) -> None:
+        """Handle every event received so far."""
+        while self._inbox:
+            if self._inbox_task is None:
+                self._inbox_task = asyncio.get_running_loop().create_task(
+                    self._handle_inbox(), name="discussion-capture-events")
+            await self._inbox_empty.wait()
 
     async def on_message(self, message: IncomingMessage) -> Verdict:
         if message.author_id == self.own_user_id:
@@ -193,12 +260,16 @@ class DiscussionCapture:
             return await self.database.write(op)
 
     async def flush(self) -> None:
-        """Hand every waiting message to the writer and wait until all is committed."""
+        """Handle every event received, hand every waiting message to the writer and wait until
+        all is committed."""
+        await self.drain()
         await self._flush_creates()
         await self.database.flush()
 
     async def close(self) -> None:
-        """Stop the group timer and write what waits (on unload, before the database closes)."""
+        """Handle what was received, stop the group timer and write what waits (on unload, before
+        the database closes)."""
+        await self.drain()
         if self._flush_task is not None:
             self._flush_task.cancel()
             self._flush_task = None

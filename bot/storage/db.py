@@ -1,16 +1,23 @@
-"""The SQLite database: one writer behind a bounded batching queue, one reader for searches.
+"""The SQLite database: one writer thread behind one ordered queue; reads on their own connection.
 
-Writes are plain functions ``(sqlite3.Connection) -> T`` that the storage modules define. They
-run on a dedicated writer thread, many of them inside one transaction (up to ``batch_size`` ops,
-or whatever arrived within ``max_delay`` seconds). The thread gathers its batches itself and hands
-the outcomes back once per batch, so a burst of thousands of messages is stored without stalling
-the event loop and without waiting on it (see :class:`WriteQueue`).
+Every change is a *write op*: a plain function ``(sqlite3.Connection) -> T`` that a storage module
+defines. Ops are committed in the order they were queued, by one thread, many in one transaction
+(whatever waits when the writer gets to them, up to ``batch_size``). Three ways to queue one:
 
-A batch first runs without savepoints: FTS5 flushes its pending index data to a new segment at
-every SAVEPOINT, so a savepoint per op would turn every message into its own index segment (and
-merge work). Only when an op fails is the batch rolled back and run again with one SAVEPOINT per op,
-so the failing op fails alone. Ops must therefore be re-runnable: no side effects outside the
-connection, since an op may run twice.
+- ``await database.write(op)`` waits for the commit and returns the op's result (or raises its error);
+- ``await database.send(op)`` waits only for room in the queue and returns the future of the commit;
+- ``await database.enqueue(op)`` waits only for room; a failure of the op is logged.
+
+A write is never dropped. When SQLite cannot commit for a reason outside the op (another process
+holds the lock, the disk is full, an I/O error), the writer keeps the batch, logs one line saying
+what is wrong, reports it in ``Database.problem`` (and so on ``/healthz``), retries with a backoff
+capped at ``RETRY_CAP_SECONDS`` and goes on by itself once the condition clears. Producers wait
+while the queue is full, so memory stays bounded however long that takes.
+
+An op that fails by itself (a constraint, a bug) fails alone: the batch is rolled back and run
+again with a SAVEPOINT per op. Not every time, because FTS5 flushes its pending index data at every
+SAVEPOINT (a segment per message under a burst). Ops may therefore run more than once: they must
+have no side effects outside the connection.
 
 Reads go through a separate aiosqlite connection; in WAL mode a slow search never holds a write back.
 """
@@ -21,8 +28,9 @@ import asyncio
 import logging
 import queue
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +48,11 @@ T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], T]
 
 BUSY_TIMEOUT_MS = 5000
+MAX_PENDING_WRITES = 10_000
+BATCH_SIZE = 100
+RETRY_FIRST_SECONDS = 0.05
+RETRY_CAP_SECONDS = 5.0
+STALLED_LOOK_SECONDS = 0.1
 
 
 def utcnow() -> datetime:
@@ -80,6 +93,49 @@ class WriteQueueClosed(RuntimeError):
     """A write was submitted after the database was closed."""
 
 
+class WriterStalled(Exception):
+    """SQLite cannot commit right now for a reason outside the ops: the batch is kept and retried."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+# Result codes (the primary code: extended codes keep it in the low byte) that say "not now"
+# rather than "this op is wrong". With these SQLite may have rolled the whole transaction back.
+_STALL_CODES = {
+    sqlite3.SQLITE_BUSY: "locked",
+    sqlite3.SQLITE_LOCKED: "locked",
+    sqlite3.SQLITE_FULL: "full",
+    sqlite3.SQLITE_IOERR: "io",
+    sqlite3.SQLITE_CANTOPEN: "io",
+    sqlite3.SQLITE_PROTOCOL: "locked",
+    sqlite3.SQLITE_READONLY: "readonly",
+    sqlite3.SQLITE_NOMEM: "memory",
+}
+
+
+def stall_kind(error: BaseException) -> str | None:
+    """"locked", "full", "io", "readonly" or "memory" when ``error`` is a passing condition."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(error, sqlite3.Error) or code is None:
+        return None
+    return _STALL_CODES.get(code & 0xFF)
+
+
+def describe_stall(kind: str, path: Path, waiting: int, error: BaseException) -> str:
+    """The one line a stalled writer logs and ``/healthz`` shows."""
+    writes = f"{waiting} write{'s' if waiting != 1 else ''} waiting"
+    if kind == "locked":
+        return (f"database is locked by another process (a backup tool or an sqlite3 shell in a "
+                f"transaction?); {writes}, retrying")
+    if kind == "full":
+        return f"disk full: {path} cannot grow; {writes}; free space on that disk to resume"
+    if kind == "readonly":
+        return f"the database file {path} is read-only; {writes}; make it writable to resume"
+    return f"the database cannot write to {path} ({error}); {writes}, retrying"
+
+
 @dataclass(slots=True)
 class _Pending(Generic[T]):
     op: WriteOp[T]
@@ -87,57 +143,49 @@ class _Pending(Generic[T]):
 
 
 class WriteQueue:
-    """A bounded queue of write operations drained by one writer thread in batched transactions.
+    """One ordered queue of write ops, committed in batches by one writer thread.
 
-    ``submit`` waits until its op is committed and returns the op's result; ``enqueue`` waits only
-    for room in the queue (producers block when it is full, so memory stays bounded) and the op is
-    committed as soon as the writer gets to it; ``flush`` waits for everything enqueued before it.
-
-    The writer thread takes ops from a thread-safe queue and gathers its batches itself, and hands
-    the outcomes back in one callback per batch. Under a burst the event loop runs thousands of
-    callbacks per turn, so every await between a write and its commit would cost a whole turn
-    (tens of milliseconds, measured with bench/ingest.py); this way a write costs the loop none.
-    A batch is what waits when the writer is free: while one commits, the next gathers, so batches
-    grow with the load without holding a lone write back. Each time the writer thread wants the GIL
-    back it may wait for a busy loop, so it asks for it as rarely as it can: no waiting for company,
-    and no callback when it takes ops unless a producer waits for room.
+    The thread takes ops from a thread-safe inbox itself and hands the outcomes back to the event
+    loop in one callback per batch: under a burst the loop runs thousands of callbacks per turn, so
+    every await between a write and its commit would cost a whole turn (tens of ms, measured with
+    bench/ingest.py). A batch is whatever waits when the writer is free, so batches grow with the
+    load without holding a lone write back.
     """
 
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        *,
-        max_pending: int = 10_000,
-        batch_size: int = 100,
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, *,
+                 max_pending: int = MAX_PENDING_WRITES, batch_size: int = BATCH_SIZE) -> None:
         self._connection = connection
+        self._path = path
         self._inbox: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._max_pending = max_pending
-        self._put_count = 0  # ops put in the inbox (event loop side)
-        self._taken_count = 0  # ops the writer took from it (writer thread side)
-        self._room_wanted = False  # a producer waits for room: the writer reports when it takes ops
-        self._outstanding = 0  # ops put and not yet settled
-        self._hand_over: asyncio.TimerHandle | None = None
-        self.gil = GilHandOver()  # see bot/storage/gil.py
+        self._batch_size = batch_size
+        # Counts only ever grow; the loop writes _queued, the writer thread _settled (the GIL orders them).
+        self._queued = 0
+        self._settled = 0
         self._room = asyncio.Event()
         self._room.set()
-        self._batch_size = batch_size
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._room_wanted = False  # a producer waits for room: the writer says when it settles ops
+        self._problem: str | None = None  # why the writer is stalled, while it is
+        self.gil = GilHandOver()  # see bot/storage/gil.py
+        self._hand_over: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._thread_done: asyncio.Future[None] | None = None
         self._closing = False
         self.batches_committed = 0
         self.ops_committed = 0
 
-    def start(self) -> None:
-        if self._thread_done is None:
-            self._loop = asyncio.get_running_loop()
-            self._thread_done = self._loop.run_in_executor(self._executor, self._write_until_closed)
+    # -- the event loop side -----------------------------------------------------------------------
 
     @property
-    def pending(self) -> int:
-        """Ops in the queue the writer has not taken yet."""
-        return self._put_count - self._taken_count
+    def waiting(self) -> int:
+        """Ops queued and not yet committed (or failed)."""
+        return self._queued - self._settled
+
+    @property
+    def problem(self) -> str | None:
+        """Why writes cannot be committed right now (None while they can)."""
+        return self._problem
 
     async def submit(self, op: WriteOp[T]) -> T:
         """Queue ``op`` and wait until it is committed; its exception, if any, is raised here."""
@@ -166,50 +214,53 @@ class WriteQueue:
             return
         self._closing = True
         if self._thread_done is not None:
+            if self._problem is not None:
+                log.warning("waiting for the database to take %d writes before closing: %s",
+                            self.waiting, self._problem)
             self._inbox.put(None)
             await self._thread_done
         if self._hand_over is not None:
             self._hand_over.cancel()
             self._hand_over = None
-        self._executor.shutdown(wait=True)
 
     async def _put(self, pending: _Pending[Any]) -> None:
         while True:
             if self._closing:
                 raise WriteQueueClosed("the database is closed; the write was not stored")
-            if self.pending < self._max_pending:
+            if self.waiting < self._max_pending:
                 break
             self._room.clear()
             self._room_wanted = True
-            # The writer may have taken ops before it saw the flag: look again before waiting.
-            if self.pending < self._max_pending:
+            # The writer may have settled ops before it saw the flag: look again before waiting.
+            if self.waiting < self._max_pending:
                 break
             await self._room.wait()
-        if self._thread_done is None:
-            self.start()
-        self._put_count += 1
-        self._outstanding += 1
+        if self._thread is None:
+            self._start()
+        self._queued += 1
         self._inbox.put(pending)
         if self._hand_over is None and self._loop is not None:
             self.gil.restart()
             self._hand_over = self._loop.call_later(self.gil.interval, self._hand_the_gil_over)
 
-    # -- event loop side of the writer thread's callbacks ------------------------------------------
-
-    def _check_room(self) -> None:
-        if self.pending < self._max_pending:
-            self._room_wanted = False
-            self._room.set()
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread_done = self._loop.create_future()
+        # Not a daemon: the process waits for the queued writes to be committed.
+        self._thread = threading.Thread(target=self._write_until_closed, name="sqlite-writer")
+        self._thread.start()
 
     def _hand_the_gil_over(self) -> None:
-        if self._outstanding <= 0 or self._loop is None:
+        if self.waiting <= 0 or self._loop is None:
             self._hand_over = None
+            return
+        if self._problem is not None:  # stalled: the writer sleeps between retries, nothing to hand over
+            self._hand_over = self._loop.call_later(STALLED_LOOK_SECONDS, self._hand_the_gil_over)
             return
         self.gil.look()
         self._hand_over = self._loop.call_later(self.gil.interval, self._hand_the_gil_over)
 
     def _settle(self, batch: Sequence[_Pending[Any]], outcomes: Sequence[tuple[bool, Any]]) -> None:
-        self._outstanding -= len(batch)
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             if pending.future is None:
                 if not ok:
@@ -219,70 +270,47 @@ class WriteQueue:
                     pending.future.set_result(value)
                 else:
                     pending.future.set_exception(value)
+        if self._room_wanted and self.waiting < self._max_pending:
+            self._room_wanted = False
+            self._room.set()
 
-    # -- the writer thread ----------------------------------------------------------------------------
+    def _finished(self) -> None:
+        if self._thread_done is not None and not self._thread_done.done():
+            self._thread_done.set_result(None)
+
+    # -- the writer thread -------------------------------------------------------------------------
 
     def _write_until_closed(self) -> None:
-        """Runs on the writer thread until the close marker: take a batch, commit it, report back.
+        """Take a batch, commit it, report back; until the close marker.
 
         Should the event loop be closed without close() (a crash on the way out), the thread
         notices within a second, still writes what was queued, and ends, so the process can exit.
         """
         self.gil.writer_started()
         try:
-            self._write_batches()
+            closing = False
+            while not closing:
+                try:
+                    first = self._inbox.get(timeout=1.0)
+                except queue.Empty:
+                    if self._loop is not None and self._loop.is_closed():
+                        closing = True
+                    continue
+                batch = [] if first is None else [first]
+                closing = first is None or self._take_more(batch)
+                if closing:
+                    self._take_rest(batch)
+                if batch:
+                    outcomes = self._commit(batch)
+                    self._settled += len(batch)
+                    self._report(self._settle, batch, outcomes)
         finally:
             self.gil.writer_finished()
+            self._report(self._finished)
 
-    def _write_batches(self) -> None:
-        assert self._loop is not None
-        loop = self._loop
-        stopping = False
-        while not stopping:
-            try:
-                first = self._inbox.get(timeout=1.0)
-            except queue.Empty:
-                if loop.is_closed():
-                    break
-                continue
-            if first is None:
-                break
-            batch = [first]
-            stopping = self._collect(batch)
-            self.gil.progress += 1
-            self._took(len(batch))
-            outcomes = self._run_batch_safely(batch)
-            self.gil.progress += 1
-            self._report(self._settle, batch, outcomes)
-        # Anything put before the close marker but gathered after it is written too.
-        rest: list[_Pending[Any]] = []
-        while True:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                rest.append(item)
-        if rest:
-            self._took(len(rest))
-            self._report(self._settle, rest, self._run_batch_safely(rest))
-
-    def _report(self, callback: Callable[..., None], *arguments: Any) -> None:
-        """Hand ``callback`` to the event loop (from the writer thread)."""
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(callback, *arguments)
-        except RuntimeError:  # the loop is closed: nobody waits any more, the writes still count
-            pass
-
-    def _took(self, count: int) -> None:
-        self._taken_count += count  # only this thread writes it; the GIL orders it with the loop's reads
-        if self._room_wanted:
-            self._report(self._check_room)
-
-    def _collect(self, batch: list[_Pending[Any]]) -> bool:
-        """Add what waits in the inbox to ``batch``, up to ``batch_size`` ops, without waiting for
-        more. Returns True when the close marker was taken."""
+    def _take_more(self, batch: list[_Pending[Any]]) -> bool:
+        """Add what waits in the inbox, up to ``batch_size`` ops, without waiting for more.
+        Returns True when the close marker was taken."""
         while len(batch) < self._batch_size:
             try:
                 item = self._inbox.get_nowait()
@@ -293,22 +321,72 @@ class WriteQueue:
             batch.append(item)
         return False
 
-    def _run_batch_safely(self, batch: Sequence[_Pending[Any]]) -> list[tuple[bool, Any]]:
-        try:
-            return self._run_batch([pending.op for pending in batch])
-        except Exception as error:  # the writer thread must outlive a failing batch
-            log.exception("the database writer failed on a batch of %d operations", len(batch))
-            return [(False, error)] * len(batch)
+    def _take_rest(self, batch: list[_Pending[Any]]) -> None:
+        """On close: anything put before the marker but not yet taken is written too."""
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                batch.append(item)
 
-    def _run_batch(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
-        """Runs on the writer thread: one transaction; savepoints only if an op fails."""
-        together = self._run_together(ops)
-        if together is not None:
-            return together
-        return self._run_isolated(ops)
+    def _report(self, callback: Callable[..., None], *arguments: Any) -> None:
+        """Hand ``callback`` to the event loop (from the writer thread)."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(callback, *arguments)
+        except RuntimeError:  # the loop is closed: nobody waits any more, the writes still count
+            pass
+
+    def _commit(self, batch: Sequence[_Pending[Any]]) -> list[tuple[bool, Any]]:
+        """Commit ``batch``, waiting out whatever keeps SQLite from committing: never drops it."""
+        ops = [pending.op for pending in batch]
+        delay = RETRY_FIRST_SECONDS
+        stalled_at: float | None = None
+        stall: str | None = None
+        while True:
+            try:
+                outcomes = self._run_together(ops)
+                if outcomes is None:
+                    outcomes = self._run_isolated(ops)
+            except WriterStalled as stalled:
+                if stalled.problem != stall:  # one line per condition, not one per retry
+                    log.warning("%s", stalled.problem)
+                    stall = stalled.problem
+                stalled_at = stalled_at or time.monotonic()
+                self._problem = stalled.problem
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_CAP_SECONDS)
+                continue
+            except Exception as error:  # a bug in the writer itself: fail the batch, keep the thread
+                log.exception("the database writer failed on a batch of %d writes", len(ops))
+                return [(False, error)] * len(ops)
+            if stalled_at is not None:
+                log.warning("database writes resumed after %.1f s", time.monotonic() - stalled_at)
+                self._problem = None
+            self.batches_committed += 1
+            self.ops_committed += len(ops)
+            return outcomes
+
+    def _stalled(self, error: BaseException) -> WriterStalled | None:
+        """Roll back and describe ``error`` when it is a passing condition; None otherwise."""
+        kind = stall_kind(error)
+        if kind is None:
+            return None
+        self._rollback()
+        return WriterStalled(describe_stall(kind, self._path, self.waiting, error))
+
+    def _rollback(self) -> None:
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite rolled it back itself already
+                pass
 
     def _run_together(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]] | None:
-        """All ops in one transaction without savepoints; None (rolled back) when any op fails."""
+        """All ops in one transaction without savepoints; None (rolled back) when an op fails."""
         connection = self._connection
         results: list[tuple[bool, Any]] = []
         try:
@@ -318,12 +396,12 @@ class WriteQueue:
                 results.append((True, op(connection)))
                 self.gil.progress += 1
             connection.execute("COMMIT")
-        except Exception:  # noqa: BLE001 - the isolated run reports each op's own error
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+        except Exception as error:
+            stalled = self._stalled(error)
+            if stalled is not None:
+                raise stalled from error
+            self._rollback()
             return None
-        self.batches_committed += 1
-        self.ops_committed += len(ops)
         return results
 
     def _run_isolated(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
@@ -336,7 +414,9 @@ class WriteQueue:
                 connection.execute("SAVEPOINT op")
                 try:
                     result = op(connection)
-                except Exception as error:  # noqa: BLE001 - handed to the op's caller
+                except Exception as error:  # handed to the op's caller
+                    if stall_kind(error) is not None or not connection.in_transaction:
+                        raise  # the transaction is gone (a full disk, a lock): the whole batch runs again
                     connection.execute("ROLLBACK TO op")
                     connection.execute("RELEASE op")
                     outcomes.append((False, error))
@@ -344,13 +424,12 @@ class WriteQueue:
                     connection.execute("RELEASE op")
                     outcomes.append((True, result))
             connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            log.exception("a write batch of %d operations could not be committed", len(ops))
-            return [(False, error)] * len(ops)
-        self.batches_committed += 1
-        self.ops_committed += len(ops)
+        except Exception as error:
+            stalled = self._stalled(error)
+            if stalled is not None:
+                raise stalled from error
+            self._rollback()
+            raise  # not a passing condition (an op that ended the transaction itself): the batch fails
         return outcomes
 
 
@@ -359,10 +438,10 @@ def _noop(connection: sqlite3.Connection) -> None:
 
 
 class Database:
-    """The open database: ``write``/``enqueue`` for changes, ``fetch_*`` for reads."""
+    """The open database: ``write``/``send``/``enqueue`` for changes, ``fetch_*`` for reads."""
 
     def __init__(self, path: Path, writer: sqlite3.Connection, reader: aiosqlite.Connection,
-                 writes: WriteQueue, checkpointer: Checkpointer | None = None) -> None:
+                 writes: WriteQueue, checkpointer: Checkpointer) -> None:
         self.path = path
         self._writer = writer
         self.reader = reader
@@ -370,12 +449,10 @@ class Database:
         self._checkpointer = checkpointer
 
     @classmethod
-    async def open(cls, path: Path | str, *, max_pending: int = 10_000, batch_size: int = 100) -> Database:
+    async def open(cls, path: Path | str, *, max_pending: int = MAX_PENDING_WRITES) -> Database:
         """Open (creating the folder and file), migrate, and start the writer."""
         path = Path(path)
-        in_memory = str(path) == ":memory:"
-        if not in_memory:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         writer = await asyncio.to_thread(_open_writer, path)
         try:
             reader = await aiosqlite.connect(str(path))
@@ -385,22 +462,23 @@ class Database:
         except BaseException:
             writer.close()
             raise
-        writes = WriteQueue(writer, max_pending=max_pending, batch_size=batch_size)
-        writes.start()
-        checkpointer = None
-        if not in_memory:  # commits no longer checkpoint themselves (see _open_writer)
-            checkpointer = Checkpointer(path)
-            checkpointer.start()
-        return cls(path, writer, reader, writes, checkpointer)
+        checkpointer = Checkpointer(path)  # commits no longer checkpoint themselves (see _open_writer)
+        checkpointer.start()
+        return cls(path, writer, reader, WriteQueue(writer, path, max_pending=max_pending), checkpointer)
+
+    @property
+    def problem(self) -> str | None:
+        """Why writes are held back right now (a lock, a full disk), for /healthz; None when fine."""
+        return self.writes.problem
 
     async def write(self, op: WriteOp[T]) -> T:
         return await self.writes.submit(op)
 
-    async def enqueue(self, op: WriteOp[Any]) -> None:
-        await self.writes.enqueue(op)
-
     async def send(self, op: WriteOp[T]) -> asyncio.Future[T]:
         return await self.writes.send(op)
+
+    async def enqueue(self, op: WriteOp[Any]) -> None:
+        await self.writes.enqueue(op)
 
     async def flush(self) -> None:
         await self.writes.flush()
@@ -426,8 +504,7 @@ class Database:
     async def close(self) -> None:
         """Commit every queued write, then close both connections."""
         await self.writes.close()
-        if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.stop)
+        await asyncio.to_thread(self._checkpointer.stop)
         await self.reader.close()
         await asyncio.to_thread(self._writer.close)
 

@@ -24,8 +24,9 @@ HAND_OVER_SLEEP = 0.0001
 HAND_OVER_RAN = 0.000001
 FRUITLESS_HAND_OVERS = 2
 HAND_OVER_BACKOFF = 0.004
-# Where a thread's CPU clock cannot be read, the loop decides by the writer's progress alone, and
-# looks less often: it cannot tell a writer busy inside SQLite from a stuck one.
+# Where a thread's CPU clock cannot be read (Windows, macOS), the loop decides by the writer's
+# progress alone, and looks less often: it cannot tell a writer busy inside SQLite from a stuck one.
+# It backs off after fruitless hand-overs all the same.
 HAND_OVER_EVERY_BLIND = 0.001
 
 
@@ -83,13 +84,17 @@ class GilHandOver:
             self._fruitless = 0
         now = time.monotonic()
         if stuck and (self._fruitless < FRUITLESS_HAND_OVERS or now - self._last_sleep >= HAND_OVER_BACKOFF):
+            progress = self.progress
             time.sleep(HAND_OVER_SLEEP)  # deliberately blocking: this is what hands the GIL over
             self._last_sleep = now
             self.sleeps += 1
+            # A writer waiting for the GIL took it and ran; one blocked elsewhere did not. Without a
+            # thread clock only its progress tells, so it backs off the same way on every platform.
+            ran = self.progress != progress
             clock = self._clock  # read again: the thread may have ended meanwhile
             if clock is not None:  # what it ran with the GIL just handed over is not news
                 after = time.clock_gettime(clock)
-                # A writer waiting for the GIL took it and ran; one blocked elsewhere did not.
-                self._fruitless = 0 if after - cpu >= HAND_OVER_RAN else self._fruitless + 1
+                ran = ran or after - cpu >= HAND_OVER_RAN
                 self._cpu_seen = after
+            self._fruitless = 0 if ran else self._fruitless + 1
         self._progress_seen = self.progress
