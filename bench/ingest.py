@@ -120,14 +120,14 @@ class LatencyProbe:
         self.groups = 0
         self.grouped_messages = 0
         executed: list[int] = []
-        original_run_batch = database.writes._run_batch
+        original_commit = database.writes._commit
         original_store_comments = comment_store.store_comments
 
-        def run_batch(ops: Any) -> Any:
+        def commit(batch: Any) -> Any:
             executed.clear()
             began = time.perf_counter()
-            outcome = original_run_batch(ops)
-            committed = time.perf_counter()  # _run_batch returns after COMMIT
+            outcome = original_commit(batch)
+            committed = time.perf_counter()  # _commit returns after COMMIT
             self.writer_busy += committed - began
             self.latencies.extend(committed - received.pop(message_id) for message_id in executed
                                   if message_id in received)
@@ -145,7 +145,7 @@ class LatencyProbe:
 
             return timed
 
-        database.writes._run_batch = run_batch  # type: ignore[method-assign]
+        database.writes._commit = commit  # type: ignore[method-assign]
         comment_store.store_comments = store_comments  # type: ignore[assignment]
 
 
