@@ -96,9 +96,10 @@ class WriteQueueClosed(RuntimeError):
 class WriterStalled(Exception):
     """SQLite cannot commit right now for a reason outside the ops: the batch is kept and retried."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
+    def __init__(self, kind: str, error: BaseException) -> None:
+        super().__init__(f"{kind}: {error}")
+        self.kind = kind
+        self.error = error
 
 
 # Result codes (the primary code: extended codes keep it in the low byte) that say "not now"
@@ -165,7 +166,7 @@ class WriteQueue:
         self._room = asyncio.Event()
         self._room.set()
         self._room_wanted = False  # a producer waits for room: the writer says when it settles ops
-        self._problem: str | None = None  # why the writer is stalled, while it is
+        self._stall: WriterStalled | None = None  # why the writer is stalled, while it is
         self.gil = GilHandOver()  # see bot/storage/gil.py
         self._hand_over: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -185,7 +186,8 @@ class WriteQueue:
     @property
     def problem(self) -> str | None:
         """Why writes cannot be committed right now (None while they can)."""
-        return self._problem
+        stall = self._stall
+        return None if stall is None else describe_stall(stall.kind, self._path, self.waiting, stall.error)
 
     async def submit(self, op: WriteOp[T]) -> T:
         """Queue ``op`` and wait until it is committed; its exception, if any, is raised here."""
@@ -214,9 +216,9 @@ class WriteQueue:
             return
         self._closing = True
         if self._thread_done is not None:
-            if self._problem is not None:
+            if self._stall is not None:
                 log.warning("waiting for the database to take %d writes before closing: %s",
-                            self.waiting, self._problem)
+                            self.waiting, self.problem)
             self._inbox.put(None)
             await self._thread_done
         if self._hand_over is not None:
@@ -254,7 +256,7 @@ class WriteQueue:
         if self.waiting <= 0 or self._loop is None:
             self._hand_over = None
             return
-        if self._problem is not None:  # stalled: the writer sleeps between retries, nothing to hand over
+        if self._stall is not None:  # stalled: the writer sleeps between retries, nothing to hand over
             self._hand_over = self._loop.call_later(STALLED_LOOK_SECONDS, self._hand_the_gil_over)
             return
         self.gil.look()
@@ -345,18 +347,17 @@ class WriteQueue:
         ops = [pending.op for pending in batch]
         delay = RETRY_FIRST_SECONDS
         stalled_at: float | None = None
-        stall: str | None = None
         while True:
             try:
                 outcomes = self._run_together(ops)
                 if outcomes is None:
                     outcomes = self._run_isolated(ops)
             except WriterStalled as stalled:
-                if stalled.problem != stall:  # one line per condition, not one per retry
-                    log.warning("%s", stalled.problem)
-                    stall = stalled.problem
+                if self._stall is None or self._stall.kind != stalled.kind:  # a line per condition
+                    self._stall = stalled
+                    log.warning("%s", self.problem)
+                self._stall = stalled
                 stalled_at = stalled_at or time.monotonic()
-                self._problem = stalled.problem
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_CAP_SECONDS)
                 continue
@@ -365,18 +366,18 @@ class WriteQueue:
                 return [(False, error)] * len(ops)
             if stalled_at is not None:
                 log.warning("database writes resumed after %.1f s", time.monotonic() - stalled_at)
-                self._problem = None
+                self._stall = None
             self.batches_committed += 1
             self.ops_committed += len(ops)
             return outcomes
 
     def _stalled(self, error: BaseException) -> WriterStalled | None:
-        """Roll back and describe ``error`` when it is a passing condition; None otherwise."""
+        """Roll back and name ``error`` when it is a passing condition; None otherwise."""
         kind = stall_kind(error)
         if kind is None:
             return None
         self._rollback()
-        return WriterStalled(describe_stall(kind, self._path, self.waiting, error))
+        return WriterStalled(kind, error)
 
     def _rollback(self) -> None:
         if self._connection.in_transaction:
