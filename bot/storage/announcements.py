@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.announce.embed import PostContent, parse_categories
-from bot.announce.plan import Candidate
+from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
 
 # The most queued rows per channel looked at in one cycle (the per-cycle limit is at most 50).

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.feeds.models import Entry
+from bot.model.posts import Entry
 from bot.storage.db import Database, from_db_time, to_db_time
 
 _POST_COLUMNS = (
@@ -103,13 +103,6 @@ def post_from_row(row: sqlite3.Row) -> Post:
 
 async def get_post(database: Database, post_id: int) -> Post | None:
     row = await database.fetch_one(f"SELECT {_POST_COLUMNS} FROM posts WHERE id = ?", (post_id,))
-    return None if row is None else post_from_row(row)
-
-
-async def find_post_by_url(database: Database, guild_id: int, canonical_url: str) -> Post | None:
-    row = await database.fetch_one(
-        f"SELECT {_POST_COLUMNS} FROM posts WHERE guild_id = ? AND canonical_url = ?", (guild_id, canonical_url)
-    )
     return None if row is None else post_from_row(row)
 
 
