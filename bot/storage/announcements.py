@@ -174,11 +174,6 @@ async def unreported_failures(database: Database) -> list[FailedAnnouncement]:
     return [_failed(row) for row in rows]
 
 
-async def announcement_counts(database: Database) -> dict[str, int]:
-    rows = await database.fetch_all("SELECT state, count(*) AS n FROM announcements GROUP BY state")
-    return {row["state"]: row["n"] for row in rows}
-
-
 # -- writes (each one transaction on the writer thread) ---------------------------------------------
 
 def _now() -> str:

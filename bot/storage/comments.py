@@ -139,12 +139,6 @@ async def stored_comment_count(database: Database, user_id: int) -> int:
     return int(value or 0)
 
 
-async def intent_warning_sent(database: Database, guild_id: int) -> bool:
-    value = await database.fetch_value(
-        "SELECT intent_warning_sent_at FROM guild_settings WHERE guild_id = ?", (guild_id,))
-    return value is not None
-
-
 async def announce_channel_ids(database: Database, guild_id: int) -> list[int]:
     """The channels the guild's feeds announce in (where the admins look for the bot)."""
     rows = await database.fetch_all(
