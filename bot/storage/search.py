@@ -8,7 +8,7 @@ the rowid of the N-th newest match in the guild, then ranks only matches at or a
 fetches snippets for the few rows it shows. Posts, few, are ranked with FTS5's bm25(); comments
 are ranked by the caller (``bot.lookup.search``) from the candidates and term counts read here
 (FTS5's bm25() walks each term's whole doclist for its IDF, which alone costs 20-85 ms for common
-words at a million comments). The FTS5 MATCH expressions come built from the caller.
+words at a million comments). The caller builds the FTS5 MATCH expressions.
 """
 
 from __future__ import annotations
