@@ -154,7 +154,7 @@ async def make_bot(database: Database) -> ConversationBot:
     # is collected here, outside the timed part, instead of in a 100 ms collection in the middle
     # of the next run that a real bot, made once, never has.
     gc.collect()
-    bot = ConversationBot(Settings(discord_token="x" * 40), database, sync_mode="never")
+    bot = ConversationBot(Settings(discord_token="x" * 40), database, extensions=(), sync_mode="never")
     await bot._async_setup_hook()  # binds the bot to this loop, as login() does
     state = bot._connection
     state.user = discord.ClientUser(state=state, data={"id": str(BOT_ID), "username": "bench-bot",

@@ -6,7 +6,7 @@ Comments are realistic-ish text: words drawn from a Zipf distribution (s = 1.1) 
 vocabulary, 6-40 words each, spread over posts (one post per 200 comments). The database is built
 with executemany in one transaction through the real schema (FTS triggers included). Then, while a
 writer thread inserts comments in small transactions as fast as it can, the bot's own search
-(bot.storage.search.search on the read connection, as /post search runs it) is timed for:
+(bot.lookup.search.search over the read connection, as /post search runs it) is timed for:
 
 - rare:      a word matching about 10-50 comments
 - middling:  a word matching about 0.5-1% of comments
@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.lookup import search as lookup
 from bot.lookup.query import build_fts_query
 from bot.storage import search
 from bot.storage.db import Database
@@ -203,7 +204,7 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
     try:
         # Warm up the page cache as a running bot would be.
         for text in words.values():
-            await search.search(database, GUILD, build_fts_query(text))
+            await lookup.search(database, GUILD, build_fts_query(text))
         # The writer alone first: its own commit times (WAL checkpoints included) as the baseline.
         writer.measuring.set()
         await asyncio.sleep(3)
@@ -220,7 +221,7 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
             shown = 0
             for _ in range(queries):
                 t0 = time.perf_counter()
-                results = await search.search(database, GUILD, query)
+                results = await lookup.search(database, GUILD, query)
                 timings.append((time.perf_counter() - t0) * 1000)
                 shown = len(results.posts) + len(results.comments)
             print(f"{name:<11} {text[:28]:<28} {statistics.median(timings):8.2f} "
@@ -229,7 +230,7 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
         since = datetime(2026, 1, 1, tzinfo=UTC)
         others = {
             "latest 10": lambda: search.latest_posts(database, GUILD, 10),
-            "autocomplete": lambda: search.title_choices(database, GUILD, words["common"][:3]),
+            "autocomplete": lambda: lookup.title_choices(database, GUILD, words["common"][:3]),
             "post details": lambda: search.post_details(database, GUILD, 2),
             "comment page": lambda: search.comment_page(database, GUILD, 2, 3, 8),
         }

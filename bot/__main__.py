@@ -133,6 +133,7 @@ async def backup(settings: Settings, destination: Path) -> int:
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     """Open the shared resources, run the bot until it is stopped, close them (nothing lost)."""
     from bot.app import run_until_stopped
+    from cogs import extension_names
 
     database = await Database.open(settings.database_path)
     web_server = None
@@ -146,7 +147,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
             except OSError as error:
                 print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
                 return EXIT_CONFIG
-        status = await run_until_stopped(settings, database, sync_only=sync_only,
+        status = await run_until_stopped(settings, database, extensions=extension_names(), sync_only=sync_only,
                                          on_bot=web_server.watch_bot if web_server is not None else None)
     finally:
         if web_server is not None:

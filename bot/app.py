@@ -1,8 +1,9 @@
 """The bot object: the only module under ``bot/`` that imports discord.
 
 ``main()`` (in ``bot/__main__.py``) opens the shared resources (database, HTTP session), hands them
-to :class:`ConversationBot`, and closes them after the bot stops — the shape of discord.py's
-``examples/advanced_startup.py``.
+to :class:`ConversationBot` with the names of the extensions to load (``cogs.extension_names()``),
+and closes them after the bot stops — the shape of discord.py's ``examples/advanced_startup.py``.
+The bot object never imports the cogs: they import it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import gc
 import hashlib
 import json
 import logging
-import pkgutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import aiohttp
@@ -24,7 +24,6 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-import cogs
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.storage import Database
@@ -33,6 +32,8 @@ from bot.storage.meta import COMMAND_TREE_HASH, get_meta, set_meta
 log = logging.getLogger(__name__)
 
 SyncMode = Literal["auto", "force", "never"]
+# Every message the bot sends mentions nobody, whatever its text says (no @everyone from a title).
+NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_FAILURE = "Something went wrong on our side while doing that; the bot's log has the details."
 
 
@@ -53,12 +54,6 @@ def bot_intents() -> discord.Intents:
     intents.message_content = True
     intents.guild_reactions = True
     return intents
-
-
-def extension_names() -> list[str]:
-    """Every module in the ``cogs`` package, each loaded as an extension."""
-    return sorted(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__) if not module.ispkg
-                  and not module.name.startswith("_"))
 
 
 class ConversationTree(app_commands.CommandTree["ConversationBot"]):
@@ -92,25 +87,27 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
     try:
         if interaction.response.is_done():
             await interaction.followup.send(content[:2000], ephemeral=ephemeral,
-                                            allowed_mentions=discord.AllowedMentions.none())
+                                            allowed_mentions=NO_MENTIONS)
         else:
             await interaction.response.send_message(content[:2000], ephemeral=ephemeral,
-                                                    allowed_mentions=discord.AllowedMentions.none())
+                                                    allowed_mentions=NO_MENTIONS)
     except discord.HTTPException:
         log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
 
 
 class ConversationBot(commands.Bot):
-    """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``."""
+    """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``;
+    loads the ``extensions`` it is given (module names) when it logs in."""
 
-    def __init__(self, settings: Settings, database: Database, *,
+    def __init__(self, settings: Settings, database: Database, *, extensions: Sequence[str],
                  feed_session: aiohttp.ClientSession | None = None,
                  sync_mode: SyncMode = "auto", **options: Any) -> None:
-        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        options.setdefault("allowed_mentions", NO_MENTIONS)
         super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
                          tree_cls=ConversationTree, help_command=None, **options)
         self.settings = settings
         self.database = database
+        self.extension_names = tuple(extensions)
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
         self.sync_mode: SyncMode = sync_mode
@@ -128,9 +125,9 @@ class ConversationBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         # Runs inside login(): never wait for ready here (it would deadlock).
-        for name in extension_names():
+        for name in self.extension_names:
             await self.load_extension(name)
-        log.info("loaded extensions: %s", ", ".join(extension_names()) or "(none)")
+        log.info("loaded extensions: %s", ", ".join(self.extension_names) or "(none)")
         if self.sync_mode != "never":
             await self.sync_commands_if_changed(force=self.sync_mode == "force")
 
@@ -183,7 +180,8 @@ class ConversationBot(commands.Bot):
             await self._feed_session.close()
 
 
-async def run_until_stopped(settings: Settings, database: Database, *, sync_only: bool = False,
+async def run_until_stopped(settings: Settings, database: Database, *, extensions: Sequence[str],
+                            sync_only: bool = False,
                             on_bot: Callable[[ConversationBot], None] | None = None) -> int:
     """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
 
@@ -191,7 +189,8 @@ async def run_until_stopped(settings: Settings, database: Database, *, sync_only
     saying how to fix it; ``sync_only`` logs in, registers the slash commands and stops.
     """
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-    bot = ConversationBot(settings, database, sync_mode="force" if sync_only else "auto")
+    bot = ConversationBot(settings, database, extensions=extensions,
+                          sync_mode="force" if sync_only else "auto")
     if on_bot is not None:
         on_bot(bot)  # e.g. the web server's health check watches the gateway connection
     loop = asyncio.get_running_loop()

@@ -13,9 +13,8 @@ import discord
 from bot.announce.embed import AnnouncementEmbed
 from bot.announce.machine import ChannelInfo, DiscordError, ThreadInfo
 from bot.announce.tags import ForumTag
-from bot.app import ConversationBot
+from bot.app import NO_MENTIONS, ConversationBot
 
-NO_MENTIONS = discord.AllowedMentions.none()
 HISTORY_LOOKBACK = 100  # messages looked through for an announcement sent before a crash
 FORUM_LOOKBACK = 50  # the bot's newest forum posts looked through likewise
 THREAD_ALREADY_CREATED = 160004

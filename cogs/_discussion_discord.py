@@ -6,8 +6,8 @@ from __future__ import annotations
 import discord
 
 from bot.app import ConversationBot
-from bot.discussions.model import AttachmentInfo, Extra, IncomingMessage, ReactionCount, ThreadChange
-from bot.discussions.service import PAGE_SIZE, ThreadGone
+from bot.discussions.service import HISTORY_PAGE_SIZE, ThreadGone
+from bot.model.messages import AttachmentInfo, Extra, IncomingMessage, ReactionCount, ThreadChange
 
 
 def emoji_key(emoji: discord.PartialEmoji | discord.Emoji | str) -> str:
@@ -100,7 +100,7 @@ class DiscordHistory:
         return ThreadChange(thread_id, name=getattr(channel, "name", None))
 
     async def page(self, thread_id: int, *, before: int | None = None, after: int | None = None,
-                   limit: int = PAGE_SIZE) -> list[IncomingMessage]:
+                   limit: int = HISTORY_PAGE_SIZE) -> list[IncomingMessage]:
         channel: discord.abc.Messageable = self._threads.get(thread_id) \
             or self.bot.get_partial_messageable(thread_id)
         try:

@@ -14,19 +14,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import ConversationBot
+from bot.announce.admin import get_guild_settings, retry_failed, update_guild_settings
+from bot.app import NO_MENTIONS, ConversationBot
 from bot.errors import UserFacingError
+from bot.feeds import registry
 from bot.feeds.errors import FeedError
 from bot.feeds.scheduler import FeedScheduler, preview_feed
 from bot.lookup import admin_text
 from bot.lookup.format import fit_lines
-from bot.storage import feeds as feed_store
-from bot.storage.announcements import failed_announcements, retry_failed
-from bot.storage.feeds import ChannelKind, Feed
-from bot.storage.guild_settings import get_guild_settings, update_guild_settings
+from bot.model.posts import ChannelKind
+from bot.storage.announcements import failed_announcements
+from bot.storage.feeds import Feed, get_feed, list_feeds
 
 log = logging.getLogger(__name__)
-NO_MENTIONS = discord.AllowedMentions.none()
 MANAGE_SERVER = discord.Permissions(manage_guild=True)
 THREAD_PERMISSIONS = ("send_messages", "embed_links", "create_public_threads", "send_messages_in_threads")
 NO_FEED = "There is no such feed in this server; `/feed list` shows them."
@@ -89,9 +89,9 @@ class Admin(commands.Cog):
         reference = reference.strip().lstrip("#")
         found = None
         if reference.isdigit():
-            found = await feed_store.get_feed(self.bot.database, int(reference))
+            found = await get_feed(self.bot.database, int(reference))
         if found is None and reference.lower().startswith(("http://", "https://")):
-            found = await feed_store.find_feed(self.bot.database, guild_id, reference)
+            found = await registry.find_feed(self.bot.database, guild_id, reference)
         if found is None or found.guild_id != guild_id:
             raise UserFacingError(NO_FEED)
         return found
@@ -103,7 +103,7 @@ class Admin(commands.Cog):
             return []
         typed = current.strip().lower()
         choices = []
-        for status in await feed_store.list_feeds(self.bot.database, interaction.guild_id):
+        for status in await list_feeds(self.bot.database, interaction.guild_id):
             label = admin_text.choice_label(status.feed)
             if typed in label.lower():
                 choices.append(app_commands.Choice(name=label, value=str(status.feed.id)))
@@ -120,7 +120,7 @@ class Admin(commands.Cog):
                        backfill: app_commands.Range[int, 0, 20] = 1,
                        ping_role: discord.Role | None = None) -> None:
         guild_id = guild_of(interaction)
-        existing = await feed_store.find_feed(self.bot.database, guild_id, url) if _looks_like_url(url) else None
+        existing = await registry.find_feed(self.bot.database, guild_id, url) if _looks_like_url(url) else None
         if existing is not None:
             raise UserFacingError(f"That feed is already followed here (feed #{existing.id}, announcing in "
                                   f"<#{existing.channel_id}>); `/feed remove` it first to move it.")
@@ -130,7 +130,7 @@ class Admin(commands.Cog):
                                          allow_private=self.bot.settings.allow_private_feeds)
         except FeedError as error:
             raise UserFacingError(f"Could not add that feed: {error.message}\nNothing was saved.") from error
-        saved = await feed_store.register_feed(
+        saved = await registry.register_feed(
             self.bot.database, guild_id=guild_id, url=preview.moved_to or url.strip(), channel_id=channel.id,
             channel_kind=channel_kind(channel), backfill=backfill,
             ping_role_id=ping_role.id if ping_role is not None else None)
@@ -149,7 +149,7 @@ class Admin(commands.Cog):
     @needs_manage_server
     async def feed_remove(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
         found = await self.guild_feed(interaction, feed)
-        if not await feed_store.remove_feed(self.bot.database, guild_id=found.guild_id, feed_id=found.id):
+        if not await registry.remove_feed(self.bot.database, guild_id=found.guild_id, feed_id=found.id):
             raise UserFacingError(NO_FEED)
         await answer(interaction, f"Removed **{admin_text.feed_label(found)}**. Its posts and their discussions "
                                   "stay in the archive.")
@@ -158,7 +158,7 @@ class Admin(commands.Cog):
     @needs_manage_server
     async def feed_list(self, interaction: discord.Interaction[ConversationBot]) -> None:
         guild_id = guild_of(interaction)
-        statuses = await feed_store.list_feeds(self.bot.database, guild_id)
+        statuses = await list_feeds(self.bot.database, guild_id)
         failures = await failed_announcements(self.bot.database, guild_id, limit=10)
         await answer(interaction, admin_text.format_feed_list(statuses, failures))
 
@@ -171,7 +171,7 @@ class Admin(commands.Cog):
         if feed is not None:
             targets = [await self.guild_feed(interaction, feed)]
         else:
-            targets = [status.feed for status in await feed_store.list_feeds(self.bot.database, guild_id)]
+            targets = [status.feed for status in await list_feeds(self.bot.database, guild_id)]
             targets = [target for target in targets if not target.paused]
         if not targets:
             raise UserFacingError("There is no active feed to poll; `/feed list` shows them.")
@@ -192,7 +192,7 @@ class Admin(commands.Cog):
     @needs_manage_server
     async def feed_pause(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
         found = await self.guild_feed(interaction, feed)
-        await feed_store.set_paused(self.bot.database, found.id, True)
+        await registry.pause_feed(self.bot.database, found.id)
         await answer(interaction, f"Paused **{admin_text.feed_label(found)}**; `/feed resume` starts it again.")
 
     @feed.command(name="resume", description="Start polling a paused or disabled feed again")
@@ -201,10 +201,8 @@ class Admin(commands.Cog):
     @needs_manage_server
     async def feed_resume(self, interaction: discord.Interaction[ConversationBot], feed: str) -> None:
         found = await self.guild_feed(interaction, feed)
-        await feed_store.set_paused(self.bot.database, found.id, False)
         extra = ""
-        if found.disabled_reason is not None:
-            await feed_store.enable_feed(self.bot.database, found.id)
+        if await registry.resume_feed(self.bot.database, found):
             extra = " It had been disabled after repeated failures; its failure count was reset."
         await answer(interaction, f"Resumed **{admin_text.feed_label(found)}**; it is polled on the next cycle."
                                   + extra)

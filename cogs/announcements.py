@@ -10,10 +10,12 @@ from datetime import timedelta
 import discord
 from discord.ext import commands, tasks
 
-from bot.announce.machine import Announcer, ChannelKind, CycleReport, DiscordError
+from bot.announce.machine import Announcer, CycleReport, DiscordError
 from bot.app import ConversationBot
+from bot.feeds import registry
 from bot.feeds.scheduler import FeedScheduler
-from bot.storage import feeds as feed_store
+from bot.model.posts import ChannelKind
+from bot.storage.feeds import pending_feed_notices
 from cogs._announce_discord import DiscordAnnouncePort
 
 log = logging.getLogger(__name__)
@@ -130,14 +132,14 @@ class Announcements(commands.Cog):
                       "not registered", settings.announce_channel_id)
             return
         for url in settings.feed_urls:
-            await feed_store.register_feed(self.bot.database, guild_id=channel.guild.id, url=url,
-                                           channel_id=channel.id, channel_kind=kind)
+            await registry.register_feed(self.bot.database, guild_id=channel.guild.id, url=url,
+                                         channel_id=channel.id, channel_kind=kind)
         self._registered = True
         log.info("registered %d feed(s) from FEED_URLS in channel %d", len(settings.feed_urls), channel.id)
 
     async def post_feed_notices(self) -> None:
         """Tell the admins once, in the feed's channel, that a feed was disabled or moved."""
-        for notice in await feed_store.pending_feed_notices(self.bot.database):
+        for notice in await pending_feed_notices(self.bot.database):
             try:
                 await self.port.send_notice(notice.channel_id, notice.message)
             except DiscordError as error:
@@ -145,7 +147,7 @@ class Announcements(commands.Cog):
                     continue  # tried again next tick
                 log.warning("could not post a feed notice in channel %d (%s): %s", notice.channel_id,
                             error.code, notice.message)
-            await feed_store.mark_feed_notice_sent(self.bot.database, notice)
+            await registry.mark_notice_sent(self.bot.database, notice)
 
 
 async def setup(bot: ConversationBot) -> None:

@@ -18,9 +18,9 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
-from bot.discussions.model import MessageDeletion, ReactionChange, ThreadChange
 from bot.discussions.service import DiscussionCapture, ThreadGone
-from bot.storage import comments as store
+from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange
+from bot.storage.comments import announce_channel_ids, live_threads
 from cogs._discussion_discord import DiscordHistory, emoji_key, incoming
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Discussions(commands.Cog):
         log.error("guild %s: messages arrive without content: the Message Content intent is off. Enable it "
                   "in the developer portal: Bot > Privileged Gateway Intents > Message Content Intent",
                   guild.id)
-        candidates: list[int] = await store.announce_channel_ids(self.bot.database, guild.id)
+        candidates: list[int] = await announce_channel_ids(self.bot.database, guild.id)
         if self.bot.settings.announce_channel_id:
             candidates.append(self.bot.settings.announce_channel_id)
         if guild.system_channel is not None:
@@ -164,7 +164,7 @@ class Discussions(commands.Cog):
         while True:
             self._catch_up_again = False
             async with self._sync_lock:
-                for thread in await store.live_threads(self.bot.database):
+                for thread in await live_threads(self.bot.database):
                     try:
                         report = await self.capture.catch_up(thread, self.history)
                     except ThreadGone:

@@ -10,15 +10,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import GENERIC_FAILURE, ConversationBot, send_reply
+from bot.app import GENERIC_FAILURE, NO_MENTIONS, ConversationBot, send_reply
 from bot.errors import UserFacingError
 from bot.lookup import format as fmt
-from bot.lookup.pagination import PAGE_SIZE, PAGER_LIFETIME_SECONDS, Pager
+from bot.lookup import search
+from bot.lookup.pagination import COMMENTS_PER_PAGE, PAGER_LIFETIME_SECONDS, Pager
 from bot.lookup.query import build_fts_query
-from bot.storage import search
+from bot.storage.search import comment_page, guild_stats, latest_posts, post_details
 
 log = logging.getLogger(__name__)
-NO_MENTIONS = discord.AllowedMentions.none()
 NOT_FOUND = ("No post matches that. Start typing a title and pick one of the suggestions, "
              "or use `/post search` to find it.")
 
@@ -58,8 +58,8 @@ class CommentPagerView(discord.ui.View):
         return True
 
     async def turn(self, interaction: discord.Interaction[ConversationBot], step: int) -> None:
-        page = await search.comment_page(self.cog.bot.database, self.pager.guild_id, self.pager.post_id,
-                                         self.pager.target(step), PAGE_SIZE)
+        page = await comment_page(self.cog.bot.database, self.pager.guild_id, self.pager.post_id,
+                                         self.pager.target(step), COMMENTS_PER_PAGE)
         if page is None:
             self.stop()
             await interaction.response.edit_message(content="That post is no longer in the archive.", view=None,
@@ -114,7 +114,7 @@ class Lookup(commands.Cog):
     @app_commands.describe(count="How many posts to show (1-10, default 5)")
     async def latest(self, interaction: discord.Interaction[ConversationBot],
                      count: app_commands.Range[int, 1, 10] = 5) -> None:
-        posts = await search.latest_posts(self.bot.database, guild_of(interaction), count)
+        posts = await latest_posts(self.bot.database, guild_of(interaction), count)
         await interaction.response.send_message(fmt.format_latest(posts), allowed_mentions=NO_MENTIONS)
 
     @post.command(name="search", description="Search post titles, summaries and comments")
@@ -134,7 +134,7 @@ class Lookup(commands.Cog):
                    post: app_commands.Range[str, 1, 200]) -> None:
         guild_id = guild_of(interaction)
         found = await search.resolve_post(self.bot.database, guild_id, post)
-        details = None if found is None else await search.post_details(self.bot.database, guild_id, found.post_id)
+        details = None if found is None else await post_details(self.bot.database, guild_id, found.post_id)
         if details is None:
             raise UserFacingError(NOT_FOUND)
         await interaction.response.send_message(fmt.format_post_details(details), allowed_mentions=NO_MENTIONS)
@@ -149,8 +149,8 @@ class Lookup(commands.Cog):
                        private: bool = False) -> None:
         guild_id = guild_of(interaction)
         found = await search.resolve_post(self.bot.database, guild_id, post)
-        shown = None if found is None else await search.comment_page(
-            self.bot.database, guild_id, found.post_id, page, PAGE_SIZE)
+        shown = None if found is None else await comment_page(
+            self.bot.database, guild_id, found.post_id, page, COMMENTS_PER_PAGE)
         if found is None or shown is None:
             raise UserFacingError(NOT_FOUND)
         text = fmt.format_comment_page(shown)
@@ -169,7 +169,7 @@ class Lookup(commands.Cog):
         await interaction.response.defer(thinking=True)
         now = datetime.now(UTC)
         month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        stats = await search.guild_stats(self.bot.database, guild_id, month_start)
+        stats = await guild_stats(self.bot.database, guild_id, month_start)
         await interaction.followup.send(fmt.format_stats(stats), allowed_mentions=NO_MENTIONS)
 
 

@@ -8,9 +8,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import ConversationBot, send_reply
+from bot.discussions import privacy
 from bot.errors import UserFacingError
-from bot.storage import comments as store
-from bot.storage.db import utcnow
+from bot.storage.comments import is_opted_out, stored_comment_count
 
 
 class Privacy(commands.GroupCog, group_name="privacy",
@@ -34,7 +34,7 @@ class Privacy(commands.GroupCog, group_name="privacy",
 
     @app_commands.command(name="optout", description="Stop saving your messages for the blog and erase the saved ones")
     async def optout(self, interaction: discord.Interaction[ConversationBot]) -> None:
-        erased = await self.bot.database.write(store.set_opted_out(interaction.user.id, True, utcnow()))
+        erased = await privacy.opt_out(self.bot.database, interaction.user.id)
         await send_reply(interaction, (
             "Done. Your messages in post discussions are no longer saved or shown on the blog, and "
             f"{erased} saved message{'s were' if erased != 1 else ' was'} erased (a \"deleted\" placeholder "
@@ -42,7 +42,7 @@ class Privacy(commands.GroupCog, group_name="privacy",
 
     @app_commands.command(name="optin", description="Save your new messages in post discussions for the blog again")
     async def optin(self, interaction: discord.Interaction[ConversationBot]) -> None:
-        await self.bot.database.write(store.set_opted_out(interaction.user.id, False, utcnow()))
+        await privacy.opt_in(self.bot.database, interaction.user.id)
         await send_reply(interaction, (
             "Done. Your new messages in post discussions will be saved and shown on the blog. Messages "
             "erased while you were opted out stay erased."))
@@ -50,11 +50,11 @@ class Privacy(commands.GroupCog, group_name="privacy",
     @app_commands.command(name="status", description="Whether your messages in post discussions are saved for the blog")
     async def status(self, interaction: discord.Interaction[ConversationBot]) -> None:
         user_id = interaction.user.id
-        if await store.is_opted_out(self.bot.database, user_id):
+        if await is_opted_out(self.bot.database, user_id):
             text = ("You are opted out: your messages in post discussions are not saved or shown on the blog. "
                     "Use `/privacy optin` to change that.")
         else:
-            count = await store.stored_comment_count(self.bot.database, user_id)
+            count = await stored_comment_count(self.bot.database, user_id)
             text = (f"You are opted in: {count} of your messages in post discussions "
                     f"{'is' if count == 1 else 'are'} saved and shown on the blog. "
                     "Use `/privacy optout` to stop that and erase them.")
@@ -74,7 +74,7 @@ class Privacy(commands.GroupCog, group_name="privacy",
         # that, so the permission in this channel is checked again here.
         if interaction.guild is None or not interaction.permissions.manage_messages:
             raise UserFacingError("You need the Manage Messages permission to hide or show comments on the blog.")
-        if not await self.bot.database.write(store.set_hidden(message.id, hidden)):
+        if not await privacy.set_hidden(self.bot.database, message.id, hidden):
             raise UserFacingError("That message is not a saved comment of a post's discussion, so it is not on "
                                   "the blog.")
         if hidden:

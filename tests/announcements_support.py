@@ -18,6 +18,7 @@ from bot.app import ConversationBot
 from bot.config import Settings
 from bot.storage.db import Database, to_db_time, utcnow
 from bot.storage.posts import content_hash
+from cogs import extension_names
 from tests.fakediscord import FakeDiscord, Message
 from tests.fakediscord.harness import run_client
 
@@ -127,7 +128,8 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *,
     database closed, as a process exit would. With a long ``interval`` only the start-up cycle runs on
     its own; tests run further cycles with ``announce_now()``."""
     database = await Database.open(settings.database_path)
-    bot = ConversationBot(settings, database, sync_mode="never", guild_ready_timeout=0.05)
+    bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode="never",
+                          guild_ready_timeout=0.05)
     bot.announce_step_hook = step_hook  # type: ignore[attr-defined]
     bot.announce_interval_seconds = interval  # type: ignore[attr-defined]
     # 0: the per-channel budget is per cycle only, so tests can run cycles back to back.

@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from bot.discussions.model import IncomingMessage, ThreadChange
 from bot.discussions.service import ThreadGone
+from bot.model.messages import IncomingMessage, ThreadChange
 from bot.storage.db import Database, to_db_time, utcnow
 
 GUILD_ID = 900_000_000_000_000_001

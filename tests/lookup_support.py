@@ -13,6 +13,7 @@ from typing import Any
 from bot.app import ConversationBot
 from bot.config import Settings
 from bot.storage.db import Database, to_db_time
+from cogs import extension_names
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import run_client
 from tests.web_support import add_reaction  # noqa: F401 - one seed helper for reactions
@@ -90,7 +91,7 @@ async def running_bot(emu: FakeDiscord, folder: Path, **overrides: Any) -> Async
     settings = Settings(discord_token=emu.token, database_path=folder / "bot.db",
                         discord_api_base=emu.api_base, discord_gateway_url=emu.gateway_url, **overrides)
     database = await Database.open(settings.database_path)
-    bot = ConversationBot(settings, database, guild_ready_timeout=0.05)
+    bot = ConversationBot(settings, database, extensions=extension_names(), guild_ready_timeout=0.05)
     try:
         async with run_client(emu, bot):
             yield bot

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.announce.admin import get_guild_settings
 from bot.app import GENERIC_FAILURE
 from bot.storage import feeds as feed_store
-from bot.storage.guild_settings import get_guild_settings
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message, Perm

@@ -19,13 +19,12 @@ from bot.announce.embed import (
     TITLE_LIMIT,
     TOTAL_LIMIT,
     AnnouncementEmbed,
-    PostContent,
     build_embed,
-    parse_categories,
 )
 from bot.announce.machine import Announcer, ChannelInfo, DiscordError, ThreadInfo
-from bot.announce.plan import Candidate, choose_for_cycle
+from bot.announce.plan import choose_for_cycle
 from bot.announce.tags import ForumTag, match_forum_tags
+from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage import announcements as store
 from bot.storage.db import Database
 from tests.announcements_support import announcement, later, queue_post

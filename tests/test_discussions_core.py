@@ -13,16 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.discussions.capture import _PLAIN_TEXT, Verdict, clean_text
-from bot.discussions.model import (
+from bot.discussions.service import DiscussionCapture
+from bot.model.discord_ids import snowflake_time
+from bot.model.messages import (
     AttachmentInfo,
     Extra,
     MessageDeletion,
     ReactionChange,
     ReactionCount,
     ThreadChange,
-    snowflake_time,
 )
-from bot.discussions.service import DiscussionCapture
 from bot.render.discord_to_html import discord_markdown_to_text
 from bot.storage import Database
 from bot.storage import comments as store

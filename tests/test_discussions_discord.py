@@ -14,6 +14,7 @@ from bot.app import ConversationBot
 from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import comments as store
+from cogs import extension_names
 from cogs.discussions import INTENT_WARNING
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
@@ -38,7 +39,8 @@ def make_bot(emu: FakeDiscord, database: Database, tmp_path: Path, **env: str) -
     settings = load_settings({"DISCORD_TOKEN": emu.token, "DISCORD_API_BASE": emu.api_base,
                               "DISCORD_GATEWAY_URL": emu.gateway_url,
                               "DATABASE_PATH": str(tmp_path / "conversation.db"), **env})
-    return FastConversationBot(settings, database, sync_mode="force", guild_ready_timeout=0.05)
+    return FastConversationBot(settings, database, extensions=extension_names(), sync_mode="force",
+                               guild_ready_timeout=0.05)
 
 
 @contextlib.asynccontextmanager

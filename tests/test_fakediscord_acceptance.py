@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cogs import extension_names
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World, run_client
 
@@ -71,7 +72,8 @@ async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: Fak
                                                                    database: object, tmp_path: Path) -> None:
     settings = settings_for(emulator, tmp_path)
     assert settings.discord_api_base == emulator.api_base  # type: ignore[attr-defined]
-    bot = FastConversationBot(settings, database, sync_mode="force", guild_ready_timeout=0.05)
+    bot = FastConversationBot(settings, database, extensions=extension_names(), sync_mode="force",
+                              guild_ready_timeout=0.05)
     async with run_client(emulator, bot):
         guild = bot.get_guild(world.guild.id)
         assert guild is not None and guild.name == "Blog Readers"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.announce.admin import get_guild_settings, update_guild_settings
 from bot.config import Settings
 from bot.storage import Database, utcnow
 from bot.storage.announcements import guild_overrides
 from bot.storage.comments import claim_intent_warning
-from bot.storage.guild_settings import get_guild_settings, update_guild_settings
 
 GUILD = 111111111111111111
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.lookup import format as fmt
+from bot.lookup import search as lookup
 from bot.lookup.query import build_fts_query
 from bot.storage import search
 from bot.storage.db import Database
@@ -38,7 +39,7 @@ async def test_search_finds_posts_and_comments_with_links(database: Database) ->
     await add_comment(database, other, "nothing about bread here")
     await add_post(database, "Sourdough elsewhere", guild_id=OTHER_GUILD)
 
-    results = await search.search(database, GUILD, build_fts_query("sourdough"))
+    results = await lookup.search(database, GUILD, build_fts_query("sourdough"))
     assert [hit.post.post_id for hit in results.posts] == [post]
     assert [hit.message_id for hit in results.comments] == [comment]
     assert results.comments[0].post.comment_count == 1
@@ -54,7 +55,7 @@ async def test_snippet_highlights_and_escapes(database: Database) -> None:
     await add_comment(database, post, "use *stars* and @everyone with <@123> near the keyword here",
                       thread_id=500000000000000003)
     query = build_fts_query("keyword")
-    text = fmt.format_search(await search.search(database, GUILD, query), query)
+    text = fmt.format_search(await lookup.search(database, GUILD, query), query)
     assert "**keyword**" in text
     assert "\\*stars\\*" in text
     assert "@everyone" not in text and "<@123>" not in text
@@ -64,7 +65,7 @@ async def test_hidden_and_deleted_comments_are_not_found(database: Database) -> 
     post = await add_post(database, "Post")
     await add_comment(database, post, "secret hidden words", hidden=True)
     await add_comment(database, post, "secret deleted words", deleted=True)
-    results = await search.search(database, GUILD, build_fts_query("secret"))
+    results = await lookup.search(database, GUILD, build_fts_query("secret"))
     assert results.comments == () and results.posts == ()
     text = fmt.format_search(results, build_fts_query("secret"))
     assert text.startswith("Nothing found for `secret`")
@@ -77,12 +78,12 @@ async def test_common_words_rank_only_the_newest_window(database: Database, monk
     old_best = await add_comment(database, post, "common common common")
     for index in range(60):
         await add_comment(database, post, f"a longer comment number {index} with the common word in it")
-    results = await search.search(database, GUILD, build_fts_query("common"), comment_limit=5)
+    results = await lookup.search(database, GUILD, build_fts_query("common"), comment_limit=5)
     # ... is outside the newest 20 matches, so it is not ranked; newer ones are shown.
     assert old_best not in [hit.message_id for hit in results.comments]
     assert len(results.comments) == 5 and results.more_comments
     monkeypatch.setattr(search, "RANKED_WINDOW", 1000)
-    results = await search.search(database, GUILD, build_fts_query("common"), comment_limit=5)
+    results = await lookup.search(database, GUILD, build_fts_query("common"), comment_limit=5)
     assert results.comments[0].message_id == old_best
 
 
@@ -93,7 +94,7 @@ async def test_long_results_fit_the_message_limit(database: Database) -> None:
         for _ in range(3):
             await add_comment(database, post, "lorem ipsum " * 300, thread_id=510000000000000000 + index)
     query = build_fts_query("lorem")
-    text = fmt.format_search(await search.search(database, GUILD, query, post_limit=10, comment_limit=10), query)
+    text = fmt.format_search(await lookup.search(database, GUILD, query, post_limit=10, comment_limit=10), query)
     assert len(text) <= 2000
     latest = fmt.format_latest(await search.latest_posts(database, GUILD, 10))
     assert len(latest) <= 2000 and latest.startswith("**Latest")
@@ -164,12 +165,12 @@ async def test_title_autocomplete(database: Database) -> None:
     for index in range(40):
         await add_post(database, f"Garden diary {index}", published=BASE_TIME + timedelta(hours=index))
     await add_post(database, "Kitchen notes")
-    choices = await search.title_choices(database, GUILD, "gar di")
+    choices = await lookup.title_choices(database, GUILD, "gar di")
     assert len(choices) == 25 and choices[0].title == "Garden diary 39"
-    assert [c.title for c in await search.title_choices(database, GUILD, "kit")] == ["Kitchen notes"]
-    assert len(await search.title_choices(database, GUILD, "")) == 25
-    assert await search.title_choices(database, GUILD, '"(') != []  # nothing searchable: newest posts
-    found = await search.resolve_post(database, GUILD, "kitchen NOTES")
+    assert [c.title for c in await lookup.title_choices(database, GUILD, "kit")] == ["Kitchen notes"]
+    assert len(await lookup.title_choices(database, GUILD, "")) == 25
+    assert await lookup.title_choices(database, GUILD, '"(') != []  # nothing searchable: newest posts
+    found = await lookup.resolve_post(database, GUILD, "kitchen NOTES")
     assert found is not None and found.title == "Kitchen notes"
-    assert await search.resolve_post(database, GUILD, "nothing like this") is None
+    assert await lookup.resolve_post(database, GUILD, "nothing like this") is None
     assert fmt.choice_name("x" * 300).endswith("…") and len(fmt.choice_name("x" * 300)) <= 100

@@ -13,7 +13,7 @@ async def test_lookup_command_payloads_match_discord_spec() -> None:
     checker = OpenAPIChecker.load()
     if checker is None:
         pytest.skip("../shared/discord-api-spec/openapi.json is not present")
-    bot = ConversationBot(Settings(discord_token="x" * 30), None, sync_mode="never")  # type: ignore[arg-type]
+    bot = ConversationBot(Settings(discord_token="x" * 30), None, extensions=(), sync_mode="never")  # type: ignore[arg-type]
     await bot.load_extension("cogs.lookup")
     await bot.load_extension("cogs.admin")
     payload = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]

@@ -23,6 +23,7 @@ from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import WriteOp
+from cogs import extension_names
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World, run_client
@@ -47,7 +48,8 @@ def insert_meta(key: str, value: str) -> WriteOp[int]:
 async def running_bot(emu: FakeDiscord, database: Database) -> AsyncIterator[ConversationBot]:
     settings = load_settings({"DISCORD_TOKEN": emu.token, "DISCORD_API_BASE": emu.api_base,
                               "DISCORD_GATEWAY_URL": emu.gateway_url, "DATABASE_PATH": str(database.path)})
-    bot = ConversationBot(settings, database, sync_mode="never", guild_ready_timeout=0.05)
+    bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode="never",
+                          guild_ready_timeout=0.05)
     async with run_client(emu, bot):
         yield bot
 

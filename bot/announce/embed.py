@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.model.posts import PostContent
 from bot.render.text import cut_at_word, escape_discord_markdown, neutralise_mentions, strip_invisible
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -23,20 +23,6 @@ URL_LIMIT = 2048
 FOOTER_SHOWN = 256
 ACCENT_COLOUR = 0x5865F2
 UNTITLED = "Untitled"
-
-
-@dataclass(frozen=True, slots=True)
-class PostContent:
-    """What an announcement shows of a post (the ``posts`` row, as stored by the feed code)."""
-
-    title: str
-    canonical_url: str
-    author: str | None
-    summary: str
-    published_at: datetime
-    image_url: str | None
-    categories: tuple[str, ...]
-    feed_title: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +67,6 @@ class AnnouncementEmbed:
         if self.footer_text:
             data["footer"] = {"text": self.footer_text}
         return data
-
-
-def parse_categories(raw: str | None) -> tuple[str, ...]:
-    """The ``posts.categories`` JSON array; anything else (corrupt, not a list) means none."""
-    if not raw:
-        return ()
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return ()
-    if not isinstance(value, list):
-        return ()
-    return tuple(str(item) for item in value if isinstance(item, str | int | float) and str(item).strip())
 
 
 def discord_timestamp(moment: datetime, style: str = "f") -> str:

@@ -21,6 +21,7 @@ from typing import Literal, Protocol, TypeVar
 from bot.announce.embed import AnnouncementEmbed, build_embed, one_line
 from bot.announce.plan import choose_for_cycle
 from bot.announce.tags import ForumTag, match_forum_tags
+from bot.model.posts import ChannelKind
 from bot.render.text import cut_at_word, escape_discord_markdown, neutralise_mentions, thread_name
 from bot.storage import announcements as store
 from bot.storage.db import Database, utcnow
@@ -28,7 +29,6 @@ from bot.storage.db import Database, utcnow
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-ChannelKind = Literal["text", "news", "forum"]
 Outcome = Literal["threaded", "failed", "retry", "done_elsewhere"]
 StepHook = Callable[[str, int], Awaitable[None]]
 

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An announcement waiting for its turn (``queued``) or interrupted (``pending``/``sent``)."""
-
-    announcement_id: int
-    guild_id: int
-    channel_id: int
-    state: str
-    published_at: datetime
+from bot.model.posts import Candidate
 
 
 def choose_for_cycle(candidates: Sequence[Candidate], limit_for_guild: Callable[[int], int],

@@ -5,8 +5,12 @@ from __future__ import annotations
 import enum
 import re
 
-from bot.discussions.model import CONVERSATION_MESSAGE_TYPES, IncomingMessage
+from bot.model.messages import IncomingMessage
 from bot.render.discord_to_html import MentionNames, discord_markdown_to_text
+
+# Message types that are people talking: 0 (default) and 19 (reply). Everything else (joins,
+# pins, thread renames, the thread starter reference of type 21, ...) is a system message.
+CONVERSATION_MESSAGE_TYPES = frozenset({0, 19})
 
 # One line of words and plain punctuation that starts with a letter: no markdown, no mention, no
 # list marker, no entity. Most chat messages look like this, and their clean text is the text

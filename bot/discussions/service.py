@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bot.discussions.capture import Verdict, clean_text, verdict
-from bot.discussions.model import (
+from bot.model.messages import (
     IncomingMessage,
     MessageDeletion,
     ReactionChange,
@@ -35,7 +35,7 @@ from bot.storage.db import Database, WriteOp, utcnow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PAGE_SIZE = 100  # Discord's history page limit
+HISTORY_PAGE_SIZE = 100  # messages per page of channel history: the most Discord gives
 RECENT_WINDOW = 100  # known messages compared for offline edits, reactions and deletes on every catch-up
 MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
 RECENT_DELETES_KEPT = 10_000
@@ -74,7 +74,7 @@ class HistorySource(Protocol):
         """The thread as Discord shows it now; raises :class:`ThreadGone` when it was deleted."""
 
     async def page(self, thread_id: int, *, before: int | None = None, after: int | None = None,
-                   limit: int = PAGE_SIZE) -> list[IncomingMessage]:
+                   limit: int = HISTORY_PAGE_SIZE) -> list[IncomingMessage]:
         """One page of history: the ``limit`` messages right before ``before`` (newest when both
         are None) or right after ``after``, in any order."""
 
@@ -343,7 +343,7 @@ class DiscussionCapture:
         return verdict(message, own_user_id=self.own_user_id, tracked=True) is Verdict.STORE
 
     async def _page(self, source: HistorySource, thread_id: int, *, before: int | None = None,
-                    after: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[IncomingMessage], float]:
+                    after: int | None = None, limit: int = HISTORY_PAGE_SIZE) -> tuple[list[IncomingMessage], float]:
         """A page and the (monotonic) moment it was asked for."""
         requested = time.monotonic()
         return await source.page(thread_id, before=before, after=after, limit=limit), requested
@@ -393,7 +393,7 @@ class DiscussionCapture:
             newest = max(m.message_id for m in page)
             await self._sync_page(thread.thread_id, page, cursor + 1, newest, tally, requested)
             cursor = newest
-            if len(page) < PAGE_SIZE:
+            if len(page) < HISTORY_PAGE_SIZE:
                 break
         return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
@@ -412,7 +412,7 @@ class DiscussionCapture:
             if before is not None:
                 page = [m for m in page if m.message_id < before]
             fetched += len(page)
-            last_page = len(page) < PAGE_SIZE
+            last_page = len(page) < HISTORY_PAGE_SIZE
             if not page:
                 if high is not None:  # everything older than the last full page is gone
                     await self._sync_page(thread.thread_id, [], 0, high, tally, requested)

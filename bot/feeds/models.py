@@ -6,29 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from bot.model.posts import Entry
+
 FeedKind = Literal["rss", "atom", "json"]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One feed item, normalised.
-
-    ``identity`` is what the feed calls the item (see ``bot.feeds.identity``); ``link`` is the
-    canonical URL that makes a post unique in a guild. ``published`` is the item's date in UTC, or
-    the time it was first seen when the feed gives none (``date_known`` says which).
-    """
-
-    identity: str
-    link: str
-    guid: str | None
-    title: str
-    author: str | None
-    summary: str
-    published: datetime
-    updated: datetime | None
-    date_known: bool
-    image_url: str | None
-    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +80,7 @@ class PollOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class CycleReport:
+class PollReport:
     """One ``run_due`` pass over every due feed."""
 
     started_at: datetime

@@ -34,8 +34,9 @@ from bot.feeds import jsonfeed
 from bot.feeds.errors import EmptyResponse, FeedSyntaxError, FeedTooLarge, NotAFeed, UnsafeFeed
 from bot.feeds.fetch import MAX_BODY_BYTES
 from bot.feeds.identity import RawIdentity, assign_identities
-from bot.feeds.models import Entry, FeedKind, ParsedFeed
+from bot.feeds.models import FeedKind, ParsedFeed
 from bot.feeds.urls import canonicalize_url
+from bot.model.posts import Entry
 from bot.render.html_to_discord import first_image_src, html_to_discord, html_to_plain_text
 from bot.render.text import cut_at_word, strip_invisible
 

@@ -27,8 +27,9 @@ import aiohttp
 from bot.config import Settings
 from bot.feeds.errors import FeedError, FeedRetryLater
 from bot.feeds.fetch import FetchTimeouts, fetch_feed
-from bot.feeds.models import CycleReport, FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollStatus
+from bot.feeds.models import FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollReport, PollStatus
 from bot.feeds.parse import parse_feed_in_worker
+from bot.feeds.urls import canonicalize_url
 from bot.storage import feeds as feed_store
 from bot.storage import posts as post_store
 from bot.storage.db import Database, utcnow
@@ -97,7 +98,7 @@ class FeedScheduler:
     def interval(self) -> int:
         return self.settings.poll_interval_seconds
 
-    async def run_due(self) -> CycleReport:
+    async def run_due(self) -> PollReport:
         """Poll every due feed (not paused, not disabled, next poll time reached), at most
         ``feed_concurrency`` at a time. One feed's failure never stops the others."""
         started = self.clock()
@@ -119,7 +120,7 @@ class FeedScheduler:
         workers = min(len(due), max(1, self.settings.feed_concurrency))
         await asyncio.gather(*(worker() for _ in range(workers)))
         await self.database.flush()  # the bookkeeping of unchanged feeds was only queued
-        return CycleReport(started, time.perf_counter() - began, tuple(outcomes))
+        return PollReport(started, time.perf_counter() - began, tuple(outcomes))
 
     async def poll_feed(self, feed_id: int, *, wait_for_commit: bool = True) -> PollOutcome:
         """Poll one feed now (whatever its schedule) and store what it brought.
@@ -175,13 +176,15 @@ class FeedScheduler:
             max_queued=max(feed.backfill, MAX_QUEUED_PER_POLL),
         )
 
+        moved_to = None if result.moved_to is None else canonicalize_url(result.moved_to)
+
         def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
             url = feed.url
             moved = "unchanged"
-            if result.moved_to is not None:
-                moved = feed_store.move_feed_sync(connection, feed.id, result.moved_to)
+            if moved_to is not None:
+                moved = feed_store.move_feed_sync(connection, feed.id, moved_to)
                 if moved == "moved":
-                    url = feed_store.normalise_feed_url(result.moved_to)
+                    url = moved_to
             stored = post_store.StoreResult()
             if parsed is not None:
                 stored = post_store.store_entries_sync(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.announce.admin import GuildSettings
 from bot.feeds.models import FeedPreview, PollOutcome
 from bot.lookup.format import MESSAGE_LIMIT, fit_lines, link, plural, safe_text, timestamp
 from bot.render.text import cut_at_word
 from bot.storage.announcements import FailedAnnouncement
 from bot.storage.feeds import Feed, FeedStatus
-from bot.storage.guild_settings import GuildSettings
 
 PREVIEW_ITEMS = 3
 

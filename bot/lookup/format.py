@@ -7,7 +7,7 @@ inert; the messages are also sent with ``allowed_mentions`` none. Links are mask
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
@@ -256,7 +256,3 @@ def format_stats(stats: GuildStats) -> str:
     else:
         lines.append("Nobody has commented this month yet.")
     return cut_at_word("\n".join(lines), MESSAGE_LIMIT)
-
-
-def bullet_list(items: Iterable[str]) -> str:
-    return "\n".join(f"• {item}" for item in items)

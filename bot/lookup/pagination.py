@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-PAGE_SIZE = 8
+COMMENTS_PER_PAGE = 8
 PAGER_LIFETIME_SECONDS = 300.0
 
 

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.announce.embed import PostContent, parse_categories
-from bot.announce.plan import Candidate
+from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
 
 # The most queued rows per channel looked at in one cycle (the per-cycle limit is at most 50).
@@ -173,11 +172,6 @@ async def failed_announcements(database: Database, guild_id: int, limit: int = 2
 async def unreported_failures(database: Database) -> list[FailedAnnouncement]:
     rows = await database.fetch_all(_FAILED_SELECT + " AND a.error_reported = 0 ORDER BY a.id")
     return [_failed(row) for row in rows]
-
-
-async def announcement_counts(database: Database) -> dict[str, int]:
-    rows = await database.fetch_all("SELECT state, count(*) AS n FROM announcements GROUP BY state")
-    return {row["state"]: row["n"] for row in rows}
 
 
 # -- writes (each one transaction on the writer thread) ---------------------------------------------

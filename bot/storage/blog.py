@@ -16,15 +16,12 @@ from datetime import datetime
 
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
 
-# A comment is visible on the blog unless hidden or written by someone who opted out.
-_VISIBLE = (
-    "c.hidden = 0 AND (c.author_id IS NULL OR NOT EXISTS ("
-    "SELECT 1 FROM user_privacy p WHERE p.user_id = c.author_id AND p.opted_out = 1))"
-)
 _NOT_OPTED_OUT = (
     "(c.author_id IS NULL OR NOT EXISTS ("
     "SELECT 1 FROM user_privacy p WHERE p.user_id = c.author_id AND p.opted_out = 1))"
 )
+# A comment is shown on the blog unless hidden or written by someone who opted out.
+_SHOWN_ON_BLOG = "c.hidden = 0 AND " + _NOT_OPTED_OUT
 # SQLite's default limit of host parameters is 999 (older builds); stay well under it.
 _CHUNK = 500
 
@@ -170,7 +167,7 @@ async def discussion_comments(database: Database, post_id: int, *,
     Opted-out authors are always left out; hidden comments only come back for an export
     (``include_hidden``). Deleted comments come back as tombstones (no content, no extras).
     """
-    where = _NOT_OPTED_OUT if include_hidden else _VISIBLE
+    where = _NOT_OPTED_OUT if include_hidden else _SHOWN_ON_BLOG
     rows = await database.fetch_all(
         "SELECT c.message_id, c.post_id, c.author_id, c.author_name, c.author_avatar_url, c.is_bot, "
         "c.content, c.extras, c.created_at, c.edited_at, c.deleted_at, c.hidden, c.reply_to, c.origin, "
@@ -249,7 +246,7 @@ async def comment_counts(database: Database, canonical_urls: Sequence[str]) -> d
         marks = ",".join("?" * len(chunk))
         rows = await database.fetch_all(
             "SELECT p.canonical_url, p.id, "
-            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {_VISIBLE}) "
+            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {_SHOWN_ON_BLOG}) "
             f"AS n, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id AND t.deleted_at IS NULL) AS threaded "
             f"FROM posts p WHERE p.canonical_url IN ({marks}) ORDER BY threaded DESC, p.id",
             chunk)

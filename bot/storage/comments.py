@@ -14,8 +14,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from bot.discussions.model import (
-    DISCORD_EPOCH_MS,
+from bot.model.discord_ids import DISCORD_EPOCH_MS, TIMESTAMP_SHIFT
+from bot.model.messages import (
     AttachmentInfo,
     Extra,
     IncomingMessage,
@@ -27,6 +27,8 @@ from bot.discussions.model import (
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
 
 log = logging.getLogger(__name__)
+# Host parameters per IN (...) list, well under SQLite's limit (999 in older builds).
+_CHUNK = 500
 
 # ---------------------------------------------------------------------------------------------
 # Reads
@@ -124,11 +126,6 @@ async def comment_reactions(database: Database, message_id: int) -> dict[str, in
     return {str(row[0]): int(row[1]) for row in rows}
 
 
-async def opted_out_user_ids(database: Database) -> set[int]:
-    rows = await database.fetch_all("SELECT user_id FROM user_privacy WHERE opted_out = 1")
-    return {int(row[0]) for row in rows}
-
-
 async def is_opted_out(database: Database, user_id: int) -> bool:
     value = await database.fetch_value("SELECT opted_out FROM user_privacy WHERE user_id = ?", (user_id,))
     return bool(value)
@@ -140,12 +137,6 @@ async def stored_comment_count(database: Database, user_id: int) -> int:
         "SELECT COUNT(*) FROM comments WHERE author_id = ? AND deleted_at IS NULL AND origin = 'discord'",
         (user_id,))
     return int(value or 0)
-
-
-async def intent_warning_sent(database: Database, guild_id: int) -> bool:
-    value = await database.fetch_value(
-        "SELECT intent_warning_sent_at FROM guild_settings WHERE guild_id = ?", (guild_id,))
-    return value is not None
 
 
 async def announce_channel_ids(database: Database, guild_id: int) -> list[int]:
@@ -220,8 +211,9 @@ def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, cle
 # caller, on the event loop, in C. Comments are indexed for search by the insert trigger.
 # The creation time is the one in the message id, written as to_db_time() writes it (SQLite does it
 # in C, the loop would spend 2.5 us a message on it).
-_SNOWFLAKE_DB_TIME = f"""(strftime('%Y-%m-%dT%H:%M:%S', ((m.id >> 22) + {DISCORD_EPOCH_MS}) / 1000, 'unixepoch')
-    || printf('.%03d000+00:00', ((m.id >> 22) + {DISCORD_EPOCH_MS}) % 1000))"""
+_SNOWFLAKE_MS = f"((m.id >> {TIMESTAMP_SHIFT}) + {DISCORD_EPOCH_MS})"
+_SNOWFLAKE_DB_TIME = f"""(strftime('%Y-%m-%dT%H:%M:%S', {_SNOWFLAKE_MS} / 1000, 'unixepoch')
+    || printf('.%03d000+00:00', {_SNOWFLAKE_MS} % 1000))"""
 _INSERT_COMMENTS_JSON = f"""
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
                       content, clean_content, extras, created_at, edited_at, reply_to)
@@ -283,12 +275,6 @@ def _store_one_by_one(connection: sqlite3.Connection, batch: Sequence[tuple[Inco
     return written
 
 
-def store_comment(message: IncomingMessage, clean_content: str) -> WriteOp[bool]:
-    def op(connection: sqlite3.Connection) -> bool:
-        return insert_comment(connection, message, clean_content)
-    return op
-
-
 def apply_message_state(connection: sqlite3.Connection, message: IncomingMessage, clean_content: str,
                         *, now: datetime) -> str:
     """Bring a comment to the message as Discord shows it now: store it when missing, keep the old
@@ -348,8 +334,8 @@ def _tombstone(connection: sqlite3.Connection, where: str, parameters: tuple[obj
         f"SELECT message_id FROM comments WHERE deleted_at IS NULL AND ({where})", parameters)]
     if not ids:
         return 0
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         for table in ("attachments", "comment_revisions", "reactions"):
             connection.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", chunk)
@@ -365,8 +351,8 @@ def tombstone_comments(message_ids: Iterable[int], now: datetime) -> WriteOp[int
 
     def op(connection: sqlite3.Connection) -> int:
         total = 0
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
             total += _tombstone(connection, f"message_id IN ({','.join('?' * len(chunk))})",
                                 tuple(chunk), to_db_time(now))
         return total

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.feeds.urls import canonicalize_url
+from bot.model.posts import ChannelKind
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
 
-ChannelKind = Literal["text", "news", "forum"]
 NoticeKind = Literal["disabled", "moved"]
 
 _FEED_COLUMNS = (
@@ -119,27 +118,22 @@ def feed_from_row(row: sqlite3.Row) -> Feed:
     )
 
 
-def normalise_feed_url(url: str) -> str:
-    """The stored form of a feed URL (one form per feed, so registering twice is idempotent)."""
-    return canonicalize_url(url)
-
-
 async def register_feed(database: Database, *, guild_id: int, url: str, channel_id: int,
                         channel_kind: ChannelKind = "text", backfill: int = 1, ping_role_id: int | None = None,
                         now: datetime | None = None) -> Feed:
     """Add a feed (due for polling at once), or return the one already registered for (guild, url)
-    unchanged. Used for FEED_URLS at start-up and by ``/feed add``."""
-    stored_url = normalise_feed_url(url)
+    unchanged. ``url`` is the stored form the feed code made (one form per feed, so registering
+    twice is idempotent)."""
     created = to_db_time(now or utcnow())
 
     def op(connection: sqlite3.Connection) -> Feed:
         connection.execute(
             "INSERT INTO feeds (guild_id, url, channel_id, channel_kind, backfill, ping_role_id, next_poll_at, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, url) DO NOTHING",
-            (guild_id, stored_url, channel_id, channel_kind, max(0, backfill), ping_role_id, created, created),
+            (guild_id, url, channel_id, channel_kind, max(0, backfill), ping_role_id, created, created),
         )
         row = connection.execute(
-            f"SELECT {_FEED_COLUMNS} FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, stored_url)
+            f"SELECT {_FEED_COLUMNS} FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, url)
         ).fetchone()
         return feed_from_row(row)
 
@@ -152,9 +146,9 @@ async def get_feed(database: Database, feed_id: int) -> Feed | None:
 
 
 async def find_feed(database: Database, guild_id: int, url: str) -> Feed | None:
-    row = await database.fetch_one(
-        f"SELECT {_FEED_COLUMNS} FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, normalise_feed_url(url))
-    )
+    """The guild's feed stored at ``url`` (the stored form)."""
+    row = await database.fetch_one(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE guild_id = ? AND url = ?",
+                                   (guild_id, url))
     return None if row is None else feed_from_row(row)
 
 
@@ -218,14 +212,6 @@ async def due_feed_ids(database: Database, now: datetime) -> list[int]:
         (to_db_time(now),),
     )
     return [int(row["id"]) for row in rows]
-
-
-async def next_due_at(database: Database) -> datetime | None:
-    """When the next active feed is due (None when there are none)."""
-    value = await database.fetch_value(
-        "SELECT MIN(COALESCE(next_poll_at, created_at)) FROM feeds WHERE paused = 0 AND disabled_reason IS NULL"
-    )
-    return _time(value)
 
 
 async def pending_feed_notices(database: Database) -> list[FeedNotice]:
@@ -300,20 +286,19 @@ MoveResult = Literal["moved", "unchanged", "taken"]
 
 
 def move_feed_sync(connection: sqlite3.Connection, feed_id: int, new_url: str) -> MoveResult:
-    """Point a feed at the address it permanently moved to (``moved``); ``taken`` when the guild
-    already has a feed at that address (nothing changed)."""
+    """Point a feed at the address it permanently moved to (``moved``, ``new_url`` in its stored
+    form); ``taken`` when the guild already has a feed at that address (nothing changed)."""
     feed = load_feed_sync(connection, feed_id)
-    stored = normalise_feed_url(new_url)
-    if feed is None or feed.url == stored:
+    if feed is None or feed.url == new_url:
         return "unchanged"
     clash = connection.execute(
-        "SELECT 1 FROM feeds WHERE guild_id = ? AND url = ? AND id != ?", (feed.guild_id, stored, feed_id)
+        "SELECT 1 FROM feeds WHERE guild_id = ? AND url = ? AND id != ?", (feed.guild_id, new_url, feed_id)
     ).fetchone()
     if clash is not None:
         return "taken"
     connection.execute(
         "UPDATE feeds SET url = ?, moved_from_url = COALESCE(moved_from_url, ?), etag = NULL, "
         "last_modified = NULL WHERE id = ?",
-        (stored, feed.url, feed_id),
+        (new_url, feed.url, feed_id),
     )
     return "moved"

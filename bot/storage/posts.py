@@ -23,38 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.feeds.models import Entry
-from bot.storage.db import Database, from_db_time, to_db_time
+from bot.model.posts import Entry
+from bot.storage.db import to_db_time
 
-_POST_COLUMNS = (
-    "id, guild_id, canonical_url, guid, feed_id, feed_title, title, author, summary, published_at, "
-    "updated_at, image_url, categories, content_hash, first_seen_at"
-)
 _SENT_STATES = ("pending", "sent", "threaded")
 _CHUNK = 400  # host parameters per IN (...) list, well under SQLite's limit
 
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    id: int
-    guild_id: int
-    canonical_url: str
-    guid: str | None
-    feed_id: int | None
-    feed_title: str | None
-    title: str
-    author: str | None
-    summary: str
-    published_at: datetime
-    updated_at: datetime | None
-    image_url: str | None
-    categories: tuple[str, ...]
-    content_hash: str
-    first_seen_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,35 +59,6 @@ class StoreResult:
 
 def content_hash(title: str, link: str, summary: str) -> str:
     return hashlib.sha256("\x1f".join((title, link, summary)).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def post_from_row(row: sqlite3.Row) -> Post:
-    published = from_db_time(row["published_at"])
-    first_seen = from_db_time(row["first_seen_at"])
-    assert published is not None and first_seen is not None
-    try:
-        categories = tuple(str(c) for c in json.loads(row["categories"] or "[]"))
-    except ValueError:
-        categories = ()
-    return Post(
-        id=row["id"], guild_id=row["guild_id"], canonical_url=row["canonical_url"], guid=row["guid"],
-        feed_id=row["feed_id"], feed_title=row["feed_title"], title=row["title"], author=row["author"],
-        summary=row["summary"], published_at=published, updated_at=from_db_time(row["updated_at"]),
-        image_url=row["image_url"], categories=categories, content_hash=row["content_hash"],
-        first_seen_at=first_seen,
-    )
-
-
-async def get_post(database: Database, post_id: int) -> Post | None:
-    row = await database.fetch_one(f"SELECT {_POST_COLUMNS} FROM posts WHERE id = ?", (post_id,))
-    return None if row is None else post_from_row(row)
-
-
-async def find_post_by_url(database: Database, guild_id: int, canonical_url: str) -> Post | None:
-    row = await database.fetch_one(
-        f"SELECT {_POST_COLUMNS} FROM posts WHERE guild_id = ? AND canonical_url = ?", (guild_id, canonical_url)
-    )
-    return None if row is None else post_from_row(row)
 
 
 def _announced_identities(entries: Sequence[Entry], policy: AnnouncePolicy, new: set[str]) -> set[str]:

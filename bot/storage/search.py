@@ -5,24 +5,24 @@ Search ranks only a bounded set of the newest matches: FTS5 walks a term's docli
 cheaply (rowids are post ids and message snowflakes, i.e. time order), while ``ORDER BY rank``
 over every match of a common word scores hundreds of thousands of rows. So a search first finds
 the rowid of the N-th newest match in the guild, then ranks only matches at or above it, then
-fetches snippets for the few rows it shows. Comments are ranked with BM25 computed in
-``bot.lookup.rank`` (FTS5's bm25() walks each term's whole doclist for its IDF, which alone costs
-20-85 ms for common words at a million comments); posts, far fewer, use FTS5's bm25().
+fetches snippets for the few rows it shows. Posts, few, are ranked with FTS5's bm25(); comments
+are ranked by the caller (``bot.lookup.search``) from the candidates and term counts read here
+(FTS5's bm25() walks each term's whole doclist for its IDF, which alone costs 20-85 ms for common
+words at a million comments). The caller builds the FTS5 MATCH expressions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from bot.discussions.model import DISCORD_EPOCH_MS
-from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
-from bot.lookup.rank import RankTerm, bm25_rank, idf
+from bot.model.discord_ids import snowflake_floor
+from bot.model.messages import ReactionCount
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
@@ -31,10 +31,14 @@ SNIPPET_START = "\x02"       # snippet() markers; control characters never occur
 SNIPPET_END = "\x03"
 SNIPPET_TOKENS = 16
 AUTOCOMPLETE_LIMIT = 25
+PARTICIPANTS_SHOWN = 10      # names in a post's details
+TOP_REACTIONS_SHOWN = 5
+# The lowest rowid there is: the ranked window starts there when a search has fewer matches.
+_LOWEST_ROWID = -(2 ** 63)
 
-_VISIBLE = "c.deleted_at IS NULL AND c.hidden = 0"
+_NOT_DELETED_OR_HIDDEN = "c.deleted_at IS NULL AND c.hidden = 0"
 _COMMENT_COUNT = (
-    "(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND " + _VISIBLE + ")"
+    "(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND " + _NOT_DELETED_OR_HIDDEN + ")"
 )
 
 
@@ -65,12 +69,6 @@ class SearchResults:
     comments: tuple[SearchHit, ...]
     more_posts: bool             # more post matches exist than are shown
     more_comments: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ReactionCount:
-    emoji: str
-    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,26 +176,18 @@ async def get_post(database: Database, guild_id: int, post_id: int) -> PostSumma
     return None if row is None else _post(row)
 
 
-async def search(database: Database, guild_id: int, query: FtsQuery, *,
-                 post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
-    """Posts (title and summary) and comments matching ``query`` in one guild, best first among
-    the newest RANKED_WINDOW matches of each kind."""
-    posts, more_posts = await _search_posts(database, guild_id, query.expression, post_limit)
-    comments, more_comments = await _search_comments(database, guild_id, query, comment_limit)
-    return SearchResults(tuple(posts), tuple(comments), more_posts, more_comments)
-
-
-async def _search_posts(database: Database, guild_id: int, expression: str,
-                        limit: int) -> tuple[list[SearchHit], bool]:
-    # Ranks only matches at or above the RANKED_WINDOW-th newest one (all of them when fewer).
+async def search_posts(database: Database, guild_id: int, expression: str,
+                       limit: int) -> tuple[list[SearchHit], bool]:
+    """The best ``limit`` posts (title and summary) matching the FTS5 ``expression`` among the
+    newest RANKED_WINDOW matches, and whether more matched."""
     ranked = await _rows(database,
         "SELECT f.rowid AS rowid, bm25(posts_fts, 4.0, 1.0) AS score "
         "FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid "
         "WHERE f.posts_fts MATCH ?1 AND p.guild_id = ?2 AND f.rowid >= coalesce(("
         "  SELECT w.rowid FROM posts_fts w CROSS JOIN posts wp ON wp.id = w.rowid"
         "  WHERE w.posts_fts MATCH ?1 AND wp.guild_id = ?2 ORDER BY w.rowid DESC LIMIT 1 OFFSET ?3"
-        "), -9223372036854775808) ORDER BY score LIMIT ?4",
-        (expression, guild_id, RANKED_WINDOW - 1, limit + 1),
+        "), ?4) ORDER BY score LIMIT ?5",
+        (expression, guild_id, RANKED_WINDOW - 1, _LOWEST_ROWID, limit + 1),
     )
     more = len(ranked) > limit
     ranked = ranked[:limit]
@@ -219,34 +209,51 @@ async def _search_posts(database: Database, guild_id: int, expression: str,
     return hits, more
 
 
-async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
-                           limit: int) -> tuple[list[SearchHit], bool]:
-    expression = query.expression
-    joins = ("FROM comments_fts f CROSS JOIN comments c ON c.message_id = f.rowid "
-             "CROSS JOIN posts p ON p.id = c.post_id ")
-    # The newest RANKED_WINDOW visible matches in the guild: FTS5 walks the doclist newest first
-    # and stops there, however common the words.
-    candidates = await _rows(database,
-        f"SELECT f.rowid AS rowid, c.clean_content AS text {joins} "
-        f"WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_VISIBLE} "
+_COMMENT_JOINS = ("FROM comments_fts f CROSS JOIN comments c ON c.message_id = f.rowid "
+                  "CROSS JOIN posts p ON p.id = c.post_id ")
+
+
+async def comment_candidates(database: Database, guild_id: int, expression: str) -> list[tuple[int, str]]:
+    """``(message_id, clean text)`` of the newest RANKED_WINDOW visible comments in the guild that
+    match the FTS5 ``expression``: FTS5 walks the doclist newest first and stops there, however
+    common the words."""
+    rows = await _rows(database,
+        f"SELECT f.rowid AS rowid, c.clean_content AS text {_COMMENT_JOINS} "
+        f"WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_NOT_DELETED_OR_HIDDEN} "
         "ORDER BY f.rowid DESC LIMIT ?",
         (expression, guild_id, RANKED_WINDOW),
     )
-    if not candidates:
-        return [], False
-    wanted = [term for term in query.terms if not term.excluded]
-    weights = await _term_weights(database, wanted)
-    ranked = await asyncio.to_thread(
-        bm25_rank, [(int(row["rowid"]), str(row["text"])) for row in candidates],
-        [RankTerm.of(term) for term in wanted], weights)
-    more = len(ranked) > limit
-    scores = dict(ranked[:limit])
+    return [(int(row["rowid"]), str(row["text"])) for row in rows]
+
+
+async def term_sample_counts(database: Database, fts_terms: Sequence[str]) -> tuple[int, list[int]]:
+    """How many of the newest IDF_SAMPLE comments there are, and how many of them match each FTS5
+    term (bounded work per term, for estimating term weights), in one round trip."""
+    if not fts_terms:
+        return 0, []
+    counts = ", ".join(
+        f"(SELECT count(*) FROM comments_fts WHERE comments_fts MATCH ? AND rowid >= sample.low) AS t{index}"
+        for index in range(len(fts_terms)))
+    row = await _row(database,
+        "WITH sample AS (SELECT min(message_id) AS low, count(*) AS n FROM "
+        "(SELECT message_id FROM comments ORDER BY message_id DESC LIMIT ?)) "
+        f"SELECT sample.n AS n, {counts} FROM sample",
+        (IDF_SAMPLE, *fts_terms),
+    )
+    if row is None:
+        return 0, [0] * len(fts_terms)
+    return int(row["n"]), [int(row[f"t{index}"] or 0) for index in range(len(fts_terms))]
+
+
+async def comment_hits(database: Database, expression: str, scores: Mapping[int, float]) -> list[SearchHit]:
+    """The comments ``scores`` names (message id -> score) as hits with snippets of the FTS5
+    ``expression``, best first (ties: newest first)."""
     marks = ",".join("?" * len(scores))
     rows = await _rows(database,
         f"SELECT {_POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
         f"c.thread_id AS comment_thread_id, "
         f"snippet(comments_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet "
-        f"{joins} LEFT JOIN threads t ON t.post_id = p.id "
+        f"{_COMMENT_JOINS} LEFT JOIN threads t ON t.post_id = p.id "
         f"WHERE comments_fts MATCH ? AND f.rowid IN ({marks})",
         (SNIPPET_START, SNIPPET_END, expression, *scores),
     )
@@ -261,25 +268,7 @@ async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
         hits.append(SearchHit("comment", post, str(row["snippet"]), message_id,
                               str(row["author_name"]), scores[message_id]))
     hits.sort(key=lambda hit: (-hit.score, -(hit.message_id or 0)))
-    return hits, more
-
-
-async def _term_weights(database: Database, terms: Sequence[Term]) -> list[float]:
-    """Each term's IDF estimated on the newest IDF_SAMPLE comments (bounded work per term), in one
-    round trip."""
-    if not terms:
-        return []
-    counts = ", ".join(
-        f"(SELECT count(*) FROM comments_fts WHERE comments_fts MATCH ? AND rowid >= sample.low) AS t{index}"
-        for index in range(len(terms)))
-    row = await _row(database,
-        "WITH sample AS (SELECT min(message_id) AS low, count(*) AS n FROM "
-        "(SELECT message_id FROM comments ORDER BY message_id DESC LIMIT ?)) "
-        f"SELECT sample.n AS n, {counts} FROM sample",
-        (IDF_SAMPLE, *(term.to_fts() for term in terms)),
-    )
-    documents = int(row["n"]) if row is not None else 0
-    return [idf(int(row[f"t{index}"] or 0) if row is not None else 0, documents) for index in range(len(terms))]
+    return hits
 
 
 async def post_details(database: Database, guild_id: int, post_id: int) -> PostDetails | None:
@@ -292,21 +281,21 @@ async def post_details(database: Database, guild_id: int, post_id: int) -> PostD
         return None
     activity = await _row(database,
         "SELECT count(DISTINCT coalesce(c.author_id, c.author_name)) AS participants, "
-        f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {_VISIBLE}",
+        f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN}",
         (post_id,),
     )
     names = await _rows(database,
         "SELECT c.author_name AS name, count(*) AS n FROM comments c "
         "LEFT JOIN user_privacy u ON u.user_id = c.author_id "
-        f"WHERE c.post_id = ? AND {_VISIBLE} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
-        "GROUP BY coalesce(c.author_id, c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT 10",
-        (post_id,),
+        f"WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
+        "GROUP BY coalesce(c.author_id, c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT ?",
+        (post_id, PARTICIPANTS_SHOWN),
     )
     reactions = await _rows(database,
         "SELECT r.emoji AS emoji, sum(r.count) AS total FROM reactions r "
         "JOIN comments c ON c.message_id = r.message_id "
-        f"WHERE c.post_id = ? AND {_VISIBLE} GROUP BY r.emoji ORDER BY total DESC, r.emoji LIMIT 5",
-        (post_id,),
+        f"WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} GROUP BY r.emoji ORDER BY total DESC, r.emoji LIMIT ?",
+        (post_id, TOP_REACTIONS_SHOWN),
     )
     return PostDetails(
         post=_post(row),
@@ -331,7 +320,7 @@ async def comment_page(database: Database, guild_id: int, post_id: int, page: in
     rows = await _rows(database,
         "SELECT c.message_id, c.author_name, c.is_bot, c.clean_content, c.content, c.created_at, "
         "c.edited_at, (SELECT count(*) FROM attachments a WHERE a.message_id = c.message_id) AS files "
-        f"FROM comments c WHERE c.post_id = ? AND {_VISIBLE} "
+        f"FROM comments c WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} "
         "ORDER BY c.created_at, c.message_id LIMIT ? OFFSET ?",
         (post_id, page_size, (page - 1) * page_size),
     )
@@ -345,11 +334,6 @@ async def comment_page(database: Database, guild_id: int, post_id: int, page: in
         for row in rows
     )
     return CommentPage(post, comments, page, page_count, total)
-
-
-def snowflake_floor(moment: datetime) -> int:
-    """The smallest Discord id made at or after ``moment`` (ids grow with time)."""
-    return max(0, (int(moment.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22)
 
 
 async def guild_stats(database: Database, guild_id: int, since: datetime, *,
@@ -381,13 +365,13 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
     totals = connection.execute(
         "SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
         "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
-        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {_VISIBLE}",
+        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {_NOT_DELETED_OR_HIDDEN}",
         (guild_id, guild_id),
     ).fetchone()
     discussed = connection.execute(
         f"SELECT {_POST_COLUMNS}, recent.n AS recent FROM ("
         "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
-        f"  WHERE pp.guild_id = ? AND {in_period} AND {_VISIBLE}"
+        f"  WHERE pp.guild_id = ? AND {in_period} AND {_NOT_DELETED_OR_HIDDEN}"
         "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
         ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
         "ORDER BY recent.n DESC, p.id DESC",
@@ -398,7 +382,7 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
         "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
         "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
         "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
-        f"  WHERE p.guild_id = ? AND {in_period} AND {_VISIBLE} AND c.is_bot = 0"
+        f"  WHERE p.guild_id = ? AND {in_period} AND {_NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0"
         "  AND c.author_id IS NOT NULL AND coalesce(u.opted_out, 0) = 0"
         "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
         ") grouped ORDER BY grouped.n DESC",
@@ -414,12 +398,10 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
     )
 
 
-async def title_choices(database: Database, guild_id: int, typed: str, *,
+async def title_matches(database: Database, guild_id: int, expression: str | None,
                         limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
-    """Posts whose title words start with the typed words (newest first); the newest posts when
-    nothing searchable was typed."""
+    """Posts matching the FTS5 ``expression`` (newest first); the newest posts when it is None."""
     limit = min(limit, AUTOCOMPLETE_LIMIT)
-    expression = build_title_prefix_query(typed)
     if expression is None:
         rows = await _rows(database,
             "SELECT id, title FROM posts WHERE guild_id = ? ORDER BY published_at DESC, id DESC LIMIT ?",
@@ -434,21 +416,10 @@ async def title_choices(database: Database, guild_id: int, typed: str, *,
     return [TitleChoice(int(row["id"]), str(row["title"])) for row in rows]
 
 
-async def resolve_post(database: Database, guild_id: int, reference: str) -> PostSummary | None:
-    """The post a command option names: an autocomplete value (the post id), else a title typed
-    by hand (exact title first, else the newest post whose title words start that way)."""
-    reference = reference.strip()
-    if reference.isdigit():
-        found = await get_post(database, guild_id, int(reference))
-        if found is not None:
-            return found
+async def post_titled(database: Database, guild_id: int, title: str) -> PostSummary | None:
+    """The newest post whose title is exactly ``title`` (case aside)."""
     row = await _row(database,
         "SELECT id FROM posts WHERE guild_id = ? AND title = ? COLLATE NOCASE ORDER BY id DESC LIMIT 1",
-        (guild_id, reference),
+        (guild_id, title),
     )
-    if row is None:
-        choices = await title_choices(database, guild_id, reference, limit=1) if reference else []
-        if not choices:
-            return None
-        return await get_post(database, guild_id, choices[0].post_id)
-    return await get_post(database, guild_id, int(row["id"]))
+    return None if row is None else await get_post(database, guild_id, int(row["id"]))

@@ -1,0 +1,59 @@
+"""What ``/post search`` and the post options do with what a person typed: build the FTS5 query,
+read the matches from storage, and rank the comments (BM25 over the newest matches, see
+:mod:`bot.lookup.rank`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.lookup.query import FtsQuery, build_title_prefix_query
+from bot.lookup.rank import RankTerm, bm25_rank, idf
+from bot.storage import search as store
+from bot.storage.db import Database
+from bot.storage.search import AUTOCOMPLETE_LIMIT, PostSummary, SearchHit, SearchResults, TitleChoice
+
+
+async def search(database: Database, guild_id: int, query: FtsQuery, *,
+                 post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
+    """Posts (title and summary) and comments matching ``query`` in one guild, best first among
+    the newest matches of each kind."""
+    posts, more_posts = await store.search_posts(database, guild_id, query.expression, post_limit)
+    comments, more_comments = await _search_comments(database, guild_id, query, comment_limit)
+    return SearchResults(tuple(posts), tuple(comments), more_posts, more_comments)
+
+
+async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
+                           limit: int) -> tuple[list[SearchHit], bool]:
+    candidates = await store.comment_candidates(database, guild_id, query.expression)
+    if not candidates:
+        return [], False
+    wanted = [term for term in query.terms if not term.excluded]
+    documents, counts = await store.term_sample_counts(database, [term.to_fts() for term in wanted])
+    weights = [idf(count, documents) for count in counts]
+    ranked = await asyncio.to_thread(bm25_rank, candidates, [RankTerm.of(term) for term in wanted], weights)
+    more = len(ranked) > limit
+    return await store.comment_hits(database, query.expression, dict(ranked[:limit])), more
+
+
+async def title_choices(database: Database, guild_id: int, typed: str, *,
+                        limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
+    """Posts whose title words start with the typed words (newest first); the newest posts when
+    nothing searchable was typed."""
+    return await store.title_matches(database, guild_id, build_title_prefix_query(typed), limit)
+
+
+async def resolve_post(database: Database, guild_id: int, reference: str) -> PostSummary | None:
+    """The post a command option names: an autocomplete value (the post id), else a title typed
+    by hand (exact title first, else the newest post whose title words start that way)."""
+    reference = reference.strip()
+    if reference.isdigit():
+        found = await store.get_post(database, guild_id, int(reference))
+        if found is not None:
+            return found
+    exact = await store.post_titled(database, guild_id, reference)
+    if exact is not None:
+        return exact
+    choices = await title_choices(database, guild_id, reference, limit=1) if reference else []
+    if not choices:
+        return None
+    return await store.get_post(database, guild_id, choices[0].post_id)
