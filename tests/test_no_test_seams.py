@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import fields, replace
 from pathlib import Path
 
+from bot.config import Settings, Tuning, load_settings
+
 ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789"
 # discord.py's own hooks, overridden by subclassing: not seams.
 DISCORD_HOOKS = {"setup_hook", "before_identify_hook"}
 ATTRIBUTE_LOOKUPS = {"getattr", "hasattr", "setattr"}
@@ -71,3 +75,14 @@ def test_the_guards_see_a_seam() -> None:
     assert sorted(seam.split(":")[1] for seam in seams) == ["2", "3", "4"]
     assert ASSIGNED_TO_BOT.search("    bot.announce_step_hook = hook  # type: ignore[attr-defined]")
     assert not ASSIGNED_TO_BOT.search("    settings = replace(settings, tuning=tuning)")
+
+
+def test_tuning_is_fixed_in_production_and_never_shown() -> None:
+    settings = load_settings({"DISCORD_TOKEN": TOKEN, "ANNOUNCE_INTERVAL_SECONDS": "1", "TUNING": "x"})
+    assert settings.tuning == Tuning()  # not read from the environment
+    assert (Tuning().announce_interval_seconds, Tuning().feed_tick_seconds, Tuning().announce_flood_window_seconds,
+            Tuning().pager_lifetime_seconds, Tuning().reidentify_pause_seconds,
+            Tuning().write_queue_limit) == (60.0, 60.0, None, 300.0, 5.0, 10_000)
+    assert len(settings.summary()) == len(fields(Settings)) - 1  # ``check`` shows every setting but the tuning
+    tuned = replace(settings, tuning=Tuning(announce_interval_seconds=1.0))
+    assert TOKEN not in repr(tuned) and "announce_interval_seconds=1.0" in repr(tuned)
