@@ -39,7 +39,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.feeds.fetch import FetchTimeouts, new_feed_session
-from bot.feeds.parse import parse_worker_pids, shutdown_parse_workers
+from bot.feeds.parse import shutdown_parse_workers
 from bot.feeds.scheduler import FeedScheduler
 from bot.storage import feeds as feed_store
 from bot.storage.db import Database
@@ -113,10 +113,14 @@ def serve(port_queue: multiprocessing.Queue[int]) -> None:
     asyncio.run(main())
 
 
-def workers_cpu_seconds() -> float:
-    """User + system CPU of the feed-parsing worker processes (Linux /proc)."""
+def workers_cpu_seconds(server: multiprocessing.Process) -> float:
+    """User + system CPU of the feed-parsing worker processes (Linux /proc): this process's
+    children other than the feed ``server``."""
     total = 0
-    for pid in parse_worker_pids():
+    for child in multiprocessing.active_children():
+        pid = child.pid
+        if pid is None or pid == server.pid:
+            continue
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -175,13 +179,13 @@ async def run(feeds: int, concurrency: int, freeze: bool = False) -> None:
                 await response.read()
             clock_now[0] += timedelta(days=1)  # everything is due again
             cpu = time.process_time()
-            worker_cpu = workers_cpu_seconds()
+            worker_cpu = workers_cpu_seconds(server)
             wall = time.perf_counter()
             with StallMeter() as meter:
                 report = await scheduler.run_due()
             wall = time.perf_counter() - wall
             cpu = time.process_time() - cpu
-            worker_cpu = workers_cpu_seconds() - worker_cpu
+            worker_cpu = workers_cpu_seconds(server) - worker_cpu
             statuses: dict[str, int] = {}
             for outcome in report.outcomes:
                 statuses[outcome.status] = statuses.get(outcome.status, 0) + 1

@@ -111,7 +111,6 @@ class ConversationBot(commands.Bot):
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
         self.sync_mode: SyncMode = sync_mode
-        self.synced_commands = False
         self._startup_frozen = False
 
     @property
@@ -130,6 +129,11 @@ class ConversationBot(commands.Bot):
         log.info("loaded extensions: %s", ", ".join(self.extension_names) or "(none)")
         if self.sync_mode != "never":
             await self.sync_commands_if_changed(force=self.sync_mode == "force")
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py's own hook, with the pause before identifying again taken from the settings.
+        if not initial:
+            await asyncio.sleep(self.settings.tuning.reidentify_pause_seconds)
 
     async def on_message(self, message: discord.Message, /) -> None:
         # Slash commands only: parsing every message of every channel the bot sees for a prefix
@@ -161,7 +165,6 @@ class ConversationBot(commands.Bot):
             return False
         synced = await self.tree.sync()
         await set_meta(self.database, COMMAND_TREE_HASH, current)
-        self.synced_commands = True
         log.info("synced %d slash commands", len(synced))
         return True
 

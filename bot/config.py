@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -36,6 +36,26 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Tuning:
+    """The bot's internal pacing: fixed in production, not read from the environment, not shown by
+    ``check``. Tests pass their own (short intervals, no pauses) when they build :class:`Settings`."""
+
+    # How often queued announcements are drained (each cycle sends at most the per-cycle limit per
+    # channel) and due feeds are looked for; feeds themselves are polled at their own slots.
+    announce_interval_seconds: float = 60.0
+    feed_tick_seconds: float = 60.0
+    # The span in which a channel gets at most the per-cycle limit of announcements; None: the poll
+    # interval. 0 makes the limit per cycle only.
+    announce_flood_window_seconds: float | None = None
+    # How long the Previous/Next buttons under a /comments answer work.
+    pager_lifetime_seconds: float = 300.0
+    # The pause before identifying again after Discord ended a session (discord.py's default).
+    reidentify_pause_seconds: float = 5.0
+    # Writes waiting for the database writer before a caller is made to wait.
+    write_queue_limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str
     database_path: Path = Path("data/conversation.db")
@@ -54,6 +74,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_allowed_origins: tuple[str, ...] = ()
     discord_invite_url: str | None = None
+    tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
         # The token must never reach a log line or a traceback through repr().

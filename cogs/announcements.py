@@ -20,32 +20,25 @@ from cogs._announce_discord import DiscordAnnouncePort
 
 log = logging.getLogger(__name__)
 
-# How often queued announcements are drained (each cycle sends at most the per-cycle limit per
-# channel) and due feeds are looked for; feeds themselves are polled at their own slots.
-ANNOUNCE_INTERVAL_SECONDS = 60.0
-FEED_TICK_SECONDS = 60.0
-
 
 class Announcements(commands.Cog):
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
         self.port = DiscordAnnouncePort(bot)
         settings = bot.settings
-        # Tests inject a hook (awaited after each named step) to stop the bot exactly there.
+        tuning = settings.tuning
+        flood_window = tuning.announce_flood_window_seconds
+        if flood_window is None:
+            flood_window = settings.poll_interval_seconds
         self.announcer = Announcer(bot.database, self.port, per_cycle=settings.announcements_per_cycle,
                                    archive_minutes=settings.thread_auto_archive_minutes,
-                                   step_hook=getattr(bot, "announce_step_hook", None),
-                                   flood_window=timedelta(seconds=float(getattr(
-                                       bot, "announce_flood_window_seconds", settings.poll_interval_seconds))))
+                                   flood_window=timedelta(seconds=flood_window))
         self.announcer.on_thread_recorded = self._thread_recorded
         self._scheduler: FeedScheduler | None = None
         self._cycle_lock = asyncio.Lock()
         self._registered = False
-        self.cycles_completed = 0
-        self.last_report: CycleReport | None = None
-        self.announce_loop.change_interval(
-            seconds=float(getattr(bot, "announce_interval_seconds", ANNOUNCE_INTERVAL_SECONDS)))
-        self.feed_loop.change_interval(seconds=min(FEED_TICK_SECONDS, float(settings.poll_interval_seconds)))
+        self.announce_loop.change_interval(seconds=tuning.announce_interval_seconds)
+        self.feed_loop.change_interval(seconds=min(tuning.feed_tick_seconds, float(settings.poll_interval_seconds)))
 
     async def cog_load(self) -> None:
         self.announce_loop.start()
@@ -72,11 +65,13 @@ class Announcements(commands.Cog):
         """One announcement cycle (resume interrupted ones, send the next queued, apply edits)."""
         async with self._cycle_lock:
             report = await self.announcer.run_cycle()
-            self.cycles_completed += 1
-            self.last_report = report
-            return report
+        busy = report.announced or report.failed or report.retry or report.edited
+        log.log(logging.INFO if busy else logging.DEBUG,
+                "announcement cycle done: %d announced, %d failed, %d to retry, %d edited",
+                len(report.announced), len(report.failed), len(report.retry), len(report.edited))
+        return report
 
-    @tasks.loop(seconds=ANNOUNCE_INTERVAL_SECONDS)
+    @tasks.loop(seconds=60)  # the interval is set from the settings' tuning in __init__
     async def announce_loop(self) -> None:
         try:
             await self.announce_now()
@@ -87,7 +82,7 @@ class Announcements(commands.Cog):
     async def _before_announce(self) -> None:
         await self.bot.wait_until_ready()
 
-    @tasks.loop(seconds=FEED_TICK_SECONDS)
+    @tasks.loop(seconds=60)  # the interval is set from the settings' tuning in __init__
     async def feed_loop(self) -> None:
         try:
             if not self._registered:

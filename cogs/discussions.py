@@ -43,8 +43,6 @@ class Discussions(commands.Cog):
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catch_up_again = False
         self._unloaded = False
-        self.catch_up_runs = 0
-        self.reconcile_runs = 0
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
 
     async def cog_load(self) -> None:
@@ -164,7 +162,8 @@ class Discussions(commands.Cog):
         while True:
             self._catch_up_again = False
             async with self._sync_lock:
-                for thread in await live_threads(self.bot.database):
+                threads = await live_threads(self.bot.database)
+                for thread in threads:
                     try:
                         report = await self.capture.catch_up(thread, self.history)
                     except ThreadGone:
@@ -177,14 +176,9 @@ class Discussions(commands.Cog):
                         if report.stored or report.edited or report.deleted:
                             log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
                                      report.stored, report.edited, report.deleted)
-            self.catch_up_runs += 1
+            log.info("catch-up of %d discussion thread(s) done", len(threads))
             if not self._catch_up_again:
                 return
-
-    async def wait_for_catch_up(self) -> None:
-        """Tests and the bench wait for a running catch-up to finish."""
-        while self._catch_up_task is not None and not self._catch_up_task.done():
-            await asyncio.shield(self._catch_up_task)
 
     @tasks.loop(hours=24)
     async def reconcile_loop(self) -> None:
@@ -213,7 +207,6 @@ class Discussions(commands.Cog):
                     if report.stored or report.edited or report.deleted:
                         log.info("reconciled thread %s: %d new, %d edited, %d deleted", thread.thread_id,
                                  report.stored, report.edited, report.deleted)
-        self.reconcile_runs += 1
         return done
 
     @reconcile_loop.before_loop

@@ -14,7 +14,7 @@ from bot.app import GENERIC_FAILURE, NO_MENTIONS, ConversationBot, send_reply
 from bot.errors import UserFacingError
 from bot.lookup import format as fmt
 from bot.lookup import search
-from bot.lookup.pagination import COMMENTS_PER_PAGE, PAGER_LIFETIME_SECONDS, Pager
+from bot.lookup.pagination import COMMENTS_PER_PAGE, Pager
 from bot.lookup.query import build_fts_query
 from bot.storage.search import comment_page, guild_stats, latest_posts, post_details
 
@@ -100,7 +100,6 @@ class Lookup(commands.Cog):
 
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-        self.pager_lifetime = PAGER_LIFETIME_SECONDS  # tests shorten it to see buttons expire
 
     async def post_autocomplete(self, interaction: discord.Interaction[ConversationBot],
                                 current: str) -> list[app_commands.Choice[str]]:
@@ -158,7 +157,8 @@ class Lookup(commands.Cog):
             await interaction.response.send_message(text, ephemeral=private, allowed_mentions=NO_MENTIONS)
             return
         pager = Pager(owner_id=interaction.user.id, guild_id=guild_id, post_id=found.post_id,
-                      page=shown.page, page_count=shown.page_count, lifetime=self.pager_lifetime)
+                      page=shown.page, page_count=shown.page_count,
+                      lifetime=self.bot.settings.tuning.pager_lifetime_seconds)
         view = CommentPagerView(self, pager, interaction)
         await interaction.response.send_message(text, view=view, ephemeral=private, allowed_mentions=NO_MENTIONS)
 

@@ -1,26 +1,22 @@
-"""Helpers for the announcement tests: rows inserted directly, and our bot run against the emulator
-(stopped and started again on the same database file to play a crash)."""
+"""Helpers for the announcement tests: rows inserted directly, and waiting for what the bot did (the
+bot itself runs with ``tests.conftest.running_bot``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from bot.app import ConversationBot
-from bot.config import Settings
 from bot.storage.db import Database, to_db_time, utcnow
 from bot.storage.posts import content_hash
-from cogs import extension_names
+from tests.conftest import bot_log
 from tests.fakediscord import FakeDiscord, Message
-from tests.fakediscord.harness import run_client
 
 BASE_TIME = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -31,12 +27,6 @@ class QueuedPost:
     announcement_id: int
     url: str
     title: str
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"discord_token": "x" * 40, "database_path": tmp_path / "announce.db"}
-    values.update(overrides)
-    return Settings(**values)
 
 
 async def add_feed(database: Database, guild_id: int, channel_id: int, *, url: str = "https://blog.example/feed",
@@ -107,7 +97,7 @@ def announcement_messages(emu: FakeDiscord, channel_id: int, url: str | None = N
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
-    """Poll a condition on our own side (database, cog counters) until it holds."""
+    """Poll a condition on our own side (the database, say) until it holds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = predicate()
@@ -120,27 +110,6 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any: 
         await asyncio.sleep(0.01)
 
 
-@contextlib.asynccontextmanager
-async def running_bot(emu: FakeDiscord, settings: Settings, *,
-                      step_hook: Callable[[str, int], Awaitable[None]] | None = None,
-                      interval: float = 3600.0, flood_window: float = 0.0) -> AsyncIterator[ConversationBot]:
-    """Our bot against the emulator on ``settings.database_path``; on exit the bot is stopped and the
-    database closed, as a process exit would. With a long ``interval`` only the start-up cycle runs on
-    its own; tests run further cycles with ``announce_now()``."""
-    database = await Database.open(settings.database_path)
-    bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode="never",
-                          guild_ready_timeout=0.05)
-    bot.announce_step_hook = step_hook  # type: ignore[attr-defined]
-    bot.announce_interval_seconds = interval  # type: ignore[attr-defined]
-    # 0: the per-channel budget is per cycle only, so tests can run cycles back to back.
-    bot.announce_flood_window_seconds = flood_window  # type: ignore[attr-defined]
-    try:
-        async with run_client(emu, bot):
-            yield bot
-    finally:
-        await database.close()
-
-
 def cog_of(bot: ConversationBot) -> Any:
     cog = bot.get_cog("Announcements")
     assert cog is not None
@@ -148,8 +117,8 @@ def cog_of(bot: ConversationBot) -> Any:
 
 
 async def first_cycle(bot: ConversationBot) -> None:
-    cog = cog_of(bot)
-    await wait_for(lambda: cog.cycles_completed >= 1)
+    """Until the start-up announcement cycle is over (the cog logs the end of each cycle)."""
+    await bot_log(bot).wait_for("announcement cycle done")
 
 
 def later(minutes: int) -> datetime:

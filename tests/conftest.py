@@ -1,10 +1,115 @@
-"""Suite-wide checks: loopback-only sockets, and Discord's OpenAPI spec for every emulator exchange."""
+"""Suite-wide checks (loopback-only sockets, Discord's OpenAPI spec for every emulator exchange), the
+shared ``database`` fixture, and the one way tests run our bot: :func:`running_bot`."""
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fakediscord.harness", "tests.fakediscord.checks"]
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 # Imported here, at a shallow stack, on purpose: hypothesis's pytest plugin otherwise imports it late
 # (in the terminal summary), and CPython 3.11.7's AST recursion check can fail spuriously there
 # ("AST constructor recursion depth mismatch") after discord.py and the cogs were imported.
-import hypothesis  # noqa: E402, F401
+import hypothesis  # noqa: F401
+import pytest
+
+from bot.app import ConversationBot, SyncMode
+from bot.config import Settings, Tuning
+from bot.storage import Database
+from cogs import extension_names
+from tests.fakediscord import FakeDiscord
+
+pytest_plugins = ["tests.fakediscord.harness", "tests.fakediscord.checks"]
+
+DATABASE_NAME = "conversation.db"
+
+# Only the start-up announcement cycle runs on its own (tests run more with ``announce_now()``); the
+# per-channel budget is per cycle only, so cycles can run back to back; no pause before a re-IDENTIFY.
+TEST_TUNING = Tuning(announce_interval_seconds=3600.0, announce_flood_window_seconds=0.0,
+                     reidentify_pause_seconds=0.0)
+
+
+def bot_settings(emu: FakeDiscord, folder: Path, *, tuning: Tuning = TEST_TUNING, **overrides: Any) -> Settings:
+    """Settings for our bot against ``emu``, its database in ``folder`` (the ``database`` fixture's file
+    when ``folder`` is ``tmp_path``)."""
+    values: dict[str, Any] = {"discord_token": emu.token, "database_path": folder / DATABASE_NAME,
+                              "discord_api_base": emu.api_base, "discord_gateway_url": emu.gateway_url}
+    values.update(overrides)
+    return Settings(tuning=tuning, **values)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A database on ``tmp_path``, closed after the test (a bot run with ``bot_settings(emu, tmp_path)``
+    opens the same file)."""
+    db = await Database.open(tmp_path / DATABASE_NAME)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+class BotLog(logging.Handler):
+    """What the cogs logged (DEBUG and up) while a bot ran: tests wait for a line instead of a counter."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def count(self, text: str) -> int:
+        return sum(text in record.getMessage() for record in self.records)
+
+    async def wait_for(self, text: str, *, count: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until ``count`` lines containing ``text`` were logged."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.count(text) < count:
+            if loop.time() > deadline:
+                raise AssertionError(f"the bot did not log {text!r} {count} time(s) within {timeout}s")
+            await asyncio.sleep(0.01)
+
+
+_bot_logs: weakref.WeakKeyDictionary[ConversationBot, BotLog] = weakref.WeakKeyDictionary()
+
+
+def bot_log(bot: ConversationBot) -> BotLog:
+    """The log lines of a bot started by :func:`running_bot`."""
+    return _bot_logs[bot]
+
+
+@contextlib.asynccontextmanager
+async def running_bot(emu: FakeDiscord, settings: Settings, *, sync_mode: SyncMode = "auto",
+                      configure: Callable[[ConversationBot], None] | None = None
+                      ) -> AsyncIterator[ConversationBot]:
+    """Our bot (every cog loaded) logged in to ``emu`` with ``settings``, once it is ready.
+
+    It opens its own database on ``settings.database_path``; on exit the bot is stopped (loops
+    cancelled, gateway closed) and the database closed, as a process exit would. ``configure``
+    adjusts the bot before it logs in (what the developer portal grants, say)."""
+    from tests.fakediscord.harness import run_client  # a pytest plugin: imported once pytest loaded it
+
+    database = await Database.open(settings.database_path)
+    bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode=sync_mode,
+                          guild_ready_timeout=0.05)
+    if configure is not None:
+        configure(bot)
+    log = BotLog()
+    _bot_logs[bot] = log
+    cogs_logger = logging.getLogger("cogs")
+    level = cogs_logger.level
+    cogs_logger.setLevel(logging.DEBUG)
+    cogs_logger.addHandler(log)
+    try:
+        async with run_client(emu, bot, token=settings.discord_token):
+            yield bot
+    finally:
+        cogs_logger.removeHandler(log)
+        cogs_logger.setLevel(level)
+        await database.close()

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-from bot.app import ConversationBot
-from bot.config import Settings
 from bot.storage.db import Database, to_db_time
-from cogs import extension_names
-from tests.fakediscord.emulator import FakeDiscord
-from tests.fakediscord.harness import run_client
 from tests.web_support import add_reaction  # noqa: F401 - one seed helper for reactions
 
 GUILD = 100000000000000001
@@ -82,18 +73,3 @@ async def opt_out(database: Database, user_id: int) -> None:
                            "VALUES (?, 1, ?)", (user_id, to_db_time(BASE_TIME)))
 
     await database.write(op)
-
-
-@contextlib.asynccontextmanager
-async def running_bot(emu: FakeDiscord, folder: Path, **overrides: Any) -> AsyncIterator[ConversationBot]:
-    """Our ConversationBot (every cog loaded) logged in to the emulator, on a fresh database; every
-    request and response is checked against Discord's OpenAPI spec."""
-    settings = Settings(discord_token=emu.token, database_path=folder / "bot.db",
-                        discord_api_base=emu.api_base, discord_gateway_url=emu.gateway_url, **overrides)
-    database = await Database.open(settings.database_path)
-    bot = ConversationBot(settings, database, extensions=extension_names(), guild_ready_timeout=0.05)
-    try:
-        async with run_client(emu, bot):
-            yield bot
-    finally:
-        await database.close()

@@ -13,10 +13,10 @@ from aiohttp import web
 from bot.announce.admin import get_guild_settings
 from bot.app import GENERIC_FAILURE
 from bot.storage import feeds as feed_store
+from tests.conftest import bot_settings, running_bot
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message, Perm
-from tests.lookup_support import running_bot
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Example Blog</title><link>http://127.0.0.1/</link>
@@ -73,7 +73,7 @@ async def answer(emulator: FakeDiscord, command: str, user: Any, channel: Any,
 
 async def test_feed_add_good_feed_then_manage_it(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                  feed_server: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=True) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=True)) as bot:
         url = f"{feed_server}/feed.xml"
         message = await answer(emulator, "feed add", world.owner, world.announcements,
                                {"url": url, "channel": world.announcements, "backfill": 0,
@@ -122,7 +122,7 @@ async def test_feed_add_good_feed_then_manage_it(emulator: FakeDiscord, world: W
 
 
 async def test_feed_add_to_a_forum(emulator: FakeDiscord, world: World, tmp_path: Path, feed_server: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=True) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=True)) as bot:
         message = await answer(emulator, "feed add", world.owner, world.announcements,
                                {"url": f"{feed_server}/feed.xml", "channel": world.forum})
         assert "Added" in message.content and "newest 1 post will be announced" in message.content
@@ -136,7 +136,7 @@ async def test_feed_add_to_a_forum(emulator: FakeDiscord, world: World, tmp_path
 ])
 async def test_feed_add_broken_feed_is_explained(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                  feed_server: str, path: str, expected: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=True) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=True)) as bot:
         message = await answer(emulator, "feed add", world.owner, world.announcements,
                                {"url": feed_server + path, "channel": world.announcements})
         assert message.content.startswith("Could not add that feed:")
@@ -147,7 +147,7 @@ async def test_feed_add_broken_feed_is_explained(emulator: FakeDiscord, world: W
 
 async def test_feed_add_private_address_refused(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                 feed_server: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=False) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=False)) as bot:
         message = await answer(emulator, "feed add", world.owner, world.announcements,
                                {"url": f"{feed_server}/feed.xml", "channel": world.announcements})
         assert message.content.startswith("Could not add that feed:")
@@ -157,7 +157,7 @@ async def test_feed_add_private_address_refused(emulator: FakeDiscord, world: Wo
 
 
 async def test_feed_test_is_a_dry_run(emulator: FakeDiscord, world: World, tmp_path: Path, feed_server: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=True) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=True)) as bot:
         message = await answer(emulator, "feed test", world.owner, world.announcements,
                                {"url": f"{feed_server}/feed.xml"})
         text = message.content
@@ -172,7 +172,7 @@ async def test_feed_test_is_a_dry_run(emulator: FakeDiscord, world: World, tmp_p
 
 
 async def test_feed_list_and_poll_when_empty(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as _bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as _bot:
         listing = await answer(emulator, "feed list", world.owner, world.announcements)
         assert listing.content.startswith("No feeds yet")
         polled = await answer(emulator, "feed poll", world.owner, world.announcements)
@@ -180,7 +180,7 @@ async def test_feed_list_and_poll_when_empty(emulator: FakeDiscord, world: World
 
 
 async def test_non_admins_are_refused(emulator: FakeDiscord, world: World, tmp_path: Path, feed_server: str) -> None:
-    async with running_bot(emulator, tmp_path, allow_private_feeds=True) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path, allow_private_feeds=True)) as bot:
         # default_permissions: Discord does not even offer the commands to members without Manage Server.
         with pytest.raises(PermissionError):
             emulator.invoke("feed list", world.alice, world.announcements)
@@ -210,7 +210,7 @@ async def test_non_admins_are_refused(emulator: FakeDiscord, world: World, tmp_p
 
 
 async def test_settings_per_guild(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         shown = await answer(emulator, "settings show", world.owner, world.announcements)
         assert "the bot's defaults" in shown.content and "**5**" in shown.content and "1 week" in shown.content
         changed = await answer(emulator, "settings announcements", world.owner, world.announcements,

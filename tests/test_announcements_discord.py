@@ -4,6 +4,7 @@ failures."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,18 +18,17 @@ from tests.announcements_support import (
     cog_of,
     first_cycle,
     later,
-    make_settings,
     queue_post,
-    running_bot,
     thread_rows,
     update_post,
 )
+from tests.conftest import TEST_TUNING, bot_log, bot_settings, running_bot
 from tests.fakediscord import ChannelType, FakeDiscord
 from tests.fakediscord.harness import World
 
 
 async def test_new_post_becomes_a_message_with_its_thread(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Writing a feed reader",
                             categories=["python", "Feeds"], image_url="https://blog.example/cover.png",
@@ -63,11 +63,11 @@ async def test_new_post_becomes_a_message_with_its_thread(emulator: FakeDiscord,
                 for t in stored] == [(threads[0].id, post.post_id, world.announcements.id, messages[0].id,
                                       "Writing a feed reader")]
         assert await failed_announcements(bot.database, world.guild.id) == []
-        assert cog_of(bot).last_report.announced == [post.announcement_id]
+        assert bot_log(bot).count("announcement cycle done: 1 announced, 0 failed") == 1
 
 
 async def test_news_channel_gets_an_announcement_thread(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, thread_auto_archive_minutes=1440)
+    settings = bot_settings(emulator, tmp_path, thread_auto_archive_minutes=1440)
     database = await Database.open(settings.database_path)
     await queue_post(database, world.guild.id, world.news.id, title="Release notes")
     await database.close()
@@ -81,7 +81,7 @@ async def test_news_channel_gets_an_announcement_thread(emulator: FakeDiscord, w
 
 async def test_guild_settings_override_archive_duration_and_per_cycle(emulator: FakeDiscord, world: World,
                                                                       tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     await database.write(lambda c: c.execute(
         "INSERT INTO guild_settings (guild_id, announcements_per_cycle, thread_auto_archive_minutes, updated_at) "
@@ -98,7 +98,7 @@ async def test_guild_settings_override_archive_duration_and_per_cycle(emulator: 
 
 
 async def test_forum_post_gets_matching_existing_tags(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     tagged = await queue_post(database, world.guild.id, world.forum.id, title="Typed Python bots",
                               categories=["PYTHON", " Discord ", "cooking"], published_at=later(0))
@@ -133,7 +133,7 @@ async def test_forum_post_gets_matching_existing_tags(emulator: FakeDiscord, wor
 async def test_mentions_in_a_title_ping_nobody_and_show_as_text(emulator: FakeDiscord, world: World,
                                                                  tmp_path: Path) -> None:
     title = f"@everyone <@&1> <@&{world.readers.id}> @here <script>alert(1)</script>"
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     post = await queue_post(database, world.guild.id, world.announcements.id, title=title,
                             summary=f"Hi @everyone and <@&{world.readers.id}>", categories=["@here"])
@@ -158,7 +158,7 @@ async def test_a_300_character_title_is_cut_at_a_word(emulator: FakeDiscord, wor
     words = [f"word{n:03d}" for n in range(40)]
     title = " ".join(words)[:300]
     assert len(title) == 300
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     await queue_post(database, world.guild.id, world.announcements.id, title=title)
     await database.close()
@@ -174,7 +174,7 @@ async def test_a_300_character_title_is_cut_at_a_word(emulator: FakeDiscord, wor
 
 async def test_fifty_new_items_go_out_five_per_cycle_oldest_first(emulator: FakeDiscord, world: World,
                                                                   tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     order = list(range(50))
     random.Random(5).shuffle(order)  # inserted out of order: the publication time decides
@@ -198,13 +198,14 @@ async def test_fifty_new_items_go_out_five_per_cycle_oldest_first(emulator: Fake
 
 async def test_the_budget_also_holds_across_cycles_within_the_poll_interval(emulator: FakeDiscord, world: World,
                                                                            tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path,
+                            tuning=replace(TEST_TUNING, announce_flood_window_seconds=600.0))
     database = await Database.open(settings.database_path)
     for minute in range(12):
         await queue_post(database, world.guild.id, world.announcements.id, title=f"Item {minute:02d}",
                          published_at=later(minute))
     await database.close()
-    async with running_bot(emulator, settings, flood_window=600.0) as bot:
+    async with running_bot(emulator, settings) as bot:
         await first_cycle(bot)
         cog = cog_of(bot)
         assert len(announcement_messages(emulator, world.announcements.id)) == 5
@@ -218,7 +219,7 @@ async def test_the_budget_also_holds_across_cycles_within_the_poll_interval(emul
 
 async def test_ping_role_is_the_only_mention_and_only_when_configured(emulator: FakeDiscord, world: World,
                                                                       tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     pinging = await add_feed(database, world.guild.id, world.announcements.id, ping_role_id=world.readers.id)
     quiet = await add_feed(database, world.guild.id, world.announcements.id, url="https://other.example/feed")
@@ -241,7 +242,7 @@ async def test_ping_role_is_the_only_mention_and_only_when_configured(emulator: 
 
 async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: FakeDiscord, world: World,
                                                                    tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     renamed = await queue_post(database, world.guild.id, world.announcements.id, title="Draft title",
                                published_at=later(0))
@@ -313,7 +314,7 @@ async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: Fak
 
 async def test_a_rate_limited_send_is_retried_and_sent_once(emulator: FakeDiscord, world: World,
                                                             tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Busy day")
     await database.close()

@@ -16,10 +16,9 @@ from tests.announcements_support import (
     cog_of,
     first_cycle,
     later,
-    make_settings,
     queue_post,
-    running_bot,
 )
+from tests.conftest import bot_settings, running_bot
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
 
@@ -36,7 +35,7 @@ async def test_missing_permissions_recorded_reported_once_and_not_retried(
         emulator: FakeDiscord, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     emulator.deny(world.announcements, Perm.SEND_MESSAGES)
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     posts = [await queue_post(database, world.guild.id, world.announcements.id, title=f"Post {n}",
                               published_at=later(n)) for n in range(7)]
@@ -74,7 +73,7 @@ async def test_missing_permissions_recorded_reported_once_and_not_retried(
 async def test_deleted_channel_is_recorded_and_reported_once(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     gone = await queue_post(database, world.guild.id, world.news.id, title="Into the void")
     fine = await queue_post(database, world.guild.id, world.announcements.id, title="Still here")
@@ -97,7 +96,7 @@ async def test_thread_that_cannot_be_created_is_recorded_and_retry_reuses_the_me
         emulator: FakeDiscord, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     emulator.deny(world.announcements, Perm.CREATE_PUBLIC_THREADS)
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     first = await queue_post(database, world.guild.id, world.announcements.id, title="No thread",
                              published_at=later(0))
@@ -127,7 +126,7 @@ async def test_thread_that_cannot_be_created_is_recorded_and_retry_reuses_the_me
 async def test_forum_without_permission_fails_with_forum_advice(emulator: FakeDiscord, world: World,
                                                                 tmp_path: Path) -> None:
     emulator.deny(world.forum, Perm.SEND_MESSAGES)
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     post = await queue_post(database, world.guild.id, world.forum.id, title="Forum post")
     await database.close()

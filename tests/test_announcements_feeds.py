@@ -13,10 +13,9 @@ from bot.storage.db import Database
 from tests.announcements_support import (
     announcement_messages,
     cog_of,
-    make_settings,
-    running_bot,
     wait_for,
 )
+from tests.conftest import bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, numbered_items, rss_document
@@ -30,7 +29,7 @@ async def test_configured_feed_is_registered_polled_and_announced(emulator: Fake
         served = server.serve("/feed.xml", rss_document(numbered_items(3, newest=now - timedelta(hours=3)),
                                                         title="Local Blog"))
         url = server.url("/feed.xml")
-        settings = make_settings(tmp_path, feed_urls=(url,), announce_channel_id=world.announcements.id,
+        settings = bot_settings(emulator, tmp_path, feed_urls=(url,), announce_channel_id=world.announcements.id,
                                  allow_private_feeds=True, poll_interval_seconds=60)
         async with running_bot(emulator, settings) as bot:
             cog = cog_of(bot)
@@ -61,7 +60,7 @@ async def test_configured_feed_is_registered_polled_and_announced(emulator: Fake
 
 async def test_feed_notice_is_posted_once_without_mentions(emulator: FakeDiscord, world: World,
                                                            tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = bot_settings(emulator, tmp_path)
     database = await Database.open(settings.database_path)
     await database.write(lambda c: c.execute(
         "INSERT INTO feeds (guild_id, url, channel_id, title, disabled_reason, created_at) "
@@ -86,7 +85,7 @@ async def test_feed_notice_is_posted_once_without_mentions(emulator: FakeDiscord
 
 async def test_feed_urls_in_a_forum_and_an_unknown_channel(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    forum_settings = make_settings(tmp_path, feed_urls=("http://127.0.0.1:9/feed.xml",),
+    forum_settings = bot_settings(emulator, tmp_path, feed_urls=("http://127.0.0.1:9/feed.xml",),
                                    announce_channel_id=world.forum.id, poll_interval_seconds=3600)
     async with running_bot(emulator, forum_settings) as bot:
         await wait_for(lambda: cog_of(bot)._registered)
@@ -94,7 +93,7 @@ async def test_feed_urls_in_a_forum_and_an_unknown_channel(emulator: FakeDiscord
         assert feed is not None and tuple(feed) == (world.guild.id, world.forum.id, "forum")
 
     caplog.set_level(logging.ERROR)
-    unknown = make_settings(tmp_path / "other", feed_urls=("http://127.0.0.1:9/feed.xml",),
+    unknown = bot_settings(emulator, tmp_path / "other", feed_urls=("http://127.0.0.1:9/feed.xml",),
                             announce_channel_id=123456789012345678, poll_interval_seconds=3600)
     async with running_bot(emulator, unknown) as bot:
         await wait_for(lambda: cog_of(bot)._registered)

@@ -3,10 +3,8 @@ reactions, thread state, privacy, catch-up and reconcile against an in-memory hi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -42,15 +40,6 @@ from tests.discussions_support import (
 THREAD = 910_000_000_000_000_001
 OTHER_THREAD = 910_000_000_000_000_002
 UNTRACKED = 910_000_000_000_000_003
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "test.db")
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 @pytest.fixture

@@ -11,52 +11,24 @@ import discord
 import pytest
 
 from bot.app import ConversationBot
-from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import comments as store
-from cogs import extension_names
 from cogs.discussions import INTENT_WARNING
+from tests.conftest import bot_log, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
-from tests.fakediscord.harness import World, run_client
-
-
-class FastConversationBot(ConversationBot):
-    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        """No 5 s pause before a re-IDENTIFY in tests."""
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "conversation.db")
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
-def make_bot(emu: FakeDiscord, database: Database, tmp_path: Path, **env: str) -> ConversationBot:
-    settings = load_settings({"DISCORD_TOKEN": emu.token, "DISCORD_API_BASE": emu.api_base,
-                              "DISCORD_GATEWAY_URL": emu.gateway_url,
-                              "DATABASE_PATH": str(tmp_path / "conversation.db"), **env})
-    return FastConversationBot(settings, database, extensions=extension_names(), sync_mode="force",
-                               guild_ready_timeout=0.05)
+from tests.fakediscord.harness import World
 
 
 @contextlib.asynccontextmanager
-async def running(emu: FakeDiscord, database: Database, tmp_path: Path, **env: str
-                  ) -> AsyncIterator[tuple[ConversationBot, Any]]:
-    bot = make_bot(emu, database, tmp_path, **env)
-    async with run_client(emu, bot):
+async def running(emu: FakeDiscord, tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[ConversationBot, Any]]:
+    """The bot on the ``database`` fixture's file, once its first catch-up is over."""
+    async with running_bot(emu, bot_settings(emu, tmp_path, **overrides)) as bot:
         # The extension loader imports its own copy of cogs.discussions: no isinstance here.
         cog: Any = bot.get_cog("Discussions")
         assert cog is not None
-        await eventually(lambda: _async(cog.catch_up_runs >= 1), what="the first catch-up")
+        await bot_log(bot).wait_for("catch-up of", timeout=8)
         yield bot, cog
-
-
-async def _async(value: object) -> object:
-    return value
 
 
 async def post_thread(emu: FakeDiscord, world: World, database: Database, title: str = "A post") -> Any:
@@ -81,7 +53,7 @@ async def test_messages_replies_attachments_edits_deletes(emulator: FakeDiscord,
     thread = await post_thread(emulator, world, database)
     helper = emulator.create_user("helper", bot=True, global_name="Helper Bot")
     emulator.add_member(world.guild, helper)
-    async with running(emulator, database, tmp_path) as (bot, cog):
+    async with running(emulator, tmp_path) as (bot, cog):
         invite = emulator.send_message(thread, emulator.bot, "What do you think? Reply here.")
         hello = emulator.send_message(thread, world.alice, f"Hello <@{world.bob.id}>, **great** post")
         reply = emulator.send_message(thread, world.bob, "Thanks!", reply_to=hello,
@@ -143,7 +115,7 @@ async def _deleted(database: Database, message_id: int) -> bool:
 async def test_reactions_and_thread_changes(emulator: FakeDiscord, world: World, database: Database,
                                             tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    async with running(emulator, database, tmp_path) as (bot, cog):
+    async with running(emulator, tmp_path) as (bot, cog):
         target = emulator.send_message(thread, world.alice, "react to me")
         await eventually(lambda: comment(database, target.id), what="the message")
         emulator.add_reaction(target, world.alice, "👍")
@@ -185,7 +157,7 @@ async def test_offline_messages_edits_and_deletes_are_caught_up(emulator: FakeDi
                                                                 database: Database, tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
     archived = await post_thread(emulator, world, database, title="An older post")
-    async with running(emulator, database, tmp_path) as (_, cog):
+    async with running(emulator, tmp_path) as (_, cog):
         early = [emulator.send_message(thread, world.alice, f"before {n}") for n in range(3)]
         old_one = emulator.send_message(archived, world.bob, "in the older thread")
         await eventually(lambda: comment(database, old_one.id), what="the live messages")
@@ -200,8 +172,7 @@ async def test_offline_messages_edits_and_deletes_are_caught_up(emulator: FakeDi
     emulator.archive_thread(archived)
     emulator.rename_thread(thread, "Renamed while away")
 
-    async with running(emulator, database, tmp_path) as (_, cog):
-        await cog.wait_for_catch_up()
+    async with running(emulator, tmp_path) as (_, cog):
         await cog.capture.flush()
         for channel in (thread, archived):
             shown = {m.id: m.content for m in emulator.messages(channel) if m.author_id != emulator.bot.id}
@@ -220,13 +191,12 @@ async def test_offline_messages_edits_and_deletes_are_caught_up(emulator: FakeDi
 async def test_reconcile_finds_old_deletes_made_offline(emulator: FakeDiscord, world: World,
                                                         database: Database, tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    async with running(emulator, database, tmp_path) as (_, cog):
+    async with running(emulator, tmp_path) as (_, cog):
         items = [emulator.send_message(thread, world.alice, f"line {n}") for n in range(150)]
         await eventually(lambda: comment(database, items[-1].id), what="the messages")
     emulator.delete_message(items[0])  # older than the last 100: only a full reconcile sees it
     emulator.edit_message(items[1], "line 1, edited long ago")
-    async with running(emulator, database, tmp_path) as (_, cog):
-        await cog.wait_for_catch_up()
+    async with running(emulator, tmp_path) as (_, cog):
         assert await cog.reconcile_due(everything=True) == 1
         assert await _deleted(database, items[0].id)
         assert await _content_is(database, items[1].id, "line 1, edited long ago")
@@ -237,7 +207,7 @@ async def test_reconcile_finds_old_deletes_made_offline(emulator: FakeDiscord, w
 async def test_privacy_opt_out_erases_and_stops_storing(emulator: FakeDiscord, world: World,
                                                         database: Database, tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    async with running(emulator, database, tmp_path) as (_, cog):
+    async with running(emulator, tmp_path) as (_, cog):
         mine = emulator.send_message(thread, world.alice, "my opinion")
         answer = emulator.send_message(thread, world.bob, "a reply", reply_to=mine)
         await eventually(lambda: comment(database, answer.id), what="the messages")
@@ -267,7 +237,7 @@ async def test_privacy_opt_out_erases_and_stops_storing(emulator: FakeDiscord, w
 async def test_hide_and_show_from_the_context_menu(emulator: FakeDiscord, world: World, database: Database,
                                                    tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    async with running(emulator, database, tmp_path) as (_, cog):
+    async with running(emulator, tmp_path) as (_, cog):
         target = emulator.send_message(thread, world.bob, "something to hide")
         await eventually(lambda: comment(database, target.id), what="the message")
 
@@ -295,22 +265,19 @@ async def test_hide_and_show_from_the_context_menu(emulator: FakeDiscord, world:
 async def test_missing_message_content_intent_is_reported_once_and_nothing_stored(
         emulator: FakeDiscord, world: World, database: Database, tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    env = {"ANNOUNCE_CHANNEL_ID": str(world.announcements.id)}
+    settings = bot_settings(emulator, tmp_path, announce_channel_id=world.announcements.id)
     emulator.set_portal_intents(message_content=False)  # REST blanks other people's content too
 
-    def without_content_intent() -> ConversationBot:
-        bot = make_bot(emulator, database, tmp_path, **env)
+    def without_content_intent(bot: ConversationBot) -> None:
         intents = discord.Intents(bot.intents.value)
         intents.message_content = False  # as when the intent is off: Discord blanks others' content
         bot._connection._intents = intents
-        return bot
 
     def warnings() -> list[Any]:
         return [m for m in emulator.messages(world.announcements)
                 if m.author_id == emulator.bot.id and m.content == INTENT_WARNING]
 
-    bot = without_content_intent()
-    async with run_client(emulator, bot):
+    async with running_bot(emulator, settings, configure=without_content_intent) as bot:
         blank = emulator.send_message(thread, world.alice, "you cannot read this")
         await emulator.wait_until(lambda: len(warnings()) == 1)
         second = emulator.send_message(thread, world.bob, "nor this", attachments=[("a.txt", b"x")])
@@ -320,8 +287,7 @@ async def test_missing_message_content_intent_is_reported_once_and_nothing_store
         await eventually(lambda: comment(database, mention.id), what="the message mentioning the bot")
         await bot.get_cog("Discussions").capture.flush()  # type: ignore[union-attr]
         assert await comment(database, blank.id) is None and await comment(database, second.id) is None
-    bot = without_content_intent()
-    async with run_client(emulator, bot):
+    async with running_bot(emulator, settings, configure=without_content_intent):
         still = emulator.send_message(thread, world.alice, "still blank")
         marker = emulator.send_message(thread, world.bob, f"<@{emulator.bot.id}> marker")
         await eventually(lambda: comment(database, marker.id), what="the marker")
@@ -333,13 +299,11 @@ async def test_missing_message_content_intent_is_reported_once_and_nothing_store
 async def test_a_fresh_session_catches_up_what_was_never_dispatched(
         emulator: FakeDiscord, world: World, database: Database, tmp_path: Path) -> None:
     thread = await post_thread(emulator, world, database)
-    async with running(emulator, database, tmp_path) as (_, cog):
+    async with running(emulator, tmp_path) as (_, cog):
         first = emulator.send_message(thread, world.alice, "before the new session")
         await eventually(lambda: comment(database, first.id), what="the first message")
-        runs = cog.catch_up_runs
         await emulator.invalidate_session(resumable=False)  # no RESUME: nothing missed is replayed
         missed = emulator.send_message(thread, world.bob, "sent while the session was gone")
-        await eventually(lambda: _async(cog.catch_up_runs > runs), what="the catch-up of the new session")
-        await cog.capture.flush()
+        await eventually(lambda: comment(database, missed.id), what="the catch-up of the new session")
         stored = await comment(database, missed.id)
         assert stored is not None and stored.content == "sent while the session was gone"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,6 @@ POSTS = [("https://blog.example.com/one/", "Post <one> & ]]> done"), ("https://b
 COMMENT_FIELDS = ["comment_id", "comment_author", "comment_author_email", "comment_author_url",
                   "comment_author_IP", "comment_date", "comment_date_gmt", "comment_content",
                   "comment_approved", "comment_type", "comment_parent", "comment_user_id"]
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "export.db")
-    yield db
-    await db.close()
 
 
 async def seed(database: Database) -> dict[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from tests.web_support import add_post, next_id
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exchange"
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "exports"
 FIRST = "https://blog.example.com/first-post/"
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "import.db")
-    yield db
-    await db.close()
 
 
 async def rows(database: Database, post_id: int) -> list[sqlite3.Row]:

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
+import discord
 
-from cogs import extension_names
+from bot.config import load_settings
+from tests.conftest import TEST_TUNING, running_bot
 from tests.fakediscord import FakeDiscord
-from tests.fakediscord.harness import World, run_client
-
-app = pytest.importorskip("bot.app")
-config = pytest.importorskip("bot.config")
-storage = pytest.importorskip("bot.storage")
-
-
-class FastConversationBot(app.ConversationBot):  # type: ignore[misc,name-defined]
-    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        """No 5 s pause before a re-IDENTIFY in tests."""
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[object]:
-    db = await storage.Database.open(tmp_path / "conversation.db")
-    try:
-        yield db
-    finally:
-        await db.close()
+from tests.fakediscord.harness import World
 
 
 def command_without_required_options(emu: FakeDiscord) -> Iterator[str]:
@@ -59,22 +43,16 @@ def autocomplete_options(emu: FakeDiscord) -> Iterator[tuple[str, str]]:
             yield from walk(name, command.options)
 
 
-def settings_for(emu: FakeDiscord, tmp_path: Path) -> object:
-    return config.load_settings({
-        "DISCORD_TOKEN": emu.token,
-        "DISCORD_API_BASE": emu.api_base,
-        "DISCORD_GATEWAY_URL": emu.gateway_url,
+async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: FakeDiscord, world: World,
+                                                                   tmp_path: Path) -> None:
+    settings = load_settings({
+        "DISCORD_TOKEN": emulator.token,
+        "DISCORD_API_BASE": emulator.api_base,
+        "DISCORD_GATEWAY_URL": emulator.gateway_url,
         "DATABASE_PATH": str(tmp_path / "conversation.db"),
     })
-
-
-async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: FakeDiscord, world: World,
-                                                                   database: object, tmp_path: Path) -> None:
-    settings = settings_for(emulator, tmp_path)
-    assert settings.discord_api_base == emulator.api_base  # type: ignore[attr-defined]
-    bot = FastConversationBot(settings, database, extensions=extension_names(), sync_mode="force",
-                              guild_ready_timeout=0.05)
-    async with run_client(emulator, bot):
+    assert settings.discord_api_base == emulator.api_base
+    async with running_bot(emulator, replace(settings, tuning=TEST_TUNING)) as bot:
         guild = bot.get_guild(world.guild.id)
         assert guild is not None and guild.name == "Blog Readers"
         assert emulator.command_syncs == 1  # every command passed Discord's validation
@@ -90,8 +68,8 @@ async def test_conversation_bot_logs_in_syncs_and_survives_trouble(emulator: Fak
         # A dropped gateway connection loses nothing
         seen: list[str] = []
 
-        async def on_message(msg: object) -> None:
-            seen.append(msg.content)  # type: ignore[attr-defined]
+        async def on_message(msg: discord.Message) -> None:
+            seen.append(msg.content)
 
         bot.add_listener(on_message)
         await emulator.drop_connection()

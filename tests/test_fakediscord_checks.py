@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,7 +13,7 @@ from tests.fakediscord import FakeDiscord
 from tests.fakediscord.checks import NonLoopbackConnection
 from tests.fakediscord.emulator import LoggedRequest
 from tests.fakediscord.harness import World
-from tests.fakediscord.openapi import OpenAPIChecker
+from tests.fakediscord.openapi import checker_or_fail, require_checker
 
 
 def test_non_loopback_socket_is_refused(loopback_only: list[str]) -> None:
@@ -35,9 +37,7 @@ async def test_loopback_traffic_is_allowed(emulator: FakeDiscord) -> None:
 
 
 def test_openapi_checker_flags_a_wrong_shape() -> None:
-    checker = OpenAPIChecker.load()
-    if checker is None:
-        pytest.skip("Discord's OpenAPI spec is not in ../shared/discord-api-spec")
+    checker = require_checker()
     assert checker.match("/channels/123/messages/456/reactions/%F0%9F%91%8D/@me") == \
         "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me"
     assert checker.match("/webhooks/1/tok/messages/@original") == \
@@ -61,3 +61,18 @@ async def test_unauthenticated_requests_get_401(emulator: FakeDiscord, world: Wo
             for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
                            "X-RateLimit-Reset-After", "X-RateLimit-Bucket"):
                 assert header in response.headers
+
+
+def test_a_missing_openapi_spec_fails_in_ci_and_warns_elsewhere(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "discord-api-spec" / "openapi.json"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=re.escape(str(missing))):
+        checker_or_fail(missing)
+    with pytest.raises(pytest.fail.Exception, match=re.escape(str(missing))):
+        require_checker(missing)
+    monkeypatch.delenv("CI")
+    with pytest.warns(UserWarning, match="validation is skipped outside CI"):
+        assert checker_or_fail(missing) is None
+    with pytest.raises(pytest.skip.Exception, match=re.escape(str(missing))):
+        require_checker(missing)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,14 @@ INTEGRITY = "INSERT INTO comments_fts (comments_fts, rank) VALUES ('integrity-ch
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "conversation.db")
-
+async def database(database: Database) -> Database:
+    """The shared database with the one post the comments belong to."""
     def add_post(connection: sqlite3.Connection) -> None:
         connection.execute("INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
                            "VALUES (?, 1, 'https://blog.example/p', 'A post', '2026', '2026')", (POST,))
 
-    await db.write(add_post)
-    try:
-        yield db
-    finally:
-        await db.close()
+    await database.write(add_post)
+    return database
 
 
 def insert_comment(message_id: int, text: str):  # type: ignore[no-untyped-def]

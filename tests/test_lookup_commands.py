@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,11 @@ from typing import Any
 import pytest
 
 from bot.app import GENERIC_FAILURE
-from cogs.lookup import Lookup
+from tests.conftest import TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message
-from tests.lookup_support import BASE_TIME, add_comment, add_post, add_reaction, opt_out, running_bot
+from tests.lookup_support import BASE_TIME, add_comment, add_post, add_reaction, opt_out
 
 THREAD = 700000000000000001
 
@@ -45,7 +46,7 @@ async def answer(emulator: FakeDiscord, command: str, user: Any, channel: Any,
 
 async def test_post_latest_lists_newest_posts_and_mentions_nobody(emulator: FakeDiscord, world: World,
                                                                   tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         guild = world.guild.id
         empty = await answer(emulator, "post latest", world.alice, world.announcements)
         assert empty.content.startswith("No posts yet")
@@ -66,7 +67,7 @@ async def test_post_latest_lists_newest_posts_and_mentions_nobody(emulator: Fake
 
 
 async def test_post_latest_long_titles_fit(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         for index in range(10):
             await add_post(bot.database, f"{index} " + "very long title " * 30, guild_id=world.guild.id,
                            thread_id=THREAD + index, url=f"https://blog.example.com/{'x' * 300}/{index}")
@@ -76,7 +77,7 @@ async def test_post_latest_long_titles_fit(emulator: FakeDiscord, world: World, 
 
 
 async def test_post_search_results_snippets_and_links(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         guild = world.guild.id
         post = await add_post(bot.database, "Sourdough basics", guild_id=guild, thread_id=THREAD,
                               summary="Flour and water", url="https://blog.example.com/bread")
@@ -102,7 +103,7 @@ async def test_post_search_results_snippets_and_links(emulator: FakeDiscord, wor
 ])
 async def test_malformed_search_queries_are_answered(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                      query: str, expected: str) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         await add_post(bot.database, "Sourdough basics", guild_id=world.guild.id)
         message = await answer(emulator, "post search", world.alice, world.announcements, {"query": query})
         assert expected in message.content
@@ -110,7 +111,7 @@ async def test_malformed_search_queries_are_answered(emulator: FakeDiscord, worl
 
 
 async def test_search_long_results_fit(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         for index in range(8):
             post = await add_post(bot.database, "lorem " * 60 + str(index), guild_id=world.guild.id,
                                   thread_id=THREAD + index, summary="lorem ipsum " * 100)
@@ -121,7 +122,7 @@ async def test_search_long_results_fit(emulator: FakeDiscord, world: World, tmp_
 
 
 async def test_post_show_with_autocomplete(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         guild = world.guild.id
         for index in range(30):
             await add_post(bot.database, f"Garden diary {index} " + "words " * 40, guild_id=guild,
@@ -155,7 +156,7 @@ async def test_post_show_with_autocomplete(emulator: FakeDiscord, world: World, 
 
 
 async def test_comments_pages_only_for_the_caller(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         post = await add_post(bot.database, "Busy", guild_id=world.guild.id, thread_id=THREAD)
         for index in range(20):
             await add_comment(bot.database, post, f"comment number {index}", author_name=f"user{index}",
@@ -184,10 +185,8 @@ async def test_comments_pages_only_for_the_caller(emulator: FakeDiscord, world: 
 
 
 async def test_comments_private_start_page_and_expiry(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
-        cog = bot.get_cog("Lookup")
-        assert cog is not None and type(cog).__name__ == Lookup.__name__  # the extension's own module copy
-        cog.pager_lifetime = 0.5  # type: ignore[attr-defined]
+    settings = bot_settings(emulator, tmp_path, tuning=replace(TEST_TUNING, pager_lifetime_seconds=0.5))
+    async with running_bot(emulator, settings) as bot:
         post = await add_post(bot.database, "Busy", guild_id=world.guild.id, thread_id=THREAD)
         for index in range(12):
             await add_comment(bot.database, post, f"comment number {index}", thread_id=THREAD)
@@ -203,7 +202,7 @@ async def test_comments_private_start_page_and_expiry(emulator: FakeDiscord, wor
 
 
 async def test_comments_empty_and_single_page(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         post = await add_post(bot.database, "Quiet", guild_id=world.guild.id, thread_id=THREAD)
         message = await answer(emulator, "comments", world.alice, world.announcements, {"post": str(post)})
         assert "No comments yet" in message.content and message.components == []
@@ -214,7 +213,7 @@ async def test_comments_empty_and_single_page(emulator: FakeDiscord, world: Worl
 
 
 async def test_stats(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
-    async with running_bot(emulator, tmp_path) as bot:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         empty = await answer(emulator, "stats", world.alice, world.announcements)
         assert "0 posts" in empty.content and "Nobody has commented this month yet" in empty.content
         from bot.storage.db import utcnow

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +20,6 @@ from tests.lookup_support import (
     add_reaction,
     opt_out,
 )
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "lookup.db")
-    yield db
-    await db.close()
 
 
 async def test_search_finds_posts_and_comments_with_links(database: Database) -> None:

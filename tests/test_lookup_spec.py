@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bot.app import ConversationBot
 from bot.config import Settings
-from tests.fakediscord.openapi import OpenAPIChecker, _pointer
+from tests.fakediscord.openapi import _pointer, require_checker
 
 
 async def test_lookup_command_payloads_match_discord_spec() -> None:
-    checker = OpenAPIChecker.load()
-    if checker is None:
-        pytest.skip("../shared/discord-api-spec/openapi.json is not present")
+    checker = require_checker()
     bot = ConversationBot(Settings(discord_token="x" * 30), None, extensions=(), sync_mode="never")  # type: ignore[arg-type]
     await bot.load_extension("cogs.lookup")
     await bot.load_extension("cogs.admin")

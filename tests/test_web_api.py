@@ -33,13 +33,6 @@ SETTINGS = Settings(discord_token="", web_allowed_origins=(ALLOWED,),
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "web.db")
-    yield db
-    await db.close()
-
-
-@pytest.fixture
 async def client(database: Database) -> AsyncIterator[TestClient[object, object]]:
     app = create_app(database, SETTINGS, lambda: DiscordStatus(connected=True, latency_ms=42.123))
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,6 @@ def _browser_available() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"no Chromium binary at {CHROMIUM} (apt-get install chromium)"
     return None
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "browser.db")
-    yield db
-    await db.close()
 
 
 async def seed(database: Database) -> dict[str, int]:

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 Outcome = Literal["threaded", "failed", "retry", "done_elsewhere"]
-StepHook = Callable[[str, int], Awaitable[None]]
 
 MAX_ATTEMPTS = 5
 INVITE_LINE = "Talk about this post here: the messages of this thread are shown as comments on the blog."
@@ -40,7 +39,6 @@ UNKNOWN_MESSAGE = 10008
 MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 CHANNEL_CODES = frozenset({UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS})
-STEPS = ("pending_recorded", "message_sent", "message_recorded", "thread_created", "thread_recorded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +138,10 @@ def explain(error: DiscordError, step: str) -> str:
 
 
 class Announcer:
-    """Runs announcement cycles over a :class:`DiscordPort`. ``step_hook`` (tests) is awaited after
-    each named step in :data:`STEPS`, so a test can stop the bot exactly there."""
+    """Runs announcement cycles over a :class:`DiscordPort`."""
 
     def __init__(self, database: Database, port: DiscordPort, *, per_cycle: int, archive_minutes: int,
-                 step_hook: StepHook | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 max_attempts: int = MAX_ATTEMPTS,
                  flood_window: timedelta = timedelta(0), clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
         # per_cycle also bounds every flood_window (the poll interval): cycles run more often than
@@ -155,13 +152,8 @@ class Announcer:
         self.port = port
         self.per_cycle = per_cycle
         self.archive_minutes = archive_minutes
-        self.step_hook = step_hook
         self.max_attempts = max_attempts
         self.on_thread_recorded: Callable[[int], None] | None = None
-
-    async def _step(self, name: str, announcement_id: int) -> None:
-        if self.step_hook is not None:
-            await self.step_hook(name, announcement_id)
 
     async def run_cycle(self) -> CycleReport:
         """Interrupted announcements first, then at most ``per_cycle`` new ones per channel (oldest
@@ -208,7 +200,6 @@ class Announcer:
             reason = f"gave up after {attempts - 1} attempts; last error: {work.last_error or 'unknown'}"
             await store.record_failed(self.database, work.id, cut_at_word(reason, 600), None)
             return "failed"
-        await self._step("pending_recorded", work.id)
         step = "channel"
         try:
             channel = await self.port.channel(work.channel_id)
@@ -237,26 +228,22 @@ class Announcer:
             if found is None:
                 message_id = await _at("send", self.port.send_announcement(channel.id, embed, work.ping_role_id))
                 just_sent = True
-                await self._step("message_sent", work.id)
             else:
                 message_id = found
                 log.info("announcement %d: reusing message %d found in channel %d", work.id, found, channel.id)
             await store.record_sent(self.database, work.id, message_id)
-            await self._step("message_recorded", work.id)
         name = thread_name(work.post.title)
         # A message sent a moment ago has no thread yet; one found or resumed may have.
         thread = None if just_sent else await _at("thread", self.port.existing_thread(channel.id, message_id))
         created = thread is None
         if thread is None:
             thread = await _at("thread", self.port.create_thread(channel.id, message_id, name, archive))
-            await self._step("thread_created", work.id)
         else:
             log.info("announcement %d: reusing thread %d", work.id, thread.id)
         await self._invite(thread.id, fresh=created and just_sent)
         await store.record_threaded(self.database, work, message_id=message_id, thread_id=thread.id,
                                     parent_channel_id=channel.id, name=thread.name)
         self._tracked(thread.id)
-        await self._step("thread_recorded", work.id)
 
     async def _announce_in_forum(self, work: store.AnnouncementWork, forum: ChannelInfo, *, resumed: bool,
                                  archive: int) -> None:
@@ -270,15 +257,12 @@ class Announcer:
             tags = match_forum_tags(work.post.categories, forum.tags, requires_tag=forum.requires_tag)
             thread_id = await _at("forum", self.port.create_forum_post(
                 forum.id, name, embed, tags, work.ping_role_id, archive))
-            await self._step("message_sent", work.id)
-            await self._step("thread_created", work.id)
         else:
             log.info("announcement %d: reusing forum post %d", work.id, thread_id)
         await self._invite(thread_id, fresh=fresh)
         await store.record_threaded(self.database, work, message_id=thread_id, thread_id=thread_id,
                                     parent_channel_id=forum.id, name=name)
         self._tracked(thread_id)
-        await self._step("thread_recorded", work.id)
 
     async def _invite(self, thread_id: int, *, fresh: bool) -> None:
         # A thread found rather than created this attempt is checked first, so a restart between the

@@ -118,12 +118,6 @@ async def parse_feed_in_worker(body: bytes, *, url: str, content_type: str | Non
         return await parse_feed_in_thread(body, url=url, content_type=content_type, now=now)
 
 
-def parse_worker_pids() -> list[int]:
-    """Process ids of the parsing workers (for measurements)."""
-    processes = getattr(_process_pool, "_processes", None) or {}
-    return [int(pid) for pid in processes]
-
-
 def shutdown_parse_workers() -> None:
     """Stop the parsing worker processes (they are started again when needed)."""
     global _process_pool

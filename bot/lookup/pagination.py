@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 
 COMMENTS_PER_PAGE = 8
-PAGER_LIFETIME_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -17,9 +16,9 @@ class Pager:
     owner_id: int
     guild_id: int
     post_id: int
+    lifetime: float  # seconds (the settings' tuning)
     page: int = 1
     page_count: int = 1
-    lifetime: float = PAGER_LIFETIME_SECONDS
     expires_at: float = field(default=0.0)
 
     def __post_init__(self) -> None:

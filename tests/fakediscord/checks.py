@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from .emulator import FakeDiscord
-from .openapi import OpenAPIChecker
+from .openapi import checker_or_fail
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -80,11 +80,16 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 @pytest.fixture(autouse=True)
 def discord_openapi_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every REST exchange an emulator handled in the test must match Discord's OpenAPI spec."""
-    checker = OpenAPIChecker.load()
+    """Every REST exchange an emulator handled in the test must match Discord's OpenAPI spec (a missing
+    spec fails such a test in CI; elsewhere it is skipped with a warning)."""
     FakeDiscord.instances.clear()
     yield
-    if checker is None or request.node.get_closest_marker("no_openapi_check"):
+    exchanged = any(emu.requests_log for emu in FakeDiscord.instances)
+    if not exchanged or request.node.get_closest_marker("no_openapi_check"):
+        FakeDiscord.instances.clear()
+        return
+    checker = checker_or_fail()
+    if checker is None:
         FakeDiscord.instances.clear()
         return
     problems: list[str] = []

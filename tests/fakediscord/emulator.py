@@ -64,6 +64,20 @@ class LoggedRequest:
     query: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class HeldRequest:
+    """A REST request the emulator keeps waiting, made with :meth:`FakeDiscord.hold`."""
+
+    route: str
+    match: Callable[[web.Request, Any], bool]
+    applied: bool
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakeDiscord:
     """A Discord stand-in for tests. ``await emu.start()`` binds 127.0.0.1 on a free port."""
 
@@ -98,6 +112,7 @@ class FakeDiscord:
         register_all(self.app, self, API_PREFIX)
         self.observers: list[Callable[[LoggedRequest], None]] = []
         self.openapi_exempt_routes: set[str] = set()
+        self.holds: list[HeldRequest] = []
         self.recheck_interval = 0.02
         FakeDiscord.instances.append(self)
 
@@ -130,6 +145,8 @@ class FakeDiscord:
         return self
 
     async def stop(self) -> None:
+        for held in self.holds:
+            held.release()
         await self.gateway.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -167,6 +184,7 @@ class FakeDiscord:
         route = f"{request.method} {template}"
         response: web.StreamResponse
         extra_headers: dict[str, str] = {}
+        held: HeldRequest | None = None
         try:
             if resource is None:
                 raise APIError(404, 0, "404: Not Found")
@@ -183,6 +201,11 @@ class FakeDiscord:
                                         headers={"Content-Type": "application/json", **extra_headers})
                 self._log(request, route, response, limited)
                 return response
+            held = await self._take_hold(request, route)
+            if held is not None and not held.applied:
+                held.reached.set()
+                await held.released.wait()
+                return web.Response(status=503)  # lost on the way: never carried out, never logged
             response = await handler(request)
         except APIError as exc:
             response = web.Response(status=exc.status, body=json.dumps(exc.body()).encode(),
@@ -193,7 +216,25 @@ class FakeDiscord:
         if isinstance(response, web.Response) and response.body and response.content_type == "application/json":
             body = json.loads(response.body)  # type: ignore[arg-type]
         self._log(request, route, response, body)
+        if held is not None:
+            held.reached.set()
+            await held.released.wait()  # carried out, but the answer never arrives before the release
         return response
+
+    async def _take_hold(self, request: web.Request, route: str) -> HeldRequest | None:
+        from .ratelimits import normalise_route
+
+        candidates = [h for h in self.holds if h.route == normalise_route(route)]
+        if not candidates:
+            return None
+        body = None
+        if request.body_exists and request.content_type == "application/json":
+            body = await request.json()  # aiohttp keeps the bytes: the route handler reads them again
+        for held in candidates:
+            if held.match(request, body):
+                self.holds.remove(held)
+                return held
+        return None
 
     def _log(self, request: web.Request, route: str, response: web.StreamResponse, body: Any) -> None:
         entry = LoggedRequest(request.method, request.path, route, response.status,
@@ -648,6 +689,19 @@ class FakeDiscord:
 
     async def wait_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the tests' deadline)
         await self.wait_until(lambda: self.gateway.connected, timeout=timeout)
+
+    def hold(self, route: str, match: Callable[[web.Request, Any], bool] = lambda request, body: True, *,
+             applied: bool) -> HeldRequest:
+        """Keep the next request of ``route`` (``"POST /channels/{id}/messages"``) that ``match(request,
+        json_body)`` accepts waiting until ``release()``: with ``applied=False`` it is never carried
+        out (dropped at the release, as when the connection died on the way); with ``applied=True``
+        it is carried out (state changed, events sent) but its answer waits (the connection died on
+        the way back). ``reached`` is set when the request arrives; :meth:`stop` releases every hold."""
+        from .ratelimits import normalise_route
+
+        held = HeldRequest(normalise_route(route), match, applied)
+        self.holds.append(held)
+        return held
 
     def rate_limit_next(self, n: int = 1, route: str | None = None, *, retry_after: float = 0.05,
                         global_: bool = False, scope: str = "user") -> None:

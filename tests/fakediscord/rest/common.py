@@ -52,7 +52,7 @@ async def read_payload(request: web.Request, emu: FakeDiscord) -> tuple[dict[str
                               "data": data})
         request[BODY_KEY] = payload
         return payload, files
-    if not request.can_read_body:
+    if not request.body_exists:  # (not can_read_body: a held request's body was read already)
         request[BODY_KEY] = {}
         return {}, files
     try:
