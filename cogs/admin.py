@@ -24,6 +24,7 @@ from bot.storage import feeds as feed_store
 from bot.storage.announcements import failed_announcements, retry_failed
 from bot.storage.feeds import ChannelKind, Feed
 from bot.storage.guild_settings import get_guild_settings, update_guild_settings
+from bot.storage.ids import parse_id
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -88,8 +89,9 @@ class Admin(commands.Cog):
         guild_id = guild_of(interaction)
         reference = reference.strip().lstrip("#")
         found = None
-        if reference.isdigit():
-            found = await feed_store.get_feed(self.bot.database, int(reference))
+        feed_id = parse_id(reference)
+        if feed_id is not None:
+            found = await feed_store.get_feed(self.bot.database, feed_id)
         if found is None and reference.lower().startswith(("http://", "https://")):
             found = await feed_store.find_feed(self.bot.database, guild_id, reference)
         if found is None or found.guild_id != guild_id:

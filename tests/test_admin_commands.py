@@ -100,6 +100,9 @@ async def test_feed_add_good_feed_then_manage_it(emulator: FakeDiscord, world: W
         assert await emulator.autocomplete("feed pause", world.owner, world.announcements, "feed",
                                            "nothing like it").wait_choices() == []
 
+        too_big = await answer(emulator, "feed pause", world.owner, world.announcements,
+                               {"feed": "99999999999999999999999"})
+        assert too_big.content.startswith("There is no such feed in this server")
         paused = await answer(emulator, "feed pause", world.owner, world.announcements, {"feed": str(feed.id)})
         assert "Paused" in paused.content
         listing = await answer(emulator, "feed list", world.owner, world.announcements)

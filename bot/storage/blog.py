@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.ids import fits_sqlite
 
 # A comment is visible on the blog unless hidden or written by someone who opted out.
 _VISIBLE = (
@@ -231,7 +232,8 @@ def _links(raw: str | None) -> tuple[BlogLink, ...]:
 async def known_author_names(database: Database, author_ids: Iterable[int]) -> dict[int, str]:
     """The latest name each id wrote comments under (for mentions); opted-out users stay unknown."""
     names: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(author_ids))):
+    # Ids come from mentions in comment text, which anyone can type: one SQLite cannot hold is unknown.
+    for chunk in _chunks(sorted({author_id for author_id in author_ids if fits_sqlite(author_id)})):
         marks = ",".join("?" * len(chunk))
         # A bare column next to max() comes from the row holding the max (documented SQLite behaviour).
         rows = await database.fetch_all(

@@ -24,6 +24,7 @@ from bot.discussions.model import DISCORD_EPOCH_MS
 from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
 from bot.lookup.rank import RankTerm, bm25_rank, idf
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
+from bot.storage.ids import parse_id
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
 IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
@@ -438,8 +439,9 @@ async def resolve_post(database: Database, guild_id: int, reference: str) -> Pos
     """The post a command option names: an autocomplete value (the post id), else a title typed
     by hand (exact title first, else the newest post whose title words start that way)."""
     reference = reference.strip()
-    if reference.isdigit():
-        found = await get_post(database, guild_id, int(reference))
+    post_id = parse_id(reference)  # None for a number too big to be an id: then it is a title
+    if post_id is not None:
+        found = await get_post(database, guild_id, post_id)
         if found is not None:
             return found
     row = await _row(database,
