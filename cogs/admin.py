@@ -22,6 +22,7 @@ from bot.feeds.errors import FeedError
 from bot.feeds.scheduler import FeedScheduler, preview_feed
 from bot.lookup import admin_text
 from bot.lookup.format import fit_lines
+from bot.model.ids import parse_id
 from bot.model.posts import ChannelKind
 from bot.storage.announcements import failed_announcements
 from bot.storage.feeds import Feed, get_feed, list_feeds
@@ -88,8 +89,9 @@ class Admin(commands.Cog):
         guild_id = guild_of(interaction)
         reference = reference.strip().lstrip("#")
         found = None
-        if reference.isdigit():
-            found = await get_feed(self.bot.database, int(reference))
+        feed_id = parse_id(reference)
+        if feed_id is not None:
+            found = await get_feed(self.bot.database, feed_id)
         if found is None and reference.lower().startswith(("http://", "https://")):
             found = await registry.find_feed(self.bot.database, guild_id, reference)
         if found is None or found.guild_id != guild_id:

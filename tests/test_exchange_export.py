@@ -229,9 +229,9 @@ def test_cli_export_and_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "nothing was posted to Discord" in report
     assert main(["--env-file", str(env_file), "import", "--format", "wxr", str(out)]) == 0
     assert "comments added: 0; already present (not added again): 6" in capsys.readouterr().out
-    assert main(["--env-file", str(env_file), "import", "--format", "disqus", str(out)]) == 1
+    assert main(["--env-file", str(env_file), "import", "--format", "disqus", str(out)]) == 2
     assert "not a Disqus export" in capsys.readouterr().err
-    assert main(["--env-file", str(env_file), "import", "--format", "wxr", str(tmp_path / "missing.xml")]) == 1
+    assert main(["--env-file", str(env_file), "import", "--format", "wxr", str(tmp_path / "missing.xml")]) == 2
 
 
 def test_progress_bar() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.feeds import fetch
 from bot.feeds.errors import (
@@ -156,9 +158,9 @@ async def test_wrong_content_type_is_reported_by_preview(server: FeedServer, ses
 async def test_private_addresses_are_refused_unless_allowed(server: FeedServer,
                                                             session: aiohttp.ClientSession) -> None:
     server.serve("/feed", BODY)
-    with pytest.raises(PrivateAddressRefused, match=r"^refused: 127\.0\.0\.1 points to a private"):
+    with pytest.raises(PrivateAddressRefused, match=r"^refused: private address \(127\.0\.0\.1\); the bot"):
         await fetch_feed(session, server.url("/feed"), allow_private=False)
-    with pytest.raises(PrivateAddressRefused, match="^refused: localhost points to a private"):
+    with pytest.raises(PrivateAddressRefused, match=r"^refused: private address \(localhost points to (127|::1)"):
         await fetch_feed(session, f"http://localhost:{server.port}/feed", allow_private=False)
     assert server.requests == []
     assert (await fetch_feed(session, server.url("/feed"), allow_private=True)).status == 200
@@ -203,3 +205,81 @@ async def test_bad_urls_are_refused_before_any_lookup(session: aiohttp.ClientSes
         await fetch_feed(session, "file:///etc/passwd", allow_private=True)
     with pytest.raises(UnsupportedURL, match="has no host name"):
         await fetch_feed(session, "http:///feed", allow_private=True)
+
+
+# IPv6 forms around a private IPv4 address: Python's ipaddress counts all but the mapped one global.
+WRAPPED_PRIVATE = {
+    "mapped": "::ffff:127.0.0.1",
+    "NAT64": "64:ff9b::7f00:1",
+    "NAT64 dotted": "64:ff9b::10.0.0.1",
+    "IPv4-compatible": "::127.0.0.1",
+    "IPv4-compatible metadata": "::169.254.169.254",
+    "6to4": "2002:c0a8:0101::1",  # 192.168.1.1 in bits 16-48
+    "6to4 loopback": "2002:7f00:1::",
+}
+WRAPPED_PUBLIC = {"mapped": "::ffff:93.184.216.34", "NAT64": "64:ff9b::5db8:d822",
+                  "IPv4-compatible": "::93.184.216.34", "6to4": "2002:5db8:d822::1"}
+
+
+@pytest.mark.parametrize("form", list(WRAPPED_PRIVATE))
+def test_ipv6_around_a_private_ipv4_is_private(form: str) -> None:
+    assert not is_public_address(WRAPPED_PRIVATE[form])
+
+
+@pytest.mark.parametrize("form", list(WRAPPED_PUBLIC))
+def test_ipv6_around_a_public_ipv4_is_public(form: str) -> None:
+    assert is_public_address(WRAPPED_PUBLIC[form])
+
+
+@pytest.mark.parametrize("form", list(WRAPPED_PRIVATE))
+async def test_a_feed_url_with_a_wrapped_private_address_is_refused(session: aiohttp.ClientSession,
+                                                                    form: str) -> None:
+    address = WRAPPED_PRIVATE[form]
+    with pytest.raises(PrivateAddressRefused) as refused:
+        await fetch_feed(session, f"http://[{address}]:8080/feed", allow_private=False)
+    assert refused.value.message.startswith(f"refused: private address ({address}); ")
+
+
+class AnsweringResolver(AbstractResolver):
+    """A DNS server of the test's: every name resolves to one address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        self.asked.append(host)
+        return [{"hostname": host, "host": self.address, "port": port, "family": socket.AF_INET6,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("form", list(WRAPPED_PRIVATE))
+async def test_the_resolver_refuses_wrapped_private_answers(form: str) -> None:
+    resolver = fetch.GuardedResolver(AnsweringResolver(WRAPPED_PRIVATE[form]))
+    with pytest.raises(fetch.PrivateAddressError, match="blog.example resolves to a private address"):
+        await resolver.resolve("blog.example", 80)
+    await resolver.close()
+
+
+async def test_a_private_answer_at_connect_time_says_refused_not_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The name looked public when checked and resolves to NAT64-wrapped loopback when connecting
+    # (DNS rebinding); the guard in the resolver refuses it, and the admin reads why.
+    async def looked_public(url: str) -> None:
+        return None
+
+    monkeypatch.setattr(fetch, "check_public_host", looked_public)
+    answering = AnsweringResolver("64:ff9b::7f00:1")
+    session = new_feed_session(timeouts=FAST, resolver=answering)
+    try:
+        with pytest.raises(PrivateAddressRefused) as refused:
+            await fetch_feed(session, "http://blog.example/feed", allow_private=False)
+    finally:
+        await session.close()
+    assert answering.asked == ["blog.example"]
+    assert refused.value.message == (
+        "refused: private address (blog.example points to 64:ff9b::7f00:1); the bot only reads feeds on the "
+        "public internet (the bot's owner can set ALLOW_PRIVATE_FEEDS=true)")

@@ -153,6 +153,13 @@ async def test_post_show_with_autocomplete(emulator: FakeDiscord, world: World, 
         assert "**Kitchen notes**" in by_title.content
         missing = await answer(emulator, "post show", world.alice, world.announcements, {"post": "no such thing"})
         assert missing.content.startswith("No post matches that") and missing.ephemeral
+        # Numbers no SQLite integer can hold (or not ASCII digits) are simply not found.
+        for reference in ("99999999999999999999999", "9223372036854775808", "²", "١٢"):
+            huge = await answer(emulator, "post show", world.alice, world.announcements, {"post": reference})
+            assert huge.content.startswith("No post matches that") and huge.ephemeral, reference
+        pages = await answer(emulator, "comments", world.alice, world.announcements,
+                             {"post": "99999999999999999999999"})
+        assert pages.content.startswith("No post matches that")
 
 
 async def test_comments_pages_only_for_the_caller(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Settings
 from bot.exchange.export import collect_export, export_json, export_wxr
-from bot.exchange.importers import ImportFileError, ImportReport, import_threads, parse_disqus, parse_wxr
+from bot.exchange.importers import (
+    ImportFileError,
+    ImportReport,
+    match_threads,
+    parse_disqus,
+    parse_wxr,
+    store_matched,
+)
 from bot.exchange.progress import Progress
 from bot.storage import Database, blog
 from bot.storage.db import utcnow
@@ -18,6 +26,7 @@ from bot.web.urls import BadUrl, canonical_post_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2  # the file to import is missing, not an export, or broken
 MAX_SKIPPED_SHOWN = 20
 
 
@@ -90,29 +99,42 @@ def _write_file(path: Path, text: str) -> None:
 
 async def import_command(settings: Settings, *, fmt: str, path: Path, stdout: TextIO | None = None,
                          stderr: TextIO | None = None) -> int:
+    """Read the whole file first (a broken one is refused before the database is touched), then
+    store every matched thread in one transaction: all of it or, on any error, nothing."""
     size = await asyncio.to_thread(_file_size, path)
     if size is None:
-        return _fail(f"cannot read {path}: no such file")
+        return _bad_input(f"cannot read {path}: no such file")
     reading = Progress(f"reading {path.name}", size, stream=stderr, unit="B")
     parser = parse_wxr if fmt == "wxr" else parse_disqus
     try:
         parsed = await asyncio.to_thread(parser, path, reading.update)
     except ImportFileError as error:
         reading.close()
-        return _fail(str(error))
+        return _bad_input(str(error))
     except OSError as error:
         reading.close()
-        return _fail(f"cannot read {path}: {error.strerror or error}")
+        return _bad_input(f"cannot read {path}: {error.strerror or error}")
     reading.close()
-    database = await Database.open(settings.database_path)
-    try:
-        storing = Progress("storing comments", len(parsed.threads), stream=stderr)
-        report = await import_threads(database, parsed, storing.update)
-        storing.close()
-    finally:
-        await database.close()
+    with parsed:
+        database = await Database.open(settings.database_path)
+        try:
+            matches, report = await match_threads(database, parsed)
+            storing = Progress("storing comments", sum(thread.comments for _, thread in matches), stream=stderr)
+            try:
+                await store_matched(database, parsed, matches, report, storing.update)
+            except sqlite3.Error as error:
+                return _fail(f"the import failed and added nothing (database {settings.database_path}): {error}")
+            finally:
+                storing.close()
+        finally:
+            await database.close()
     print(format_report(report, fmt), file=stdout or sys.stdout)
     return EXIT_OK
+
+
+def _bad_input(message: str) -> int:
+    _fail(message)
+    return EXIT_BAD_INPUT
 
 
 def _file_size(path: Path) -> int | None:

@@ -66,44 +66,77 @@ DEFAULT_TIMEOUTS = FetchTimeouts()
 
 
 class PrivateAddressError(OSError):
-    """Raised by the resolver when every address of a host is private."""
+    """Raised by the resolver when an address of a host is private."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to a private address ({address})")
+        self.host = host
+        self.address = address
+
+
+# IPv6 forms that carry an IPv4 address a router or the host may reach: NAT64 (RFC 6052) and the
+# deprecated IPv4-compatible form (``::127.0.0.1``); mapped (``::ffff:``) and 6to4 (``2002::/16``)
+# have their own ipaddress properties.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, NAT64, IPv4-compatible, 6to4), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48 is AA.BB.CC.DD (bits 16-48)
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
 
 
 def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses,
+    also when written as IPv6 around such an IPv4 address (Python counts most of those global)."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = embedded_ipv4(ip) or ip
     return ip.is_global and not ip.is_multicast
+
+
+def private_address_message(host: str, address: str) -> str:
+    """What the admin reads when a feed's host is private (the same words on every path)."""
+    where = host if address == host else f"{host} points to {address}"
+    return (f"refused: private address ({where}); the bot only reads feeds on the public internet "
+            "(the bot's owner can set ALLOW_PRIVATE_FEEDS=true)")
 
 
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver that drops non-public addresses unless the current request allows them."""
 
-    def __init__(self) -> None:
-        self._inner = ThreadedResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner if inner is not None else ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         if _allow_private.get():
             return results
-        public = [result for result in results if is_public_address(result["host"])]
-        if len(public) != len(results):
-            raise PrivateAddressError(f"{host} resolves to a private address")
-        return public
+        for result in results:
+            if not is_public_address(result["host"]):
+                raise PrivateAddressError(host, result["host"])
+        return results
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-def new_feed_session(*, timeouts: FetchTimeouts = DEFAULT_TIMEOUTS, limit: int = 100) -> aiohttp.ClientSession:
-    """The one session all feed requests share (call inside the running loop; close it at exit)."""
+def new_feed_session(*, timeouts: FetchTimeouts = DEFAULT_TIMEOUTS, limit: int = 100,
+                     resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
+    """The one session all feed requests share (call inside the running loop; close it at exit).
+    ``resolver`` answers the guard's lookups (default: the system's)."""
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(),
+        resolver=GuardedResolver(resolver),
         use_dns_cache=False,  # every new connection goes through the guard
         limit=limit,
         limit_per_host=8,
@@ -139,10 +172,7 @@ async def check_public_host(url: str) -> None:
         addresses = [str(info[4][0]) for info in infos]
     private = [address for address in addresses if not is_public_address(address)]
     if private:
-        raise PrivateAddressRefused(
-            f"refused: {host} points to a private or local network address ({private[0]}); the bot only "
-            "reads feeds on the public internet (the bot's owner can set ALLOW_PRIVATE_FEEDS=true)"
-        )
+        raise PrivateAddressRefused(private_address_message(host, private[0]))
 
 
 def validate_feed_url(url: str) -> str:
@@ -233,24 +263,8 @@ async def _fetch(session: aiohttp.ClientSession, url: str, etag: str | None, las
                 return await _finish(response, url, current, moved_to, visited)
         except FeedError:
             raise
-        except aiohttp.ClientConnectorDNSError:
-            raise FeedDNSError(
-                f"could not find the server {_host_label(current)} (the DNS lookup failed); check the address"
-            ) from None
-        except aiohttp.ClientConnectorCertificateError:
-            raise FeedConnectionError(
-                f"{_host_label(current)} has an invalid TLS certificate (https); fix the certificate or use "
-                "a URL it is valid for"
-            ) from None
         except aiohttp.ClientConnectorError as error:
-            if isinstance(error.os_error, PrivateAddressError):
-                raise PrivateAddressRefused(
-                    f"refused: {_host_label(current)} points to a private or local network address; the bot "
-                    "only reads feeds on the public internet (the bot's owner can set ALLOW_PRIVATE_FEEDS=true)"
-                ) from None
-            raise FeedConnectionError(
-                f"could not connect to {_host_label(current)} ({error.os_error.strerror or 'connection failed'})"
-            ) from None
+            raise _connector_error(current, error) from None
         except aiohttp.ServerTimeoutError:
             raise TimeoutError from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
@@ -264,6 +278,19 @@ async def _fetch(session: aiohttp.ClientSession, url: str, etag: str | None, las
         except aiohttp.ClientError:
             raise FeedConnectionError(f"the request to {_host_label(current)} failed") from None
     raise TooManyRedirects(f"too many redirects: more than {MAX_REDIRECTS} starting from {url}")
+
+
+def _connector_error(url: str, error: aiohttp.ClientConnectorError) -> FeedError:
+    host = _host_label(url)
+    if isinstance(error.os_error, PrivateAddressError):
+        # The resolver's refusal; aiohttp reports every resolver error as a failed DNS lookup.
+        return PrivateAddressRefused(private_address_message(host, error.os_error.address))
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return FeedDNSError(f"could not find the server {host} (the DNS lookup failed); check the address")
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return FeedConnectionError(f"{host} has an invalid TLS certificate (https); fix the certificate or use "
+                                   "a URL it is valid for")
+    return FeedConnectionError(f"could not connect to {host} ({error.os_error.strerror or 'connection failed'})")
 
 
 async def _finish(response: aiohttp.ClientResponse, url: str, final_url: str, moved_to: str | None,

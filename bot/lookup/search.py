@@ -8,6 +8,7 @@ import asyncio
 
 from bot.lookup.query import FtsQuery, build_title_prefix_query
 from bot.lookup.rank import RankTerm, bm25_rank, idf
+from bot.model.ids import parse_id
 from bot.storage import search as store
 from bot.storage.db import Database
 from bot.storage.search import AUTOCOMPLETE_LIMIT, PostSummary, SearchHit, SearchResults, TitleChoice
@@ -46,8 +47,9 @@ async def resolve_post(database: Database, guild_id: int, reference: str) -> Pos
     """The post a command option names: an autocomplete value (the post id), else a title typed
     by hand (exact title first, else the newest post whose title words start that way)."""
     reference = reference.strip()
-    if reference.isdigit():
-        found = await store.get_post(database, guild_id, int(reference))
+    post_id = parse_id(reference)  # None for a number too big to be an id: then it is a title
+    if post_id is not None:
+        found = await store.get_post(database, guild_id, post_id)
         if found is not None:
             return found
     exact = await store.post_titled(database, guild_id, reference)

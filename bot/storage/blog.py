@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.model.ids import fits_sqlite
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
 
 _NOT_OPTED_OUT = (
@@ -228,7 +229,8 @@ def _links(raw: str | None) -> tuple[BlogLink, ...]:
 async def known_author_names(database: Database, author_ids: Iterable[int]) -> dict[int, str]:
     """The latest name each id wrote comments under (for mentions); opted-out users stay unknown."""
     names: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(author_ids))):
+    # Ids come from mentions in comment text, which anyone can type: one SQLite cannot hold is unknown.
+    for chunk in _chunks(sorted({author_id for author_id in author_ids if fits_sqlite(author_id)})):
         marks = ",".join("?" * len(chunk))
         # A bare column next to max() comes from the row holding the max (documented SQLite behaviour).
         rows = await database.fetch_all(
@@ -312,67 +314,83 @@ def parents_first(comments: Sequence[ImportedComment]) -> list[ImportedComment]:
     """The comments reordered so that a parent always comes before its replies (otherwise in the
     given order). Ids are allocated in this order, so |id| grows from parent to reply, which is
     what WordPress's importer needs from an export (it links replies in comment-id order)."""
-    by_key = {comment.origin_key: comment for comment in comments}
-    placed: set[str] = set()
-    ordered: list[ImportedComment] = []
-    for comment in comments:
-        chain: list[ImportedComment] = []
-        seen: set[str] = set()
-        current: ImportedComment | None = comment
-        while current is not None and current.origin_key not in placed and current.origin_key not in seen:
+    return [comments[position] for position in
+            parents_first_order([(comment.origin_key, comment.parent_key) for comment in comments])]
+
+
+def parents_first_order(keys: Sequence[tuple[str, str | None]]) -> list[int]:
+    """The positions of ``(key, parent key)`` pairs in :func:`parents_first` order."""
+    position = {key: index for index, (key, _) in reversed(list(enumerate(keys)))}
+    placed: set[int] = set()
+    ordered: list[int] = []
+    for start in range(len(keys)):
+        chain: list[int] = []
+        seen: set[int] = set()
+        current: int | None = start
+        while current is not None and current not in placed and current not in seen:
             chain.append(current)
-            seen.add(current.origin_key)
-            current = by_key.get(current.parent_key) if current.parent_key is not None else None
-        for item in reversed(chain):
-            placed.add(item.origin_key)
-            ordered.append(item)
+            seen.add(current)
+            parent = keys[current][1]
+            current = position.get(parent) if parent is not None else None
+        for index in reversed(chain):
+            placed.add(index)
+            ordered.append(index)
     return ordered
 
 
 def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -> WriteOp[ImportOutcome]:
-    """Insert the comments that are not stored yet, with negative message ids, then link replies.
-
-    Replies are linked in a second pass so a file may list a reply before its parent; a parent
-    that is not in the database (skipped as spam, say) leaves the reply at the top level.
-    """
+    """A write of :func:`insert_imported_comments`, parents first."""
 
     def op(connection: sqlite3.Connection) -> ImportOutcome:
-        lowest = connection.execute("SELECT min(min(message_id), 0) FROM comments").fetchone()[0]
-        next_id = int(lowest or 0) - 1
-        added: list[ImportedComment] = []
-        ids: dict[tuple[str, str], int] = {}
-        for comment in parents_first(comments):
-            existing = connection.execute(
-                "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ?",
-                (comment.origin, comment.origin_key)).fetchone()
-            if existing is not None:
-                ids[(comment.origin, comment.origin_key)] = int(existing[0])
-                continue
-            created = to_db_time(comment.created_at)
-            connection.execute(
-                "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, is_bot, "
-                "content, clean_content, created_at, deleted_at, hidden, origin, origin_key) "
-                "VALUES (?, ?, NULL, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
-                (next_id, post_id, comment.author_name,
-                 "" if comment.deleted else comment.content,
-                 "" if comment.deleted else comment.clean_content,
-                 created, created if comment.deleted else None, int(comment.hidden),
-                 comment.origin, comment.origin_key))
-            ids[(comment.origin, comment.origin_key)] = next_id
-            added.append(comment)
-            next_id -= 1
-        for comment in added:
-            if comment.parent_key is None:
-                continue
-            parent = ids.get((comment.origin, comment.parent_key))
-            if parent is None:
-                row = connection.execute(
-                    "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ? AND post_id = ?",
-                    (comment.origin, comment.parent_key, post_id)).fetchone()
-                parent = None if row is None else int(row[0])
-            if parent is not None:
-                connection.execute("UPDATE comments SET reply_to = ? WHERE message_id = ?",
-                                   (parent, ids[(comment.origin, comment.origin_key)]))
-        return ImportOutcome(added=len(added), already_present=len(comments) - len(added))
+        return insert_imported_comments(connection, post_id, parents_first(comments))
 
     return op
+
+
+def insert_imported_comments(connection: sqlite3.Connection, post_id: int,
+                             comments: Iterable[ImportedComment]) -> ImportOutcome:
+    """Insert the comments that are not stored yet, with negative message ids, then link replies.
+
+    Ids are allocated in the given order (give parents first). Replies are linked in a second pass
+    so a reply may come before its parent; a parent that is not in the database (skipped as spam,
+    say) leaves the reply at the top level. Only keys are kept, so ``comments`` may be a stream.
+    """
+    lowest = connection.execute("SELECT min(min(message_id), 0) FROM comments").fetchone()[0]
+    next_id = int(lowest or 0) - 1
+    seen = 0
+    added: list[tuple[str, str, str | None]] = []  # origin, key, parent key
+    ids: dict[tuple[str, str], int] = {}
+    for comment in comments:
+        seen += 1
+        existing = connection.execute(
+            "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ?",
+            (comment.origin, comment.origin_key)).fetchone()
+        if existing is not None:
+            ids[(comment.origin, comment.origin_key)] = int(existing[0])
+            continue
+        created = to_db_time(comment.created_at)
+        connection.execute(
+            "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, is_bot, "
+            "content, clean_content, created_at, deleted_at, hidden, origin, origin_key) "
+            "VALUES (?, ?, NULL, NULL, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+            (next_id, post_id, comment.author_name,
+             "" if comment.deleted else comment.content,
+             "" if comment.deleted else comment.clean_content,
+             created, created if comment.deleted else None, int(comment.hidden),
+             comment.origin, comment.origin_key))
+        ids[(comment.origin, comment.origin_key)] = next_id
+        added.append((comment.origin, comment.origin_key, comment.parent_key))
+        next_id -= 1
+    for origin, key, parent_key in added:
+        if parent_key is None:
+            continue
+        parent = ids.get((origin, parent_key))
+        if parent is None:
+            row = connection.execute(
+                "SELECT message_id FROM comments WHERE origin = ? AND origin_key = ? AND post_id = ?",
+                (origin, parent_key, post_id)).fetchone()
+            parent = None if row is None else int(row[0])
+        if parent is not None:
+            connection.execute("UPDATE comments SET reply_to = ? WHERE message_id = ?",
+                               (parent, ids[(origin, key)]))
+    return ImportOutcome(added=len(added), already_present=seen - len(added))
