@@ -135,7 +135,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     from bot.app import run_until_stopped
     from cogs import extension_names
 
-    database = await Database.open(settings.database_path)
+    database = await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
     web_server = None
     try:
         if settings.web_port is not None and not sync_only:

@@ -95,7 +95,7 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *, sync_mode: SyncMo
     adjusts the bot before it logs in (what the developer portal grants, say)."""
     from tests.fakediscord.harness import run_client  # a pytest plugin: imported once pytest loaded it
 
-    database = await Database.open(settings.database_path)
+    database = await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
     bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode=sync_mode,
                           guild_ready_timeout=0.05)
     if configure is not None:

@@ -13,45 +13,25 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.app import ConversationBot
-from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import WriteOp
-from cogs import extension_names
+from tests.conftest import TEST_TUNING, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
-from tests.fakediscord.harness import World, run_client
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    opened = await Database.open(tmp_path / "conversation.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
+from tests.fakediscord.harness import World
 
 
 def insert_meta(key: str, value: str) -> WriteOp[int]:
     def op(connection: sqlite3.Connection) -> int:
         return connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value)).rowcount
     return op
-
-
-@contextlib.asynccontextmanager
-async def running_bot(emu: FakeDiscord, database: Database) -> AsyncIterator[ConversationBot]:
-    settings = load_settings({"DISCORD_TOKEN": emu.token, "DISCORD_API_BASE": emu.api_base,
-                              "DISCORD_GATEWAY_URL": emu.gateway_url, "DATABASE_PATH": str(database.path)})
-    bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode="never",
-                          guild_ready_timeout=0.05)
-    async with run_client(emu, bot):
-        yield bot
 
 
 async def new_post_thread(emu: FakeDiscord, world: World, database: Database, title: str) -> object:
@@ -63,8 +43,9 @@ async def new_post_thread(emu: FakeDiscord, world: World, database: Database, ti
 
 
 async def test_an_edit_and_a_delete_right_after_a_message_are_applied_in_order(
-        emulator: FakeDiscord, world: World, database: Database) -> None:
-    async with running_bot(emulator, database) as bot:
+        emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        database = bot.database
         # Recorded after the bot loaded its tracked threads: the first event of this thread makes the
         # capture ask the database, and the events right behind it must still come after it.
         thread = await new_post_thread(emulator, world, database, "Ordered")
@@ -127,32 +108,32 @@ async def test_writes_wait_for_a_lock_held_by_another_process_and_all_land(
         emulator: FakeDiscord, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     # A small queue, so the 220 writes also make the producers wait for room.
-    database = await Database.open(tmp_path / "conversation.db", max_pending=50)
-    try:
+    settings = bot_settings(emulator, tmp_path, tuning=replace(TEST_TUNING, write_queue_limit=50))
+    async with running_bot(emulator, settings) as bot:
+        database = bot.database
         thread = await new_post_thread(emulator, world, database, "Locked out")
-        async with running_bot(emulator, database) as bot:
-            sessions = (emulator.gateway.identify_count, emulator.gateway.resume_count)
-            with another_process_holding_the_lock(database.path, 20.0) as holder:
-                sent = [emulator.send_message(thread, world.alice if n % 2 else world.bob, f"message {n}")
-                        for n in range(200)]
-                for n in range(10):
-                    emulator.edit_message(sent[n], f"message {n}, edited")
-                for n in range(10, 20):
-                    emulator.delete_message(sent[n])
-                await eventually(lambda: _async(database.problem is not None), what="the stall to be reported",
-                                 timeout=15)
-                problem = database.problem
-                assert problem is not None and problem.startswith("database is locked by another process")
-                assert "writes waiting" in problem
-                assert holder.poll() is None, "the lock was held all along"
-                assert await store.get_comment(database, sent[-1].id) is None  # nothing got through
-                await asyncio.to_thread(holder.wait, 30)
-            await eventually(lambda: _async(database.problem is None), what="writes to resume", timeout=15)
-            cog = bot.get_cog("Discussions")
-            assert cog is not None
-            await cog.capture.flush()  # type: ignore[attr-defined]
-            # The gateway stayed connected all along: no new session was opened.
-            assert (emulator.gateway.identify_count, emulator.gateway.resume_count) == sessions
+        sessions = (emulator.gateway.identify_count, emulator.gateway.resume_count)
+        with another_process_holding_the_lock(database.path, 20.0) as holder:
+            sent = [emulator.send_message(thread, world.alice if n % 2 else world.bob, f"message {n}")
+                    for n in range(200)]
+            for n in range(10):
+                emulator.edit_message(sent[n], f"message {n}, edited")
+            for n in range(10, 20):
+                emulator.delete_message(sent[n])
+            await eventually(lambda: _async(database.problem is not None), what="the stall to be reported",
+                             timeout=15)
+            problem = database.problem
+            assert problem is not None and problem.startswith("database is locked by another process")
+            assert "writes waiting" in problem
+            assert holder.poll() is None, "the lock was held all along"
+            assert await store.get_comment(database, sent[-1].id) is None  # nothing got through
+            await asyncio.to_thread(holder.wait, 30)
+        await eventually(lambda: _async(database.problem is None), what="writes to resume", timeout=15)
+        cog = bot.get_cog("Discussions")
+        assert cog is not None
+        await cog.capture.flush()  # type: ignore[attr-defined]
+        # The gateway stayed connected all along: no new session was opened.
+        assert (emulator.gateway.identify_count, emulator.gateway.resume_count) == sessions
         stored = {c.message_id: c for c in await store.thread_comments(database, thread.id)}
         assert set(stored) == {m.id for m in sent}
         for n, message in enumerate(sent):
@@ -165,8 +146,6 @@ async def test_writes_wait_for_a_lock_held_by_another_process_and_all_land(
             else:
                 assert comment.content == f"message {n}" and comment.deleted_at is None
         assert await database.fetch_value("SELECT value FROM meta WHERE key = 'other process'") == "was here"
-    finally:
-        await database.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.storage.db"]
     assert sum(line.startswith("database is locked by another process") for line in lines) == 1, lines
     assert any(line.startswith("database writes resumed after") for line in lines), lines

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
+from bot.lookup import search
 from bot.model.ids import MAX_SQLITE_INTEGER, parse_id
-from bot.storage import blog, search
+from bot.storage import blog
 from bot.storage.db import Database
 from bot.web.discussion import load_discussion
 from tests.web_support import GUILD, add_comment, add_post
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "ids.db")
-    yield db
-    await db.close()
 
 
 def test_parse_id() -> None:
