@@ -14,10 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import ConversationBot
+from bot.app import ConversationBot, has_permission
 from bot.errors import UserFacingError
 from bot.feeds.errors import FeedError
-from bot.feeds.scheduler import FeedScheduler, preview_feed
+from bot.feeds.scheduler import preview_feed
 from bot.lookup import admin_text
 from bot.lookup.format import fit_lines
 from bot.storage import feeds as feed_store
@@ -37,10 +37,10 @@ def _has_manage_server(interaction: discord.Interaction[ConversationBot]) -> boo
     return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
 
 
-# The runtime half of the permission rule. A failed check is a CheckFailure, which the central
+# The runtime half of the permission rule. A refusal is a MissingPermissions, which the central
 # error handler answers privately with "You need the Manage Server permission..." (Discord's own
 # name for it; has_permissions would say "Manage Guild").
-needs_manage_server = app_commands.check(_has_manage_server)
+needs_manage_server = app_commands.check(has_permission("manage_guild"))
 
 
 async def answer(interaction: discord.Interaction[ConversationBot], text: str) -> None:
@@ -79,9 +79,6 @@ class Admin(commands.Cog):
 
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-
-    def scheduler(self) -> FeedScheduler:
-        return FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
 
     async def guild_feed(self, interaction: discord.Interaction[ConversationBot], reference: str) -> Feed:
         """The feed an option names (its id from autocomplete, or its URL), only in this guild."""
@@ -176,7 +173,7 @@ class Admin(commands.Cog):
         if not targets:
             raise UserFacingError("There is no active feed to poll; `/feed list` shows them.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        scheduler = self.scheduler()
+        scheduler = self.bot.feed_scheduler  # the loop's own: a feed it is polling is not fetched twice
         limit = asyncio.Semaphore(max(1, self.bot.settings.feed_concurrency))
 
         async def poll(target: Feed) -> str:

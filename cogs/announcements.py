@@ -15,6 +15,7 @@ from bot.app import ConversationBot
 from bot.feeds.scheduler import FeedScheduler
 from bot.storage import feeds as feed_store
 from cogs._announce_discord import DiscordAnnouncePort
+from cogs._background import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Announcements(commands.Cog):
                                    flood_window=timedelta(seconds=float(getattr(
                                        bot, "announce_flood_window_seconds", settings.poll_interval_seconds))))
         self.announcer.on_thread_recorded = self._thread_recorded
-        self._scheduler: FeedScheduler | None = None
+        self.announcer.notify_admins = self.port.notify_admins
         self._cycle_lock = asyncio.Lock()
         self._registered = False
         self.cycles_completed = 0
@@ -44,20 +45,19 @@ class Announcements(commands.Cog):
         self.announce_loop.change_interval(
             seconds=float(getattr(bot, "announce_interval_seconds", ANNOUNCE_INTERVAL_SECONDS)))
         self.feed_loop.change_interval(seconds=min(FEED_TICK_SECONDS, float(settings.poll_interval_seconds)))
+        self.loops = (Supervised(self.announce_loop), Supervised(self.feed_loop))
 
     async def cog_load(self) -> None:
-        self.announce_loop.start()
-        self.feed_loop.start()
+        for loop in self.loops:
+            loop.start()
 
     async def cog_unload(self) -> None:
-        self.announce_loop.cancel()
-        self.feed_loop.cancel()
+        for loop in self.loops:
+            loop.stop()
 
     @property
     def scheduler(self) -> FeedScheduler:
-        if self._scheduler is None:
-            self._scheduler = FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
-        return self._scheduler
+        return self.bot.feed_scheduler
 
     def _thread_recorded(self, thread_id: int) -> None:
         # The discussions cog captures the messages of tracked threads; tell it at once.
