@@ -66,7 +66,8 @@ def missing_permissions(channel: Any) -> tuple[str, ...]:
     granted = channel.permissions_for(me)
     if not granted.view_channel:  # every other permission follows from it
         return ("View Channel",)
-    wanted = FORUM_PERMISSIONS if isinstance(channel, discord.ForumChannel) else TEXT_PERMISSIONS
+    wanted: tuple[tuple[str, str], ...] = (
+        FORUM_PERMISSIONS if isinstance(channel, discord.ForumChannel) else TEXT_PERMISSIONS)
     if not granted.send_messages:  # Discord takes Embed Links away with it
         wanted = tuple(item for item in wanted if item[0] != "embed_links")
     return tuple(name for flag, name in wanted if not getattr(granted, flag))
