@@ -178,7 +178,8 @@ class Announcer:
         self.on_thread_recorded: Callable[[int], None] | None = None
         # Tells a guild's admins in Discord what they must fix (the cog posts it); None: the log only.
         self.notify_admins: AdminNotice | None = None
-        self._told_threads_full: set[int] = set()  # guilds told about the thread limit since it was hit
+        self._threads_full: set[int] = set()  # guilds at Discord's active thread limit
+        self._told_threads_full: set[int] = set()  # ... whose admins were told since it was hit
 
     async def _step(self, name: str, announcement_id: int) -> None:
         if self.step_hook is not None:
@@ -198,12 +199,16 @@ class Announcer:
             recent = await store.recent_announcement_counts(self.database, self.clock() - self.flood_window)
         # While a guild is at Discord's active thread limit, its waiting threads go first and no new
         # message is sent there (it could get no thread).
-        full = await store.guilds_waiting_for_threads(self.database, MAX_ACTIVE_THREADS)
-        self._told_threads_full &= full
-        candidates = [c for c in await store.cycle_candidates(self.database, self.clock())
-                      if c.state == "sent" or c.guild_id not in full]
-        chosen = choose_for_cycle(candidates, lambda guild: per_cycle.get(guild, self.per_cycle), recent)
+        self._threads_full = await store.guilds_waiting_for_threads(self.database, MAX_ACTIVE_THREADS)
+        self._told_threads_full &= self._threads_full
+        chosen = choose_for_cycle(
+            await store.cycle_candidates(self.database, self.clock()),
+            lambda guild: per_cycle.get(guild, self.per_cycle),
+            recent,
+        )
         for candidate in chosen:
+            if candidate.state != "sent" and candidate.guild_id in self._threads_full:
+                continue
             try:
                 outcome = await self.announce(candidate.announcement_id,
                                               archive.get(candidate.guild_id, self.archive_minutes))
@@ -353,6 +358,7 @@ class Announcer:
         """The guild is at its active thread limit: the message stays, its thread is created later;
         the admins are told once (until the limit is hit again after a thread could be created)."""
         now = self.clock()
+        self._threads_full.add(work.guild_id)
         await store.record_retry_later(self.database, work.id, reason, MAX_ACTIVE_THREADS, failed_at=now,
                                        next_attempt_at=now + self.retry_schedule.delay(attempts), counts=False)
         if work.guild_id in self._told_threads_full:
