@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import discord
@@ -28,6 +28,9 @@ from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.storage import Database
 from bot.storage.meta import COMMAND_TREE_HASH, get_meta, set_meta
+
+if TYPE_CHECKING:
+    from bot.feeds.scheduler import FeedScheduler
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,8 @@ class ConversationTree(app_commands.CommandTree["ConversationBot"]):
         original = getattr(error, "original", error)
         if isinstance(original, UserFacingError):
             message, ephemeral = original.message, original.ephemeral
-        elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
-            message, ephemeral = "You need the Manage Server permission to use this command.", True
-            if isinstance(error, app_commands.MissingPermissions):
-                missing = ", ".join(permission_name(p) for p in error.missing_permissions)
-                message = f"You need the {missing} permission to use this command."
+        elif isinstance(error, app_commands.CheckFailure):
+            message, ephemeral = check_failure_message(error), True
         else:
             command = interaction.command.qualified_name if interaction.command else "interaction"
             log.error("command %s failed", command, exc_info=original)
@@ -76,10 +76,37 @@ class ConversationTree(app_commands.CommandTree["ConversationBot"]):
         await send_reply(interaction, message, ephemeral=ephemeral)
 
 
+def check_failure_message(error: app_commands.CheckFailure) -> str:
+    """What a refused command tells its user: the permission it needs, by its name in Discord."""
+    if isinstance(error, app_commands.MissingPermissions):
+        missing = " and ".join(permission_name(p) for p in error.missing_permissions)
+        return f"You need the {missing} permission to use this command."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = " and ".join(permission_name(p) for p in error.missing_permissions)
+        return f"I need the {missing} permission here to do that; ask a server admin to give it to me."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works inside a server."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Please wait {error.retry_after:.0f} s before using this command again."
+    return "You cannot use this command here."
+
+
 def permission_name(flag: str) -> str:
     """The name Discord's own interface shows for a permission flag (manage_guild: Manage Server)."""
-    return {"manage_guild": "Manage Server", "administrator": "Administrator"}.get(
-        flag, flag.replace("_", " ").title())
+    return {"manage_guild": "Manage Server", "administrator": "Administrator",
+            "send_messages_in_threads": "Send Messages in Threads"}.get(flag, flag.replace("_", " ").title())
+
+
+def has_permission(flag: str) -> Callable[[discord.Interaction[Any]], bool]:
+    """A command's runtime permission check (``default_permissions`` only sets who sees it, and a
+    server can change that): in a server, with ``flag`` or Administrator; a refusal names ``flag``."""
+    def check(interaction: discord.Interaction[Any]) -> bool:
+        permissions = interaction.permissions
+        if interaction.guild_id is not None and (getattr(permissions, flag) or permissions.administrator):
+            return True
+        raise app_commands.MissingPermissions([flag])
+
+    return check
 
 
 async def send_reply(interaction: discord.Interaction[Any], content: str, *, ephemeral: bool = True) -> None:
@@ -110,8 +137,19 @@ class ConversationBot(commands.Bot):
         self.extension_names = tuple(extensions)
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
+        self._feed_scheduler: FeedScheduler | None = None
         self.sync_mode: SyncMode = sync_mode
         self._startup_frozen = False
+
+    @property
+    def feed_scheduler(self) -> FeedScheduler:
+        """The bot's one feed scheduler: the poll loop and ``/feed poll`` share its view of which
+        feeds are being polled."""
+        if self._feed_scheduler is None:
+            from bot.feeds.scheduler import FeedScheduler
+
+            self._feed_scheduler = FeedScheduler(self.database, self.feed_session, self.settings)
+        return self._feed_scheduler
 
     @property
     def feed_session(self) -> aiohttp.ClientSession:

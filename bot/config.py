@@ -53,6 +53,11 @@ class Tuning:
     reidentify_pause_seconds: float = 5.0
     # Writes waiting for the database writer before a caller is made to wait.
     write_queue_limit: int = 10_000
+    # An announcement that met a passing problem (Discord down, a timeout) is tried again after this
+    # long, doubling up to the longest wait, and fails for good once it has failed for a day.
+    announce_retry_first_seconds: float = 60.0
+    announce_retry_longest_seconds: float = 3600.0
+    announce_give_up_after_seconds: float = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ discord.py. Every Discord failure leaves here as a :class:`DiscordError` with it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,9 +16,17 @@ from bot.announce.machine import ChannelInfo, DiscordError, ThreadInfo
 from bot.announce.tags import ForumTag
 from bot.app import NO_MENTIONS, ConversationBot
 
+log = logging.getLogger(__name__)
 HISTORY_LOOKBACK = 100  # messages looked through for an announcement sent before a crash
 FORUM_LOOKBACK = 50  # the bot's newest forum posts looked through likewise
 THREAD_ALREADY_CREATED = 160004
+# What announcing needs in a text channel, and in a forum, with the names Discord's interface shows.
+TEXT_PERMISSIONS = (("view_channel", "View Channel"), ("send_messages", "Send Messages"),
+                    ("embed_links", "Embed Links"), ("read_message_history", "Read Message History"),
+                    ("create_public_threads", "Create Public Threads"),
+                    ("send_messages_in_threads", "Send Messages in Threads"))
+FORUM_PERMISSIONS = (("view_channel", "View Channel"), ("send_messages", "Send Messages (Create Posts)"),
+                     ("embed_links", "Embed Links"), ("read_message_history", "Read Message History"))
 
 
 @contextmanager
@@ -31,6 +40,36 @@ def discord_errors() -> Iterator[None]:
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         raise DiscordError(f"network error: {type(error).__name__}", status=None, code=None,
                            permanent=False) from error
+
+
+@contextmanager
+def naming_missing_permissions(channel: Any) -> Iterator[None]:
+    """A 403 names the permissions the bot lacks in ``channel``, as far as the cache tells."""
+    try:
+        yield
+    except DiscordError as error:
+        if error.status != 403 or error.missing:
+            raise
+        missing = missing_permissions(channel)
+        if not missing:
+            raise
+        raise DiscordError(error.text, status=error.status, code=error.code, permanent=error.permanent,
+                           missing=missing) from error
+
+
+def missing_permissions(channel: Any) -> tuple[str, ...]:
+    guild = getattr(channel, "guild", None)
+    me = guild.me if guild is not None else None
+    if me is None:
+        return ()
+    granted = channel.permissions_for(me)
+    if not granted.view_channel:  # every other permission follows from it
+        return ("View Channel",)
+    wanted: tuple[tuple[str, str], ...] = (
+        FORUM_PERMISSIONS if isinstance(channel, discord.ForumChannel) else TEXT_PERMISSIONS)
+    if not granted.send_messages:  # Discord takes Embed Links away with it
+        wanted = tuple(item for item in wanted if item[0] != "embed_links")
+    return tuple(name for flag, name in wanted if not getattr(granted, flag))
 
 
 def to_discord(embed: AnnouncementEmbed) -> discord.Embed:
@@ -95,7 +134,7 @@ class DiscordAnnouncePort:
     async def send_announcement(self, channel_id: int, embed: AnnouncementEmbed, ping_role_id: int | None) -> int:
         channel = await self._channel(channel_id)
         content, allowed = ping(ping_role_id)
-        with discord_errors():
+        with naming_missing_permissions(channel), discord_errors():
             message = await channel.send(content=content, embed=to_discord(embed), allowed_mentions=allowed)
         return int(message.id)
 
@@ -110,12 +149,14 @@ class DiscordAnnouncePort:
                             auto_archive_minutes: int) -> ThreadInfo:
         channel = await self._channel(channel_id)
         try:
-            with discord_errors():
+            with naming_missing_permissions(channel), discord_errors():
                 thread = await channel.get_partial_message(message_id).create_thread(
                     name=name, auto_archive_duration=auto_archive_minutes)
         except DiscordError as error:
             if error.code != THREAD_ALREADY_CREATED:
                 raise
+            # Discord's 160004: the message has its thread already (a moderator was quicker, or
+            # our own request's answer was lost); it has the message's id: fetch it and use it.
             existing = await self._thread(message_id)
             if existing is None:
                 raise
@@ -142,7 +183,7 @@ class DiscordAnnouncePort:
         forum = await self._channel(forum_id)
         tags = [tag for tag in (forum.get_tag(tag_id) for tag_id in tag_ids) if tag is not None]
         content, allowed = ping(ping_role_id)
-        with discord_errors():
+        with naming_missing_permissions(forum), discord_errors():
             created = await forum.create_thread(name=name, content=content, embed=to_discord(embed),
                                                 applied_tags=tags, allowed_mentions=allowed,
                                                 auto_archive_duration=auto_archive_minutes)
@@ -201,6 +242,30 @@ class DiscordAnnouncePort:
                                             allowed_mentions=NO_MENTIONS)
             else:
                 await channel.send(text[:2000], allowed_mentions=NO_MENTIONS)
+
+
+    async def notify_admins(self, guild_id: int, channel_id: int, text: str) -> None:
+        """What the admins must fix, posted in the feed's channel; when the bot cannot post there (the
+        very problem, often), in the server's system channel; the log has it in any case."""
+        guild = self.bot.get_guild(guild_id)
+        places = [self.bot.get_channel(channel_id)] + ([guild.system_channel] if guild is not None else [])
+        for place in places:
+            if not isinstance(place, discord.TextChannel | discord.ForumChannel) or not _can_post(place):
+                continue
+            try:
+                await self.send_notice(place.id, text)
+                return
+            except DiscordError as error:
+                log.info("could not post an admin notice in channel %d (Discord error %s)", place.id, error.code)
+        log.warning("guild %d: found no channel to tell the admins: %s", guild_id, text)
+
+
+def _can_post(channel: discord.TextChannel | discord.ForumChannel) -> bool:
+    me = channel.guild.me
+    if me is None:
+        return False
+    granted = channel.permissions_for(me)
+    return granted.view_channel and granted.send_messages
 
 
 def _info(thread: discord.Thread) -> ThreadInfo:

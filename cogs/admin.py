@@ -15,11 +15,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.announce.admin import get_guild_settings, retry_failed, update_guild_settings
-from bot.app import NO_MENTIONS, ConversationBot
+from bot.app import NO_MENTIONS, ConversationBot, has_permission
 from bot.errors import UserFacingError
 from bot.feeds import registry
 from bot.feeds.errors import FeedError
-from bot.feeds.scheduler import FeedScheduler, preview_feed
+from bot.feeds.scheduler import preview_feed
 from bot.lookup import admin_text
 from bot.lookup.format import fit_lines
 from bot.model.ids import parse_id
@@ -38,10 +38,10 @@ def _has_manage_server(interaction: discord.Interaction[ConversationBot]) -> boo
     return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
 
 
-# The runtime half of the permission rule. A failed check is a CheckFailure, which the central
+# The runtime half of the permission rule. A refusal is a MissingPermissions, which the central
 # error handler answers privately with "You need the Manage Server permission..." (Discord's own
 # name for it; has_permissions would say "Manage Guild").
-needs_manage_server = app_commands.check(_has_manage_server)
+needs_manage_server = app_commands.check(has_permission("manage_guild"))
 
 
 async def answer(interaction: discord.Interaction[ConversationBot], text: str) -> None:
@@ -80,9 +80,6 @@ class Admin(commands.Cog):
 
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-
-    def scheduler(self) -> FeedScheduler:
-        return FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
 
     async def guild_feed(self, interaction: discord.Interaction[ConversationBot], reference: str) -> Feed:
         """The feed an option names (its id from autocomplete, or its URL), only in this guild."""
@@ -178,7 +175,7 @@ class Admin(commands.Cog):
         if not targets:
             raise UserFacingError("There is no active feed to poll; `/feed list` shows them.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        scheduler = self.scheduler()
+        scheduler = self.bot.feed_scheduler  # the loop's own: a feed it is polling is not fetched twice
         limit = asyncio.Semaphore(max(1, self.bot.settings.feed_concurrency))
 
         async def poll(target: Feed) -> str:

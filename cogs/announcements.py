@@ -11,12 +11,14 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.announce.machine import Announcer, CycleReport, DiscordError
+from bot.announce.retry import RetrySchedule
 from bot.app import ConversationBot
 from bot.feeds import registry
 from bot.feeds.scheduler import FeedScheduler
 from bot.model.posts import ChannelKind
 from bot.storage.feeds import pending_feed_notices
 from cogs._announce_discord import DiscordAnnouncePort
+from cogs._background import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +34,30 @@ class Announcements(commands.Cog):
             flood_window = settings.poll_interval_seconds
         self.announcer = Announcer(bot.database, self.port, per_cycle=settings.announcements_per_cycle,
                                    archive_minutes=settings.thread_auto_archive_minutes,
-                                   flood_window=timedelta(seconds=flood_window))
+                                   flood_window=timedelta(seconds=flood_window),
+                                   retry_schedule=RetrySchedule(
+                                       first=timedelta(seconds=tuning.announce_retry_first_seconds),
+                                       longest=timedelta(seconds=tuning.announce_retry_longest_seconds),
+                                       give_up_after=timedelta(seconds=tuning.announce_give_up_after_seconds)))
         self.announcer.on_thread_recorded = self._thread_recorded
-        self._scheduler: FeedScheduler | None = None
+        self.announcer.notify_admins = self.port.notify_admins
         self._cycle_lock = asyncio.Lock()
         self._registered = False
         self.announce_loop.change_interval(seconds=tuning.announce_interval_seconds)
         self.feed_loop.change_interval(seconds=min(tuning.feed_tick_seconds, float(settings.poll_interval_seconds)))
+        self.loops = (Supervised(self.announce_loop), Supervised(self.feed_loop))
 
     async def cog_load(self) -> None:
-        self.announce_loop.start()
-        self.feed_loop.start()
+        for loop in self.loops:
+            loop.start()
 
     async def cog_unload(self) -> None:
-        self.announce_loop.cancel()
-        self.feed_loop.cancel()
+        for loop in self.loops:
+            loop.stop()
 
     @property
     def scheduler(self) -> FeedScheduler:
-        if self._scheduler is None:
-            self._scheduler = FeedScheduler(self.bot.database, self.bot.feed_session, self.bot.settings)
-        return self._scheduler
+        return self.bot.feed_scheduler
 
     def _thread_recorded(self, thread_id: int) -> None:
         # The discussions cog captures the messages of tracked threads; tell it at once.

@@ -21,6 +21,7 @@ from bot.app import ConversationBot
 from bot.discussions.service import DiscussionCapture, ThreadGone
 from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange
 from bot.storage.comments import announce_channel_ids, live_threads
+from cogs._background import Supervised
 from cogs._discussion_discord import DiscordHistory, emoji_key, incoming
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,17 @@ class Discussions(commands.Cog):
         self._catch_up_again = False
         self._unloaded = False
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
+        self.reconcile_supervisor = Supervised(self.reconcile_loop)
 
     async def cog_load(self) -> None:
         await self.capture.load()
         if self.bot.user is not None:
             self.capture.own_user_id = self.bot.user.id
-        self.reconcile_loop.start()
+        self.reconcile_supervisor.start()
 
     async def cog_unload(self) -> None:
         self._unloaded = True
-        self.reconcile_loop.cancel()
+        self.reconcile_supervisor.stop()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
         await self.capture.close()  # messages waiting to be grouped reach the writer before it closes

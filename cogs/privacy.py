@@ -7,7 +7,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import ConversationBot, send_reply
+from bot.app import ConversationBot, has_permission, send_reply
 from bot.discussions import privacy
 from bot.errors import UserFacingError
 from bot.storage.comments import is_opted_out, stored_comment_count
@@ -21,6 +21,9 @@ class Privacy(commands.GroupCog, group_name="privacy",
         self.show_menu = app_commands.ContextMenu(name="Show on blog", callback=self.show_on_blog)
         for menu in (self.hide_menu, self.show_menu):
             menu.default_permissions = discord.Permissions(manage_messages=True)
+            # default_permissions only sets who sees the command by default; server admins can
+            # change that, so the permission is checked again (a refusal names it).
+            menu.add_check(has_permission("manage_messages"))
             menu.guild_only = True
         super().__init__()
 
@@ -70,10 +73,6 @@ class Privacy(commands.GroupCog, group_name="privacy",
 
     async def _set_hidden(self, interaction: discord.Interaction[ConversationBot], message: discord.Message,
                           *, hidden: bool) -> None:
-        # default_permissions only sets who sees the command by default; server admins can change
-        # that, so the permission in this channel is checked again here.
-        if interaction.guild is None or not interaction.permissions.manage_messages:
-            raise UserFacingError("You need the Manage Messages permission to hide or show comments on the blog.")
         if not await privacy.set_hidden(self.bot.database, message.id, hidden):
             raise UserFacingError("That message is not a saved comment of a post's discussion, so it is not on "
                                   "the blog.")

@@ -23,11 +23,13 @@ from bot.announce.embed import (
 )
 from bot.announce.machine import Announcer, ChannelInfo, DiscordError, ThreadInfo
 from bot.announce.plan import choose_for_cycle
+from bot.announce.retry import RetrySchedule
 from bot.announce.tags import ForumTag, match_forum_tags
 from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage import announcements as store
 from bot.storage.db import Database
 from tests.announcements_support import announcement, later, queue_post
+from tests.feeds_support import FakeClock
 
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -252,36 +254,58 @@ class ScriptedDiscord:
         return None
 
 
-async def test_passing_failures_are_retried_then_given_up(tmp_path: Path) -> None:
+async def test_passing_failures_back_off_and_give_up_only_after_a_day(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "core.db")
     try:
+        clock = FakeClock()
         discord = ScriptedDiscord(fail_sends=2)
-        announcer = Announcer(database, discord, per_cycle=5, archive_minutes=10080, max_attempts=3)
+        announcer = Announcer(database, discord, per_cycle=5, archive_minutes=10080, clock=clock)
         post_row = await queue_post(database, 1, 10, title="Flaky")
         assert (await announcer.run_cycle()).retry == [post_row.announcement_id]
         row = await announcement(database, post_row.announcement_id)
         assert row["state"] == "pending" and "HTTP 503" in row["error"]
-        await announcer.run_cycle()
+        assert (await announcer.run_cycle()).retry == []  # waiting out its minute
+        clock.advance(60)
+        assert (await announcer.run_cycle()).retry == [post_row.announcement_id]
+        clock.advance(119)
+        assert (await announcer.run_cycle()).announced == []  # the wait doubled
+        clock.advance(1)
         report = await announcer.run_cycle()
         assert report.announced == [post_row.announcement_id] and len(discord.messages) == 1
+        row = await announcement(database, post_row.announcement_id)
+        assert row["next_attempt_at"] is None and row["retrying_since"] is None
 
+        # Discord down for good: tried with waits of 1, 2, 4 ... 60 minutes, for a day, then failed.
         hopeless = await queue_post(database, 1, 10, title="Never")
-        discord.fail_sends = 10
-        for _ in range(3):
+        discord.fail_sends = 1000
+        tries, started = 0, clock.now
+        while (await announcement(database, hopeless.announcement_id))["state"] != "failed":
             await announcer.run_cycle()
+            tries = 1000 - discord.fail_sends
+            clock.advance(60)
+            assert clock.now - started < timedelta(hours=26)
         row = await announcement(database, hopeless.announcement_id)
-        assert row["state"] == "failed" and row["error"].startswith("gave up after 3 attempts")
+        assert clock.now - started >= timedelta(hours=24)
+        assert row["error"].startswith(f"gave up after {tries} attempts over 2")
+        assert 25 <= tries <= 35  # not one a minute: about 7 to reach the hour, then hourly
         await announcer.run_cycle()
-        assert discord.fail_sends == 7  # no fourth try
+        assert 1000 - discord.fail_sends == tries  # no further try
     finally:
         await database.close()
+
+
+def test_retry_schedule_doubles_up_to_its_longest_wait() -> None:
+    schedule = RetrySchedule()
+    assert [schedule.delay(n) / timedelta(minutes=1) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert schedule.give_up_after >= timedelta(hours=24)
 
 
 async def test_a_lost_send_response_is_found_in_history_not_sent_twice(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "core.db")
     try:
         discord = ScriptedDiscord(lose_response=True)
-        announcer = Announcer(database, discord, per_cycle=5, archive_minutes=10080)
+        announcer = Announcer(database, discord, per_cycle=5, archive_minutes=10080,
+                              retry_schedule=RetrySchedule(first=timedelta(0)))
         post_row = await queue_post(database, 1, 10, title="Lost answer")
         assert (await announcer.run_cycle()).retry == [post_row.announcement_id]
         assert discord.lookups == 0  # the first try looks nowhere: nothing was ever sent

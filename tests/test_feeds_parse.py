@@ -262,3 +262,23 @@ def test_feed_errors_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(original))
     assert (type(copy), copy.message, copy.status, copy.retry_after_seconds) == (FeedRetryLater, original.message,
                                                                                   429, 30.0)
+
+
+def test_a_spawned_worker_pool_parses_a_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows and macOS start workers by spawning a fresh interpreter (no fork): the pool's
+    initializer and the parse call must work there, and the initializer must not need os.nice."""
+    import functools
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bot.feeds import parse as parse_module
+
+    monkeypatch.delattr(os, "nice", raising=False)
+    parse_module._lower_priority()  # as on Windows: nothing to call, nothing raised
+    monkeypatch.undo()
+    body = (FIXTURES / "wordpress_empty_guids.xml").read_bytes()
+    call = functools.partial(parse_feed, body, url="https://blog.example.com/feed/", content_type=None, now=NOW)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=parse_module._lower_priority) as pool:
+        assert pool.submit(call).result(timeout=120) == call()

@@ -20,6 +20,7 @@ from typing import Literal, Protocol, TypeVar
 
 from bot.announce.embed import AnnouncementEmbed, build_embed, one_line
 from bot.announce.plan import choose_for_cycle
+from bot.announce.retry import DEFAULT_RETRY_SCHEDULE, RetrySchedule
 from bot.announce.tags import ForumTag, match_forum_tags
 from bot.model.posts import ChannelKind
 from bot.render.text import cut_at_word, escape_discord_markdown, neutralise_mentions, thread_name
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 Outcome = Literal["threaded", "failed", "retry", "done_elsewhere"]
+AdminNotice = Callable[[int, int, str], Awaitable[None]]  # guild id, channel id, text
 
-MAX_ATTEMPTS = 5
 INVITE_LINE = "Talk about this post here: the messages of this thread are shown as comments on the blog."
 # Discord error codes that mean the channel itself is unusable (so every queued post for it is too).
 UNKNOWN_CHANNEL = 10003
@@ -39,6 +40,9 @@ UNKNOWN_MESSAGE = 10008
 MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 CHANNEL_CODES = frozenset({UNKNOWN_CHANNEL, MISSING_ACCESS, MISSING_PERMISSIONS})
+# The guild has as many active threads as Discord allows (about 1,000): the thread is created once
+# some are archived; the announcement waits, it does not fail.
+MAX_ACTIVE_THREADS = 160006
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +63,17 @@ class ThreadInfo:
 
 class DiscordError(Exception):
     """A Discord call that did not succeed, as the cog saw it. ``permanent`` errors (4xx) are not
-    retried; others (5xx, network, rate limits discord.py gave up on) are, a few times."""
+    retried; others (5xx, network, rate limits discord.py gave up on) are, with backoff. ``missing``
+    names the permissions the bot lacks in the channel, when the cog could tell."""
 
-    def __init__(self, text: str, *, status: int | None, code: int | None, permanent: bool) -> None:
+    def __init__(self, text: str, *, status: int | None, code: int | None, permanent: bool,
+                 missing: tuple[str, ...] = ()) -> None:
         super().__init__(text)
         self.text = text
         self.status = status
         self.code = code
         self.permanent = permanent
+        self.missing = missing
 
 
 class DiscordPort(Protocol):
@@ -114,22 +121,28 @@ class CycleReport:
     reported: list[int] = field(default_factory=list)
 
 
-def explain(error: DiscordError, step: str) -> str:
-    """A short reason an admin can act on."""
+def explain(error: DiscordError, step: str, channel_id: int | None = None) -> str:
+    """A short reason an admin can act on, naming the channel and the missing permission."""
     doing = {"channel": "find the channel", "send": "send the announcement", "thread": "create the thread",
              "forum": "create the forum post", "invite": "post in the thread"}.get(step, step)
-    if error.code == UNKNOWN_CHANNEL:
-        return (f"could not {doing}: the channel no longer exists (Discord error 10003); "
+    where = f" <#{channel_id}>" if channel_id is not None else ""
+    if error.code == UNKNOWN_CHANNEL or (step == "channel" and error.status == 404):
+        return (f"could not {doing}: the channel{where} no longer exists (Discord error 10003); "
                 "point the feed at another channel")
     if error.code == MISSING_ACCESS:
-        return (f"could not {doing}: the bot cannot see the channel (Discord error 50001); "
+        return (f"could not {doing}: the bot cannot see the channel{where} (Discord error 50001); "
                 "give it View Channel there")
-    if error.code == MISSING_PERMISSIONS:
+    if error.code == MISSING_PERMISSIONS or (error.status == 403 and error.missing):
         needed = ("View Channel, Send Messages, Embed Links, Read Message History, Create Public Threads and "
                   "Send Messages in Threads" if step != "forum"
                   else "View Channel, Send Messages (Create Posts), Embed Links and Read Message History")
-        return (f"could not {doing}: the bot lacks a permission in the channel (Discord error 50013); "
-                f"it needs {needed}")
+        lacking = f": it is missing {_and(error.missing)}" if error.missing else ""
+        return (f"could not {doing}: the bot lacks a permission in the channel{where} (Discord error "
+                f"{error.code or 50013}){lacking}; it needs {needed}")
+    if error.code == MAX_ACTIVE_THREADS:
+        return (f"could not {doing}: the server has as many active threads as Discord allows (Discord error "
+                "160006); announcements wait until some threads are archived (archive old threads, or "
+                "shorten `/settings thread-archive`)")
     if error.code == UNKNOWN_MESSAGE:
         return f"could not {doing}: the announcement message was deleted (Discord error 10008)"
     code = f" {error.code}" if error.code else ""
@@ -137,11 +150,16 @@ def explain(error: DiscordError, step: str) -> str:
     return cut_at_word(f"could not {doing}: Discord error{code}{status}: {one_line(error.text)}", 500)
 
 
+def _and(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 class Announcer:
-    """Runs announcement cycles over a :class:`DiscordPort`."""
+    """Runs announcement cycles over a :class:`DiscordPort`. ``retry_schedule`` says when an
+    announcement that met a passing problem is tried again, and when it gives up."""
 
     def __init__(self, database: Database, port: DiscordPort, *, per_cycle: int, archive_minutes: int,
-                 max_attempts: int = MAX_ATTEMPTS,
+                 retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE,
                  flood_window: timedelta = timedelta(0), clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
         # per_cycle also bounds every flood_window (the poll interval): cycles run more often than
@@ -152,8 +170,12 @@ class Announcer:
         self.port = port
         self.per_cycle = per_cycle
         self.archive_minutes = archive_minutes
-        self.max_attempts = max_attempts
+        self.retry_schedule = retry_schedule
         self.on_thread_recorded: Callable[[int], None] | None = None
+        # Tells a guild's admins in Discord what they must fix (the cog posts it); None: the log only.
+        self.notify_admins: AdminNotice | None = None
+        self._threads_full: set[int] = set()  # guilds at Discord's active thread limit
+        self._told_threads_full: set[int] = set()  # ... whose admins were told since it was hit
 
     async def run_cycle(self) -> CycleReport:
         """Interrupted announcements first, then at most ``per_cycle`` new ones per channel (oldest
@@ -167,18 +189,25 @@ class Announcer:
         recent: dict[int, int] = {}
         if self.flood_window > timedelta(0):
             recent = await store.recent_announcement_counts(self.database, self.clock() - self.flood_window)
+        # While a guild is at Discord's active thread limit, its waiting threads go first and no new
+        # message is sent there (it could get no thread).
+        self._threads_full = await store.guilds_waiting_for_threads(self.database, MAX_ACTIVE_THREADS)
+        self._told_threads_full &= self._threads_full
         chosen = choose_for_cycle(
-            await store.cycle_candidates(self.database),
+            await store.cycle_candidates(self.database, self.clock()),
             lambda guild: per_cycle.get(guild, self.per_cycle),
             recent,
         )
         for candidate in chosen:
+            if candidate.state != "sent" and candidate.guild_id in self._threads_full:
+                continue
             try:
                 outcome = await self.announce(candidate.announcement_id,
                                               archive.get(candidate.guild_id, self.archive_minutes))
-            except Exception:  # a bug must not stop the other announcements or the loop
-                log.exception("announcement %d failed unexpectedly; it is tried again next cycle",
+            except Exception as error:  # a bug must not stop the other announcements or the loop
+                log.exception("announcement %d failed unexpectedly; it is tried again later",
                               candidate.announcement_id)
+                await self._unexpected(candidate.announcement_id, error)
                 continue
             {"threaded": report.announced, "failed": report.failed, "retry": report.retry}.get(
                 outcome, []).append(candidate.announcement_id)
@@ -196,10 +225,6 @@ class Announcer:
         work = await store.load_work(self.database, announcement_id)
         if work is None:
             return "done_elsewhere"
-        if attempts > self.max_attempts:
-            reason = f"gave up after {attempts - 1} attempts; last error: {work.last_error or 'unknown'}"
-            await store.record_failed(self.database, work.id, cut_at_word(reason, 600), None)
-            return "failed"
         step = "channel"
         try:
             channel = await self.port.channel(work.channel_id)
@@ -279,16 +304,12 @@ class Announcer:
             self.on_thread_recorded(thread_id)
 
     async def _failed(self, work: store.AnnouncementWork, step: str, error: DiscordError, attempts: int) -> Outcome:
-        reason = explain(error, step)
-        if not error.permanent:
-            if attempts >= self.max_attempts:
-                await store.record_failed(self.database, work.id,
-                                          f"gave up after {attempts} attempts; {reason}", error.code)
-                return "failed"
-            log.warning("announcement %d (%s): %s; trying again next cycle", work.id, work.post.canonical_url,
-                        reason)
-            await store.record_retry_later(self.database, work.id, reason, error.code)
+        reason = explain(error, step, work.channel_id)
+        if error.code == MAX_ACTIVE_THREADS:
+            await self._wait_for_threads(work, reason, attempts)
             return "retry"
+        if not error.permanent:
+            return await self._retry_later(work.id, reason, error.code, attempts)
         await store.record_failed(self.database, work.id, reason, error.code)
         if error.code in CHANNEL_CODES and step in ("channel", "send", "thread", "forum"):
             others = await store.fail_queued_in_channel(self.database, work.channel_id, reason, error.code)
@@ -296,6 +317,50 @@ class Announcer:
                 log.info("channel %d unusable: %d more queued announcements failed with it", work.channel_id,
                          others)
         return "failed"
+
+    async def _retry_later(self, announcement_id: int, reason: str, code: int | None, attempts: int) -> Outcome:
+        """Backoff for a passing problem; failed for good once it has lasted ``give_up_after``."""
+        now = self.clock()
+        delay = self.retry_schedule.delay(attempts)
+        since = await store.record_retry_later(self.database, announcement_id, reason, code, failed_at=now,
+                                               next_attempt_at=now + delay)
+        if now - since >= self.retry_schedule.give_up_after:
+            hours = (now - since) / timedelta(hours=1)
+            await store.record_failed(self.database, announcement_id, cut_at_word(
+                f"gave up after {attempts} attempts over {hours:.1f} hours; {reason}", 600), code)
+            return "failed"
+        log.warning("announcement %d: %s; trying again in %s", announcement_id, reason, delay)
+        return "retry"
+
+    async def _unexpected(self, announcement_id: int, error: Exception) -> None:
+        row = await store.load_work(self.database, announcement_id)
+        if row is not None and row.state in ("pending", "sent"):
+            reason = cut_at_word(f"unexpected error: {type(error).__name__}: {one_line(str(error))}", 500)
+            await self._retry_later(announcement_id, reason, None, max(row.attempts, 1))
+
+    async def _wait_for_threads(self, work: store.AnnouncementWork, reason: str, attempts: int) -> None:
+        """The guild is at its active thread limit: the message stays, its thread is created later;
+        the admins are told once (until the limit is hit again after a thread could be created)."""
+        now = self.clock()
+        self._threads_full.add(work.guild_id)
+        await store.record_retry_later(self.database, work.id, reason, MAX_ACTIVE_THREADS, failed_at=now,
+                                       next_attempt_at=now + self.retry_schedule.delay(attempts), counts=False)
+        if work.guild_id in self._told_threads_full:
+            return
+        self._told_threads_full.add(work.guild_id)
+        log.warning("guild %d: announcement %d waits for its thread: %s", work.guild_id, work.id, reason)
+        await self._notify(work.guild_id, work.channel_id,
+                           f"The announcement of **{_title(work.post.title)}** has no thread yet: {reason}. "
+                           "Nothing is lost: the thread is created, and the next posts announced, as soon as "
+                           "Discord allows it.")
+
+    async def _notify(self, guild_id: int, channel_id: int, text: str) -> None:
+        if self.notify_admins is None:
+            return
+        try:
+            await self.notify_admins(guild_id, channel_id, cut_at_word(text, 2000))
+        except Exception:  # telling the admins must never stop the announcements
+            log.exception("guild %d: could not post the admin notice", guild_id)
 
     async def apply_edits(self) -> list[int]:
         """Edit the embeds of posts that changed; rename their threads when the title changed."""
@@ -359,9 +424,19 @@ class Announcer:
             titles = ", ".join(repr(f.title[:80]) for f in group[:3]) + (" and more" if len(group) > 3 else "")
             log.warning("guild %d channel %d: %d announcement(s) failed (%s): %s", group[0].guild_id, channel_id,
                         len(group), titles, reason)
+            named = ", ".join(f"**{_title(f.title[:80])}**" for f in group[:3]) + (
+                f" and {len(group) - 3} more" if len(group) > 3 else "")
+            posts = "post" if len(group) == 1 else f"{len(group)} posts"
+            await self._notify(group[0].guild_id, channel_id,
+                               f"Could not announce the {posts} {named} in <#{channel_id}>: {reason}. "
+                               "Once that is fixed, `/feed retry` announces them (nothing is posted twice).")
         if failures:
             await store.mark_reported(self.database, [f.id for f in failures])
         return [f.id for f in failures]
+
+
+def _title(title: str) -> str:
+    return neutralise_mentions(escape_discord_markdown(one_line(title)))[:200]
 
 
 class _StepFailed(Exception):

@@ -78,9 +78,13 @@ async def parse_feed_in_thread(body: bytes, *, url: str, content_type: str | Non
 
 def _lower_priority() -> None:
     # Parsing is background work: when CPUs are scarce the event loop (Discord heartbeats, slash
-    # commands) must get them first.
+    # commands) must get them first. os.nice is POSIX only: on Windows the workers keep the normal
+    # priority (an initializer that raised would break the pool for every parse).
+    nice = getattr(os, "nice", None)
+    if nice is None:
+        return
     try:
-        os.nice(10)
+        nice(10)
     except OSError:
         log.debug("could not lower the feed parser's priority")
 

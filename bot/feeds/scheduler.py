@@ -92,7 +92,7 @@ class FeedScheduler:
         self.settings = settings
         self.clock = clock
         self.timeouts = timeouts
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._polling: dict[int, asyncio.Task[PollOutcome]] = {}
 
     @property
     def interval(self) -> int:
@@ -128,14 +128,21 @@ class FeedScheduler:
         With ``wait_for_commit=False`` the bookkeeping of an unchanged feed is only queued (one
         commit wait per unchanged feed would cost more than its whole poll); call
         ``database.flush()`` before relying on it.
+
+        A poll of a feed that is being polled (``/feed poll`` during the loop's poll) fetches
+        nothing itself: it shares the running poll's outcome, so the feed is fetched once and a
+        failure is counted once.
         """
-        lock = self._locks.setdefault(feed_id, asyncio.Lock())
-        try:
-            async with lock:
-                return await self._poll(feed_id, wait_for_commit)
-        finally:
-            if not lock.locked() and self._locks.get(feed_id) is lock:
-                del self._locks[feed_id]
+        running = self._polling.get(feed_id)
+        if running is not None:
+            outcome = await asyncio.shield(running)  # the other caller's poll goes on if this one is cancelled
+            if wait_for_commit:
+                await self.database.flush()
+            return outcome
+        poll = asyncio.ensure_future(self._poll(feed_id, wait_for_commit))
+        self._polling[feed_id] = poll
+        poll.add_done_callback(lambda _: self._polling.pop(feed_id, None))
+        return await poll
 
     async def _poll(self, feed_id: int, wait_for_commit: bool) -> PollOutcome:
         feed = await feed_store.get_feed(self.database, feed_id)

@@ -101,8 +101,9 @@ def _failed(row: sqlite3.Row) -> FailedAnnouncement:
 
 # -- reads -----------------------------------------------------------------------------------------
 
-async def cycle_candidates(database: Database) -> list[Candidate]:
-    """Every interrupted (pending, sent) announcement and the oldest queued ones of each channel."""
+async def cycle_candidates(database: Database, now: datetime | None = None) -> list[Candidate]:
+    """Every interrupted (pending, sent) announcement and the oldest queued ones of each channel,
+    except those waiting out their backoff until after ``now``."""
     rows = await database.fetch_all(
         """
         SELECT id, guild_id, channel_id, state, published_at FROM (
@@ -111,9 +112,10 @@ async def cycle_candidates(database: Database) -> list[Candidate]:
                                       ORDER BY p.published_at, a.id) AS place
             FROM announcements AS a JOIN posts AS p ON p.id = a.post_id
             WHERE a.state IN ('queued', 'pending', 'sent')
+              AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= ?)
         ) WHERE state != 'queued' OR place <= ?
         """,
-        (MAX_PER_CHANNEL,),
+        (to_db_time(now or utcnow()), MAX_PER_CHANNEL),
     )
     candidates = []
     for row in rows:
@@ -121,6 +123,14 @@ async def cycle_candidates(database: Database) -> list[Candidate]:
         assert published is not None
         candidates.append(Candidate(row["id"], row["guild_id"], row["channel_id"], row["state"], published))
     return candidates
+
+
+async def guilds_waiting_for_threads(database: Database, code: int) -> set[int]:
+    """Guilds with an announcement whose thread Discord refused with ``code`` (the guild's active
+    thread limit): their other announcements wait until it is created."""
+    rows = await database.fetch_all(
+        "SELECT DISTINCT guild_id FROM announcements WHERE state = 'sent' AND error_code = ?", (code,))
+    return {int(row["guild_id"]) for row in rows}
 
 
 async def recent_announcement_counts(database: Database, since: datetime) -> dict[int, int]:
@@ -207,7 +217,7 @@ async def record_sent(database: Database, announcement_id: int, message_id: int)
     def op(connection: sqlite3.Connection) -> None:
         connection.execute(
             "UPDATE announcements SET state = 'sent', message_id = ?, error = NULL, error_code = NULL, "
-            "updated_at = ? WHERE id = ? AND state = 'pending'",
+            "next_attempt_at = NULL, retrying_since = NULL, updated_at = ? WHERE id = ? AND state = 'pending'",
             (message_id, _now(), announcement_id),
         )
 
@@ -221,7 +231,7 @@ async def record_threaded(database: Database, work: AnnouncementWork, *, message
         now = _now()
         connection.execute(
             "UPDATE announcements SET state = 'threaded', message_id = ?, thread_id = ?, error = NULL, "
-            "error_code = NULL, updated_at = ? WHERE id = ?",
+            "error_code = NULL, next_attempt_at = NULL, retrying_since = NULL, updated_at = ? WHERE id = ?",
             (message_id, thread_id, now, work.id),
         )
         connection.execute(
@@ -237,7 +247,7 @@ async def record_failed(database: Database, announcement_id: int, reason: str, c
     def op(connection: sqlite3.Connection) -> None:
         connection.execute(
             "UPDATE announcements SET state = 'failed', error = ?, error_code = ?, error_reported = 0, "
-            "updated_at = ? WHERE id = ?",
+            "next_attempt_at = NULL, retrying_since = NULL, updated_at = ? WHERE id = ?",
             (reason, code, _now(), announcement_id),
         )
 
@@ -257,15 +267,23 @@ async def fail_queued_in_channel(database: Database, channel_id: int, reason: st
     return await database.write(op)
 
 
-async def record_retry_later(database: Database, announcement_id: int, reason: str, code: int | None) -> None:
-    """A passing problem (Discord down, network): the state stays, the last error is kept."""
-    def op(connection: sqlite3.Connection) -> None:
-        connection.execute(
-            "UPDATE announcements SET error = ?, error_code = ?, updated_at = ? WHERE id = ?",
-            (reason, code, _now(), announcement_id),
-        )
+async def record_retry_later(database: Database, announcement_id: int, reason: str, code: int | None, *,
+                             failed_at: datetime, next_attempt_at: datetime, counts: bool = True) -> datetime:
+    """A passing problem (Discord down, network): the state stays, the last error is kept, and the
+    row is not tried before ``next_attempt_at``. Returns since when it has been failing (the first
+    failure of this run, or ``failed_at``); a wait that does not ``count`` (a full guild) starts no
+    such run, as it must never make the announcement give up."""
+    def op(connection: sqlite3.Connection) -> datetime:
+        row = connection.execute(
+            "UPDATE announcements SET error = ?1, error_code = ?2, next_attempt_at = ?3, updated_at = ?4, "
+            "retrying_since = CASE WHEN ?5 THEN coalesce(retrying_since, ?4) ELSE retrying_since END "
+            "WHERE id = ?6 RETURNING retrying_since",
+            (reason, code, to_db_time(next_attempt_at), to_db_time(failed_at), counts, announcement_id),
+        ).fetchone()
+        since = from_db_time(row[0]) if row is not None else None
+        return since or failed_at
 
-    await database.write(op)
+    return await database.write(op)
 
 
 async def mark_reported(database: Database, announcement_ids: Sequence[int]) -> None:
@@ -304,7 +322,8 @@ async def retry_failed(database: Database, guild_id: int, announcement_id: int |
     def op(connection: sqlite3.Connection) -> int:
         cursor = connection.execute(
             "UPDATE announcements SET state = CASE WHEN message_id IS NULL THEN 'pending' ELSE 'sent' END, "
-            "attempts = 0, error = NULL, error_code = NULL, error_reported = 0, updated_at = ? "
+            "attempts = 0, error = NULL, error_code = NULL, error_reported = 0, next_attempt_at = NULL, "
+            "retrying_since = NULL, updated_at = ? "
             "WHERE guild_id = ? AND state = 'failed' AND (? IS NULL OR id = ?)",
             (_now(), guild_id, announcement_id, announcement_id),
         )

@@ -114,6 +114,7 @@ class FakeDiscord:
         self.openapi_exempt_routes: set[str] = set()
         self.holds: list[HeldRequest] = []
         self.recheck_interval = 0.02
+        self.outage_status: int | None = None  # set: every REST request is answered with it
         FakeDiscord.instances.append(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -191,6 +192,8 @@ class FakeDiscord:
             unauthenticated = template == "/gateway" or template.startswith(("/interactions/", "/webhooks/"))
             if not unauthenticated and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise APIError(401, 0, "401: Unauthorized")
+            if self.outage_status is not None:
+                raise APIError(self.outage_status, 0, "upstream connect error or disconnect/reset before headers")
             major = next((request.match_info[k] for k in ("channel_id", "guild_id", "application_id",
                                                            "interaction_id") if k in request.match_info), "")
             if "token" in request.match_info:
@@ -248,7 +251,8 @@ class FakeDiscord:
         """Exchanges deliberately off-spec (a test's invalid payloads) are not checked."""
         from .ratelimits import normalise_route
 
-        return entry.status == 400 or normalise_route(entry.route) in self.openapi_exempt_routes
+        return (entry.status == 400 or entry.status >= 500
+                or normalise_route(entry.route) in self.openapi_exempt_routes)
 
     def requests(self, route: str | None = None, *, status: int | None = None) -> list[LoggedRequest]:
         """Logged requests, optionally for one route (``"POST /channels/{id}/messages"``)."""
@@ -702,6 +706,16 @@ class FakeDiscord:
         held = HeldRequest(normalise_route(route), match, applied)
         self.holds.append(held)
         return held
+    async def start_outage(self, status: int = 503, *, drop_gateway: bool = True) -> None:
+        """Discord is down: every REST request is answered with ``status`` (the gateway socket is
+        dropped too, and resumes, as it does when Discord's edge restarts) until :meth:`end_outage`."""
+        self.outage_status = status
+        if drop_gateway and self.gateway.connected:
+            await self.drop_connection()
+
+    def end_outage(self) -> None:
+        self.outage_status = None
+        self.state.changed()
 
     def rate_limit_next(self, n: int = 1, route: str | None = None, *, retry_after: float = 0.05,
                         global_: bool = False, scope: str = "user") -> None:

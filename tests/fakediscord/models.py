@@ -114,6 +114,8 @@ class Guild:
     owner_id: int
     roles: dict[int, Role] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
+    system_channel_id: int | None = None
+    max_active_threads: int = 1000  # Discord's limit of unarchived threads per guild (error 160006)
 
 
 @dataclass

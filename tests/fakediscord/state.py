@@ -241,7 +241,8 @@ class State:
             "owner_id": str(guild.owner_id), "afk_channel_id": None, "afk_timeout": 300,
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
             "roles": [self.role_json(r) for r in guild.roles.values()], "emojis": [], "stickers": [],
-            "features": [], "mfa_level": 0, "application_id": None, "system_channel_id": None,
+            "features": [], "mfa_level": 0, "application_id": None,
+            "system_channel_id": str(guild.system_channel_id) if guild.system_channel_id else None,
             "system_channel_flags": 0, "rules_channel_id": None, "vanity_url_code": None, "description": None,
             "banner": None, "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US",
             "public_updates_channel_id": None, "nsfw_level": 0, "premium_progress_bar_enabled": False,
@@ -453,6 +454,11 @@ class State:
                       applied_tags: list[int] | None = None, invitable: bool = True) -> Channel:
         if type is None:
             type = ChannelType.NEWS_THREAD if parent.type == ChannelType.NEWS else ChannelType.PUBLIC_THREAD
+        guild = self.guilds[parent.guild_id]
+        active = sum(1 for c in self.channels.values()
+                     if c.is_thread and c.guild_id == guild.id and c.metadata and not c.metadata.archived)
+        if active >= guild.max_active_threads:
+            raise errors.APIError(400, 160006, "Maximum number of active threads reached")
         now = iso()
         thread = Channel(
             id=thread_id or self.new_id(), type=type, guild_id=parent.guild_id, name=name, parent_id=parent.id,
