@@ -24,6 +24,7 @@ from bot.discussions.model import DISCORD_EPOCH_MS
 from bot.lookup.query import FtsQuery, Term, build_title_prefix_query
 from bot.lookup.rank import RankTerm, bm25_rank, idf
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
+from bot.storage.readonly import connect_read_only
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
 IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
@@ -366,7 +367,7 @@ async def guild_stats(database: Database, guild_id: int, since: datetime, *,
 
 
 def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> GuildStats:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    connection = connect_read_only(path, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
