@@ -158,7 +158,8 @@ async def backup(settings: Settings, destination: Path) -> int:
     try:
         await asyncio.to_thread(backup_database, settings.database_path, destination)
     except (OSError, sqlite3.Error) as error:
-        print(f"conversation-engine: backup: could not write {destination} ({error}); "
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f"conversation-engine: backup: could not write {destination} ({reason}); "
               "an existing file there was left as it was", file=sys.stderr)
         return EXIT_FAILURE
     print(f"backed up {settings.database_path} to {destination}")

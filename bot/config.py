@@ -100,14 +100,15 @@ def read_environment(environ: Mapping[str, str], env_file: Path | None, *,
     """
     values: dict[str, str] = {}
     if env_file is not None and (required or env_file.is_file()):
+        source = "--env-file" if required else "settings file"
         try:
             values.update({key: value for key, value in _read_env_file(env_file).items() if value is not None})
         except UnicodeDecodeError as error:
             raise ConfigError(
-                f"--env-file: {env_file} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                f"{source} {env_file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
                 f"{error.start}); expected a UTF-8 file of NAME=value lines (save it as UTF-8)") from None
         except OSError as error:
-            raise ConfigError(f"--env-file: cannot read {env_file} ({error.strerror or error}); "
+            raise ConfigError(f"{source} {env_file}: cannot read it ({error.strerror or error}); "
                               "expected an existing, readable file of NAME=value lines") from None
     values.update(environ)
     return values

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.storage.copies import LiveDatabaseDestination
 from bot.storage.db import Database
 from bot.storage.search import guild_stats
 from tests.web_support import GUILD, add_comment, add_post, next_id
@@ -199,3 +200,17 @@ def test_the_backup_replaces_an_older_copy_and_keeps_no_wal(live: tuple[Path, di
         connection.close()
     assert sorted(path.name for path in database.parent.iterdir() if path.name.startswith("nightly")) == [
         "nightly.db"]
+
+
+async def test_database_backup_onto_itself_is_refused_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "conversation.db"
+    database = await Database.open(path)
+    try:
+        await add_post(database, "https://blog.example.com/one/", "One")
+        for destination in (path, Path(f"{path}-wal"), tmp_path / "." / "conversation.db"):
+            with pytest.raises(LiveDatabaseDestination, match="refusing to write"):
+                await database.backup(destination)
+        assert await database.fetch_value("SELECT count(*) FROM posts") == 1
+    finally:
+        await database.close()
+    assert leftovers(tmp_path) == []
