@@ -12,15 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import __version__
-from bot.config import ConfigError, Settings, configure_logging, load_settings, read_environment
+from bot.config import (
+    ConfigError,
+    Settings,
+    configure_logging,
+    listens_on_every_interface,
+    load_settings,
+    read_environment,
+)
 from bot.storage import Database, MigrationError
+from bot.storage.copies import UnusablePath, backup_database, ensure_folder
 from bot.storage.migrate import current_version, latest_version
+from bot.storage.readonly import connect_read_only
 
 log = logging.getLogger("bot")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+DEFAULT_ENV_FILE = Path(".env")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="conversation-engine",
         description="Announce a blog's posts in Discord, one thread each, and keep the threads as comments.",
     )
-    parser.add_argument("--env-file", type=Path, default=Path(".env"),
-                        help="file of settings to load (default: .env in the current folder)")
+    parser.add_argument("--env-file", type=Path,
+                        help="file of settings to load (default: .env in the current folder, if there is one)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="connect to Discord and run the bot (the default)")
@@ -53,13 +63,17 @@ def _add_exchange_commands(commands: argparse._SubParsersAction[argparse.Argumen
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
-    environment = read_environment(os.environ, args.env_file)
     try:
+        # An --env-file given must exist; the default .env may be absent.
+        environment = read_environment(os.environ, args.env_file or DEFAULT_ENV_FILE,
+                                       required=args.env_file is not None)
         settings = load_settings(environment, require_token=command in ("run", "sync-commands"))
     except ConfigError as error:
         print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
+    if command in ("run", "check"):
+        warn_about_exposure(settings)
     try:
         if command == "run":
             return asyncio.run(run_bot(settings))
@@ -77,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MigrationError as error:
         print(f"conversation-engine: database error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except UnusablePath as error:
+        print(f"conversation-engine: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except sqlite3.Error as error:
         print(f"conversation-engine: database error at {settings.database_path}: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -89,7 +106,7 @@ async def check(settings: Settings) -> int:
         print(f"{name:<28} {value}")
     path = settings.database_path
     if path.exists():
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection = connect_read_only(path)
         try:
             version = current_version(connection)
             integrity = connection.execute("PRAGMA quick_check").fetchone()[0]
@@ -112,8 +129,22 @@ async def check(settings: Settings) -> int:
     return EXIT_OK
 
 
+def warn_about_exposure(settings: Settings) -> None:
+    if settings.web_port is not None and listens_on_every_interface(settings.web_host):
+        log.warning("WEB_HOST=%s: the comments API and widget are reachable from other machines on port %d, "
+                    "not only through a reverse proxy on this one; set WEB_HOST=127.0.0.1 unless that is meant",
+                    settings.web_host, settings.web_port)
+
+
+async def open_database(settings: Settings) -> Database:
+    """Open (creating it and its folder) the database at DATABASE_PATH; a folder that cannot be
+    created or written is a settings error."""
+    ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
+    return await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
+
+
 async def migrate(settings: Settings) -> int:
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await database.close()
     print(f"database {settings.database_path} is at schema version {latest_version()}")
     return EXIT_OK
@@ -123,9 +154,13 @@ async def backup(settings: Settings, destination: Path) -> int:
     if not settings.database_path.exists():
         print(f"conversation-engine: no database at {settings.database_path} (DATABASE_PATH)", file=sys.stderr)
         return EXIT_FAILURE
-    from bot.storage.db import backup_database
-
-    await asyncio.to_thread(backup_database, settings.database_path, destination)
+    try:
+        await asyncio.to_thread(backup_database, settings.database_path, destination)
+    except (OSError, sqlite3.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f"conversation-engine: backup: could not write {destination} ({reason}); "
+              "an existing file there was left as it was", file=sys.stderr)
+        return EXIT_FAILURE
     print(f"backed up {settings.database_path} to {destination}")
     return EXIT_OK
 
@@ -135,7 +170,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     from bot.app import run_until_stopped
     from cogs import extension_names
 
-    database = await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
+    database = await open_database(settings)
     web_server = None
     try:
         if settings.web_port is not None and not sync_only:

@@ -9,14 +9,17 @@ The bot object never imports the cogs: they import it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import json
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -38,6 +41,10 @@ SyncMode = Literal["auto", "force", "never"]
 # Every message the bot sends mentions nobody, whatever its text says (no @everyone from a title).
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_FAILURE = "Something went wrong on our side while doing that; the bot's log has the details."
+RETRY_FIRST_DELAY = 1.0  # seconds before the first retry when Discord cannot be reached at start-up
+RETRY_MAX_DELAY = 60.0
+CONNECT_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -227,19 +234,58 @@ async def run_until_stopped(settings: Settings, database: Database, *, extension
     """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
 
     A refused token or a missing privileged intent is a configuration error (status 2) with one line
-    saying how to fix it; ``sync_only`` logs in, registers the slash commands and stops.
+    saying how to fix it; ``sync_only`` logs in, registers the slash commands and stops. While
+    Discord cannot be reached at start-up (no network, DNS failing) the bot says so in one line and
+    tries again, waiting 1 s, then twice as long each time up to a minute; ``sync_only`` gives up
+    (status 1) instead. Once connected, discord.py's own reconnects take over.
     """
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-    bot = ConversationBot(settings, database, extensions=extensions,
-                          sync_mode="force" if sync_only else "auto")
-    if on_bot is not None:
-        on_bot(bot)  # e.g. the web server's health check watches the gateway connection
+    stopping = asyncio.Event()
+    current: list[ConversationBot] = []  # the bot of the current attempt, for the signal handler
+
+    def stop() -> None:
+        stopping.set()
+        if current:
+            asyncio.ensure_future(current[0].close())
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+            loop.add_signal_handler(signum, stop)
         except (NotImplementedError, RuntimeError):  # not on the main thread, or not on this platform
             pass
+    delay = RETRY_FIRST_DELAY
+    failed = False
+    while not stopping.is_set():
+        problem = await _unless_stopped(discord_unreachable(settings.discord_api_base,
+                                                            settings.discord_gateway_url), stopping)
+        if stopping.is_set():
+            break
+        if problem is None:
+            if failed:
+                log.info("Discord is reachable again")
+            bot = ConversationBot(settings, database, extensions=extensions,
+                                  sync_mode="force" if sync_only else "auto")
+            current[:] = [bot]
+            if on_bot is not None:
+                on_bot(bot)  # e.g. the web server's health check watches the gateway connection
+            try:
+                return await _log_in_and_run(bot, settings, sync_only=sync_only)
+            except aiohttp.ClientConnectionError as error:  # Discord went away between the check and the login
+                problem = f"{settings.discord_api_base} (DISCORD_API_BASE): {error}"
+            current.clear()
+        if sync_only:
+            print(f"conversation-engine: cannot reach Discord at {problem}", file=sys.stderr)
+            return 1
+        log.warning("cannot reach Discord at %s; trying again in %g s", problem, delay)
+        failed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+    return 0
+
+
+async def _log_in_and_run(bot: ConversationBot, settings: Settings, *, sync_only: bool) -> int:
     try:
         async with bot:
             if sync_only:
@@ -257,3 +303,42 @@ async def run_until_stopped(settings: Settings, database: Database, *, extension
               "Intents and switch on MESSAGE CONTENT INTENT, then start the bot again.", file=sys.stderr)
         return 2
     return 0
+
+
+async def discord_unreachable(api_base: str, gateway_url: str) -> str | None:
+    """Why Discord cannot be reached (which host, and why a connection to it fails), or None when
+    both the REST API's host and the gateway's host accept a connection."""
+    for name, url in (("DISCORD_API_BASE", api_base), ("DISCORD_GATEWAY_URL", gateway_url)):
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port),
+                                               CONNECT_TIMEOUT)
+        except OSError as error:  # TimeoutError, socket.gaierror and ConnectionRefusedError are OSErrors
+            return f"{parts.hostname}:{port} ({name}): {_connection_failure(error)}"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return None
+
+
+def _connection_failure(error: OSError) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:g} s"
+    if isinstance(error, socket.gaierror):
+        return f"the name does not resolve ({error.strerror})"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    return error.strerror or str(error)
+
+
+async def _unless_stopped(awaitable: Awaitable[T], stopping: asyncio.Event) -> T | None:
+    """``awaitable``'s result, or None as soon as ``stopping`` is set (SIGTERM must not wait for a DNS timeout)."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work.cancel()
+        stopped.cancel()
+    return work.result() if work.done() and not work.cancelled() else None

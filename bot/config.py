@@ -6,13 +6,15 @@ message names the variable, what it got and what is expected; the CLI prints it 
 
 from __future__ import annotations
 
+import io
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from dotenv import dotenv_values
 
@@ -20,7 +22,10 @@ DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 MIN_POLL_INTERVAL = 60
 THREAD_ARCHIVE_CHOICES = (60, 1440, 4320, 10080)
-_SNOWFLAKE = re.compile(r"^[1-9][0-9]{14,19}$")
+_SNOWFLAKE = re.compile(r"[1-9][0-9]{14,18}")  # ASCII digits only (int() takes other scripts' digits too)
+MAX_SNOWFLAKE = 2**63 - 1  # Discord ids are 64-bit signed
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_DECIMAL_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TOKEN_HELP = (
     "DISCORD_TOKEN is not set: the bot needs its token to log in. Create an application at "
@@ -112,13 +117,45 @@ class Settings:
         ]
 
 
-def read_environment(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
-    """The process environment over the values of the ``.env`` file (the environment wins)."""
+def read_environment(environ: Mapping[str, str], env_file: Path | None, *,
+                     required: bool = False) -> dict[str, str]:
+    """The process environment over the values of the ``.env`` file (the environment wins).
+
+    A missing ``env_file`` is skipped unless ``required`` (it was named on the command line); one
+    that cannot be read, or is not UTF-8 text, is a :class:`ConfigError`.
+    """
     values: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        values.update({key: value for key, value in dotenv_values(env_file).items() if value is not None})
+    if env_file is not None and (required or env_file.is_file()):
+        source = "--env-file" if required else "settings file"
+        try:
+            values.update({key: value for key, value in _read_env_file(env_file).items() if value is not None})
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{source} {env_file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                f"{error.start}); expected a UTF-8 file of NAME=value lines (save it as UTF-8)") from None
+        except OSError as error:
+            raise ConfigError(f"{source} {env_file}: cannot read it ({error.strerror or error}); "
+                              "expected an existing, readable file of NAME=value lines") from None
     values.update(environ)
     return values
+
+
+def _read_env_file(env_file: Path) -> dict[str, str | None]:
+    # Read here, not by dotenv: dotenv quietly returns nothing for a path that is not a file.
+    if env_file.is_dir():
+        raise IsADirectoryError(21, "it is a folder", str(env_file))
+    text = env_file.read_text(encoding="utf-8")
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+def listens_on_every_interface(host: str) -> bool:
+    """Whether WEB_HOST makes the web server listen on all of the machine's addresses."""
+    if host in ("", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:  # a host name
+        return False
 
 
 def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> Settings:
@@ -183,37 +220,30 @@ def _fail(name: str, got: str, expected: str) -> ConfigError:
 
 
 def _snowflake(name: str, value: str) -> int:
-    if not _SNOWFLAKE.match(value):
-        raise _fail(name, value, "a Discord id (a number of 15 to 20 digits; right-click > Copy ID)")
+    if not _SNOWFLAKE.fullmatch(value) or not 0 < int(value) <= MAX_SNOWFLAKE:
+        raise _fail(name, value, f"a Discord id (a number of 15 to 19 digits, at most {MAX_SNOWFLAKE}; "
+                                 "right-click > Copy ID)")
     return int(value)
 
 
 def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
     def parse(name: str, value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise _fail(name, value, f"a whole number from {minimum} to {maximum}") from None
-        if not minimum <= number <= maximum:
-            raise _fail(name, value, f"a whole number from {minimum} to {maximum}")
-        return number
+        if not _WHOLE_NUMBER.fullmatch(value) or not minimum <= int(value) <= maximum:
+            raise _fail(name, value, f"a whole number from {minimum} to {maximum} (digits 0-9)")
+        return int(value)
 
     return parse
 
 
 def _hours(name: str, value: str) -> float:
-    try:
-        hours = float(value)
-    except ValueError:
-        raise _fail(name, value, "a number of hours from 0.1 to 720") from None
-    if not 0.1 <= hours <= 720:
-        raise _fail(name, value, "a number of hours from 0.1 to 720")
-    return hours
+    if not _DECIMAL_NUMBER.fullmatch(value) or not 0.1 <= float(value) <= 720:
+        raise _fail(name, value, "a number of hours from 0.1 to 720 (digits 0-9 and a decimal point)")
+    return float(value)
 
 
 def _archive_minutes(name: str, value: str) -> int:
     choices = ", ".join(str(choice) for choice in THREAD_ARCHIVE_CHOICES)
-    if not value.isdigit() or int(value) not in THREAD_ARCHIVE_CHOICES:
+    if not _WHOLE_NUMBER.fullmatch(value) or int(value) not in THREAD_ARCHIVE_CHOICES:
         raise _fail(name, value, f"one of {choices} (minutes, as Discord allows)")
     return int(value)
 
@@ -234,23 +264,33 @@ def _boolean(name: str, value: str) -> bool:
     raise _fail(name, value, "true or false")
 
 
+def _url_parts(value: str, schemes: tuple[str, ...]) -> SplitResult | None:
+    """``value`` split, or None unless it is a URL of one of ``schemes`` with a host and a valid port."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address)
+        return None
+    if parts.scheme not in schemes or not parts.hostname:
+        return None
+    return parts
+
+
 def _url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if _url_parts(value, ("http", "https")) is None:
         raise _fail(name, value, "an http:// or https:// URL")
     return value
 
 
 def _ws_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+    if _url_parts(value, ("ws", "wss")) is None:
         raise _fail(name, value, "a ws:// or wss:// URL")
     return value
 
 
 def _origin(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+    parts = _url_parts(value, ("http", "https"))
+    if parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise _fail(name, value, "origins like https://blog.example.com (scheme and host, no path)")
     return f"{parts.scheme}://{parts.netloc}".lower()
 

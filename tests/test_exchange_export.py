@@ -206,7 +206,8 @@ def test_cli_export_and_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         await other.close()
 
     asyncio.run(prepare())
-    env_file = tmp_path / "none.env"
+    env_file = tmp_path / "empty.env"  # a named --env-file must exist
+    env_file.write_text("", encoding="utf-8")
     monkeypatch.setenv("DATABASE_PATH", str(source))
     out = tmp_path / "out" / "comments.wxr"
     assert main(["--env-file", str(env_file), "export", "--format", "wxr", "-o", str(out)]) == 0

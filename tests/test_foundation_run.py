@@ -88,3 +88,87 @@ async def test_run_connects_serves_health_and_stops_cleanly_on_sigterm(emulator:
     assert code == 0, log
     assert emulator.command_syncs == 1
     assert "unchanged since the last sync" in log
+
+
+async def read_lines_until(stream: asyncio.StreamReader, wanted: int, needle: str) -> list[str]:
+    """Lines of ``stream`` until ``wanted`` of them contain ``needle`` (or the stream ends)."""
+    lines: list[str] = []
+    while sum(needle in line for line in lines) < wanted:
+        line = await stream.readline()
+        if not line:
+            break
+        lines.append(line.decode())
+    return lines
+
+
+async def test_discord_unreachable_at_start_is_one_line_then_retries_until_stopped(tmp_path: Path) -> None:
+    closed_port = free_port()  # nothing listens there: connections are refused
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB",
+        "DISCORD_API_BASE": f"http://127.0.0.1:{closed_port}/api/v10",
+        "DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{closed_port}/",
+        "DATABASE_PATH": str(tmp_path / "conversation.db"),
+    }
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=tmp_path, env=environment,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert process.stderr is not None
+            lines = await asyncio.wait_for(read_lines_until(process.stderr, 2, "cannot reach Discord"), 30)
+        finally:
+            process.send_signal(signum)
+            _, rest = await asyncio.wait_for(process.communicate(), 10)  # promptly, in the middle of a wait
+        log = "".join(lines) + rest.decode()
+        failures = [line for line in log.splitlines() if "cannot reach Discord" in line]
+        assert len(failures) >= 2, log
+        assert f"127.0.0.1:{closed_port} (DISCORD_API_BASE): connection refused" in failures[0]
+        assert "trying again in 1 s" in failures[0] and "trying again in 2 s" in failures[1]
+        assert "Traceback" not in log
+        assert process.returncode == 0, log
+        assert "stopped cleanly" in log
+
+
+async def test_sync_commands_gives_up_when_discord_is_unreachable(tmp_path: Path) -> None:
+    closed_port = free_port()
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB",
+        "DISCORD_API_BASE": f"http://127.0.0.1:{closed_port}/api/v10",
+        "DATABASE_PATH": str(tmp_path / "conversation.db"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sync-commands", cwd=tmp_path, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 1 and len(lines) == 1, stderr.decode()
+    assert "cannot reach Discord" in lines[0] and "connection refused" in lines[0]
+
+
+async def test_an_unreachable_gateway_is_reported_by_name(emulator: FakeDiscord, tmp_path: Path) -> None:
+    closed_port = free_port()
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": emulator.token,
+        "DISCORD_API_BASE": emulator.api_base,
+        "DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{closed_port}/",
+        "DATABASE_PATH": str(tmp_path / "conversation.db"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        lines = await asyncio.wait_for(read_lines_until(process.stderr, 1, "cannot reach Discord"), 30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 10)
+    log = "".join(lines) + rest.decode()
+    assert f"127.0.0.1:{closed_port} (DISCORD_GATEWAY_URL): connection refused" in log
+    assert "Traceback" not in log and process.returncode == 0, log
+    assert emulator.token not in log

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.storage import Database, MigrationError
-from bot.storage.db import WriteQueue, WriteQueueClosed, backup_database, connect_sync, to_db_time, utcnow
+from bot.storage.copies import backup_database
+from bot.storage.db import WriteQueue, WriteQueueClosed, connect_sync, to_db_time, utcnow
 from bot.storage.migrate import (
     Migration,
     apply_migrations,

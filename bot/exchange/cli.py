@@ -21,6 +21,7 @@ from bot.exchange.importers import (
 )
 from bot.exchange.progress import Progress
 from bot.storage import Database, blog
+from bot.storage.copies import check_destination, ensure_folder, write_text
 from bot.storage.db import utcnow
 from bot.web.urls import BadUrl, canonical_post_url
 
@@ -28,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2  # the file to import is missing, not an export, or broken
 MAX_SKIPPED_SHOWN = 20
+EXPORT_OUTPUT = "export -o"
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +62,8 @@ async def export_command(settings: Settings, *, fmt: str, post_url: str | None, 
                          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     if not settings.database_path.exists():
         return _fail(f"no database at {settings.database_path} (DATABASE_PATH): nothing to export")
+    if output is not None:  # refused (UnusablePath, exit 2) before any work
+        check_destination(output, database_path=settings.database_path, command=EXPORT_OUTPUT)
     database = await Database.open(settings.database_path)
     try:
         if post_url is not None:
@@ -84,17 +88,15 @@ async def export_command(settings: Settings, *, fmt: str, post_url: str | None, 
     if output is None:
         (stdout or sys.stdout).write(text)
     else:
-        await asyncio.to_thread(_write_file, output, text)
+        try:
+            await asyncio.to_thread(write_text, output, text, command=EXPORT_OUTPUT,
+                                    database_path=settings.database_path)
+        except OSError as error:
+            return _fail(f"{EXPORT_OUTPUT}: could not write {output} ({error.strerror or error}); "
+                         "an existing file there was left as it was")
     summary = f"exported {len(exported)} post(s) and {comments} comment(s) as {fmt.upper()}"
     print(summary + (f" to {output}" if output else ""), file=stderr or sys.stderr)
     return EXIT_OK
-
-
-def _write_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
 
 
 async def import_command(settings: Settings, *, fmt: str, path: Path, stdout: TextIO | None = None,
@@ -115,6 +117,7 @@ async def import_command(settings: Settings, *, fmt: str, path: Path, stdout: Te
         reading.close()
         return _bad_input(f"cannot read {path}: {error.strerror or error}")
     reading.close()
+    ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
     with parsed:
         database = await Database.open(settings.database_path)
         try:

@@ -39,6 +39,7 @@ from typing import Any, Generic, TypeVar
 import aiosqlite
 
 from bot.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
+from bot.storage.copies import backup_database
 from bot.storage.gil import GilHandOver
 from bot.storage.migrate import apply_migrations
 
@@ -527,21 +528,3 @@ def _open_writer(path: Path) -> sqlite3.Connection:
         raise
     return connection
 
-
-def backup_database(source: Path, destination: Path) -> None:
-    """Copy ``source`` to ``destination`` with the online backup API (pages in steps, so writers
-    are only paused between steps)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if destination.exists():
-        destination.unlink()
-    src = sqlite3.connect(str(source))
-    try:
-        src.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        dst = sqlite3.connect(str(destination))
-        try:
-            src.backup(dst, pages=256)
-            dst.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dst.close()
-    finally:
-        src.close()

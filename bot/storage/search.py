@@ -24,6 +24,7 @@ from typing import Literal
 from bot.model.discord_ids import snowflake_floor
 from bot.model.messages import ReactionCount
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
+from bot.storage.readonly import connect_read_only
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
 IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
@@ -350,7 +351,7 @@ async def guild_stats(database: Database, guild_id: int, since: datetime, *,
 
 
 def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> GuildStats:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    connection = connect_read_only(path, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
