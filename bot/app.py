@@ -137,6 +137,11 @@ class ConversationBot(commands.Bot):
                  feed_session: aiohttp.ClientSession | None = None,
                  sync_mode: SyncMode = "auto", **options: Any) -> None:
         options.setdefault("allowed_mentions", NO_MENTIONS)
+        # No message cache: discord.py applies an edit to its cached copy of a message in place, and
+        # with frames arriving together that happens before our on_message listener has run, so the
+        # comment would be stored with its edited text and the original lost. Every listener of this
+        # bot reads the events themselves (on_message, on_raw_*), never the cache.
+        options.setdefault("max_messages", None)
         super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
                          tree_cls=ConversationTree, help_command=None, **options)
         self.settings = settings
