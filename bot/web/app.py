@@ -30,7 +30,7 @@ from bot.storage.db import Database
 from bot.web.cache import VersionedCache
 from bot.web.discussion import API_VERSION, EncodedDiscussion, encode_discussion, load_discussion
 from bot.web.page import render_discussion_page, render_not_found_page
-from bot.web.server import SERVER_NAME, GuardedSite
+from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
 
 log = logging.getLogger(__name__)
@@ -366,13 +366,14 @@ class WebServer:
     """Runs the app on ``settings.web_host:settings.web_port`` next to the bot."""
 
     def __init__(self, database: Database, settings: Settings, discord_status: StatusSource | None = None,
-                 *, port: int | None = None) -> None:
+                 *, port: int | None = None, limits: ServerLimits = DEFAULT_LIMITS) -> None:
         self.discord_status = DiscordStatusRelay()
         if discord_status is not None:
             self.discord_status.bind(discord_status)
         self._app = create_app(database, settings, self.discord_status)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
+        self._limits = limits
         self._runner: web.AppRunner | None = None
         self._site: GuardedSite | None = None
 
@@ -388,7 +389,7 @@ class WebServer:
             raise RuntimeError("WEB_PORT is not set")
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
-        site = GuardedSite(runner, self._host, self._port)
+        site = GuardedSite(runner, self._host, self._port, self._limits)
         try:
             await site.start()
         except OSError as error:

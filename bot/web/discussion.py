@@ -42,7 +42,7 @@ class Discussion:
     comment_count: int  # visible comments that are not deleted
 
 
-async def load_discussion(database: Database, post: BlogPost, *, public_only: bool) -> Discussion:
+async def load_discussion(database: Database, post: BlogPost, *, public_only: bool = True) -> Discussion:
     comments = await blog.discussion_comments(database, post.id, public_only=public_only)
     removed = await blog.removed_comment_ids(database, post.id)
     rendered = await render_comments(database, comments)

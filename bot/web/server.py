@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,16 @@ MAX_CONNECTIONS = 256
 MAX_LINE_SIZE = 8190  # request line and each header line (aiohttp's default, stated here on purpose)
 MAX_HEADERS = 64
 SERVER_NAME = "conversation-engine"  # the Server header: no version numbers
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    header_timeout: float = HEADER_TIMEOUT
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+
+
+DEFAULT_LIMITS = ServerLimits()
 
 
 class GuardedRequestHandler(web.RequestHandler):
@@ -122,15 +133,13 @@ def _evict_longest_idle(manager: web.Server, newcomer: GuardedRequestHandler) ->
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections are :class:`GuardedRequestHandler`s."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *,
-                 max_connections: int = MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT,
-                 keepalive_timeout: float = KEEPALIVE_TIMEOUT) -> None:
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ServerLimits = DEFAULT_LIMITS) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._handler_args: dict[str, Any] = {
-            "max_connections": max_connections, "header_timeout": header_timeout,
-            "keepalive_timeout": keepalive_timeout, "max_line_size": MAX_LINE_SIZE,
+            "max_connections": limits.max_connections, "header_timeout": limits.header_timeout,
+            "keepalive_timeout": limits.keepalive_timeout, "max_line_size": MAX_LINE_SIZE,
             "max_field_size": MAX_LINE_SIZE, "max_headers": MAX_HEADERS, "access_log": None,
         }
 
