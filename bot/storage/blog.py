@@ -149,10 +149,11 @@ def _served(public_only: bool) -> str:
 
 
 async def post_by_url(database: Database, canonical_url: str, *, public_only: bool = False) -> BlogPost | None:
-    row = await database.fetch_one(
+    # fetch_all: one hop to the reader thread (a cursor takes three); this runs for every API request.
+    rows = await database.fetch_all(
         _POST_SELECT + "WHERE p.canonical_url = ? " + _served(public_only) + _POST_PREFERENCE + " LIMIT 1",
         (canonical_url,))
-    return None if row is None else _post(row)
+    return _post(rows[0]) if rows else None
 
 
 async def post_by_guid(database: Database, guid: str) -> BlogPost | None:
@@ -162,8 +163,8 @@ async def post_by_guid(database: Database, guid: str) -> BlogPost | None:
 
 
 async def post_by_id(database: Database, post_id: int, *, public_only: bool = False) -> BlogPost | None:
-    row = await database.fetch_one(_POST_SELECT + "WHERE p.id = ? " + _served(public_only), (post_id,))
-    return None if row is None else _post(row)
+    rows = await database.fetch_all(_POST_SELECT + "WHERE p.id = ? " + _served(public_only), (post_id,))
+    return _post(rows[0]) if rows else None
 
 
 async def all_posts(database: Database) -> list[BlogPost]:

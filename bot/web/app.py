@@ -65,6 +65,7 @@ API_CACHE_KEY: web.AppKey[VersionedCache[EncodedDiscussion]] = web.AppKey("api_c
 PAGE_CACHE_KEY: web.AppKey[VersionedCache[bytes]] = web.AppKey("page_cache", VersionedCache)
 # Part of every discussion ETag: what else shapes the body (code and settings) besides the data.
 ETAG_SALT_KEY: web.AppKey[str] = web.AppKey("etag_salt", str)
+HEALTH_KEY: web.AppKey[DatabaseHealth] = web.AppKey("database_health", object)  # type: ignore[arg-type]
 
 
 def json_response(request: web.Request, document: Any, *, status: int = 200,
@@ -269,17 +270,48 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
                                  "Cross-Origin-Resource-Policy": "cross-origin"})
 
 
+HEALTH_WAIT = 0.02  # how long /healthz waits for a fresh database answer before using the last one
+HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
+
+
+class DatabaseHealth:
+    """The database part of /healthz. Each request starts a check (one at a time) but waits for it
+    only briefly: under load the check queues behind the API's reads on the one reader connection,
+    and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._last: blog.FeedHealth | None = None
+        self._answered_at = -math.inf
+        self._pending: asyncio.Task[None] | None = None
+
+    async def current(self) -> blog.FeedHealth | None:
+        """The latest feed figures, or None when the database has not answered lately."""
+        loop = asyncio.get_running_loop()
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._check(), name="web-health-check")
+        wait = HEALTH_WAIT if self._last is not None else HEALTH_STALE
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pending), wait)
+        except TimeoutError:
+            pass
+        if loop.time() - self._answered_at > HEALTH_STALE:
+            return None
+        return self._last
+
+    async def _check(self) -> None:
+        try:
+            self._last = await blog.feed_health(self._database)
+            self._answered_at = asyncio.get_running_loop().time()
+        except sqlite3.Error:
+            log.exception("health check: the database does not answer")
+
+
 async def health_handler(request: web.Request) -> web.StreamResponse:
     """ok / degraded / down with counts only: which feed fails and why is for the log and /feed list
-    (a public endpoint must not show feed URLs or error text). One query: it answering is the check."""
-    database = request.app[DATABASE_KEY]
+    (a public endpoint must not show feed URLs or error text)."""
     discord = request.app[STATUS_KEY]()
-    feeds: blog.FeedHealth | None
-    try:
-        feeds = await blog.feed_health(database)
-    except sqlite3.Error:
-        log.exception("health check: the database does not answer")
-        feeds = None
+    feeds = await request.app[HEALTH_KEY].current()
     database_ok = feeds is not None
     # The database writer's own health (bot/storage/db.py) belongs here as "writer" once it reports one.
     problems: list[str] = []
@@ -342,6 +374,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app[PAGE_CACHE_KEY] = page_cache
     salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
     app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
+    app[HEALTH_KEY] = DatabaseHealth(database)
     app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
