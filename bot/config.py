@@ -84,6 +84,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_allowed_origins: tuple[str, ...] = ()
     discord_invite_url: str | None = None
+    web_include_private: bool = False
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
@@ -114,6 +115,7 @@ class Settings:
             ("WEB_HOST", self.web_host),
             ("WEB_ALLOWED_ORIGINS", ", ".join(self.web_allowed_origins) or "(none)"),
             ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
+            ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
         ]
 
 
@@ -212,6 +214,7 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         web_host=raw("WEB_HOST") or "127.0.0.1",
         web_allowed_origins=web_origins,
         discord_invite_url=parsed("DISCORD_INVITE_URL", None, _url),
+        web_include_private=parsed("WEB_INCLUDE_PRIVATE", False, _boolean),
     )
 
 

@@ -15,6 +15,8 @@ from bot.announce.embed import AnnouncementEmbed
 from bot.announce.machine import ChannelInfo, DiscordError, ThreadInfo
 from bot.announce.tags import ForumTag
 from bot.app import NO_MENTIONS, ConversationBot
+from bot.discussions.visibility import channels_seen
+from cogs.visibility import everyone_can_view
 
 log = logging.getLogger(__name__)
 HISTORY_LOOKBACK = 100  # messages looked through for an announcement sent before a crash
@@ -115,6 +117,10 @@ class DiscordAnnouncePort:
 
     async def channel(self, channel_id: int) -> ChannelInfo:
         channel = await self._channel(channel_id)
+        if isinstance(channel, discord.ForumChannel | discord.TextChannel):
+            # Before its first thread exists: the web server serves only threads of public channels.
+            await channels_seen(self.bot.database, channel.guild.id,
+                                            {channel.id: everyone_can_view(channel)})
         if isinstance(channel, discord.ForumChannel):
             tags = tuple(ForumTag(tag.id, tag.name) for tag in channel.available_tags)
             return ChannelInfo(channel.id, "forum", tags, channel.flags.require_tag)

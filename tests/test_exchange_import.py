@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from defusedxml import ElementTree as SafeElementTree
@@ -11,13 +13,20 @@ from defusedxml import ElementTree as SafeElementTree
 from bot.exchange.importers import ImportFileError, import_threads, parse_disqus, parse_wxr
 from bot.storage import blog
 from bot.storage.db import Database
-from bot.web.discussion import discussion_json, load_discussion
+from bot.web.discussion import encode_discussion, load_discussion
 from tests.exchange_support import corpus_exports
 from tests.web_support import add_post, next_id
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exchange"
 CORPUS = corpus_exports()
 FIRST = "https://blog.example.com/first-post/"
+
+
+async def api_document(database: Database, post: blog.BlogPost) -> Any:
+    """The whole discussion as the web API's first page shows it."""
+    encoded = encode_discussion(await load_discussion(database, post, public_only=True), invite_url=None)
+    return json.loads(encoded.page(0, len(encoded.items)))
+
 
 
 async def rows(database: Database, post_id: int) -> list[sqlite3.Row]:
@@ -76,7 +85,7 @@ async def test_wxr_import_matches_posts_nests_replies_and_is_idempotent(database
     # The widget's API shows them: nested, the pending one left out, the trashed one as a tombstone.
     post = await blog.post_by_url(database, FIRST)
     assert post is not None
-    document = discussion_json(await load_discussion(database, post), invite_url=None)
+    document = await api_document(database, post)
     tops = document["comments"]
     assert [c["author"]["name"] if c["author"] else None for c in tops] == ["Alice", None]
     assert [r["author"]["name"] for r in tops[0]["replies"]] == ["Bob", "Carol"]
@@ -214,5 +223,5 @@ async def test_reply_cycles_in_a_file_do_not_hang(database: Database) -> None:
     # The API still answers: the nesting walk stops at the loop.
     found = await blog.post_by_url(database, FIRST)
     assert found is not None
-    document = discussion_json(await load_discussion(database, found), invite_url=None)
+    document = await api_document(database, found)
     assert document["comment_count"] == 2

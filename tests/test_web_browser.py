@@ -23,6 +23,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 POST_URL = "https://blog.example.com/2026/10/a-post/"
+LONG_POST_URL = "https://blog.example.com/2026/10/a-long-post/"
 AVATAR = "https://cdn.discordapp.com/avatars/902/ben.png"
 # A 1x1 PNG served in place of Discord's CDN (tests never leave 127.0.0.1).
 PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -89,6 +90,9 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
     from playwright.async_api import async_playwright
 
     await seed(database)
+    long_post = await add_post(database, LONG_POST_URL, "A long one", thread_id=next_id())
+    for index in range(205):
+        await add_comment(database, long_post, f"long comment {index}", minutes=index)
     blog_app = web.Application()
     page_html: dict[str, str] = {}
 
@@ -195,6 +199,23 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 await widget.scroll_into_view_if_needed()
                 await page.emulate_media(color_scheme="light")
                 await widget.screenshot(path=str(SCREENSHOT))
+
+                # A long discussion comes in pages: the rest loads when the reader asks.
+                page_html["html"] = (BLOG_PAGE.replace("{api}", api).replace("{post_url}", LONG_POST_URL)
+                                     .replace('style="height: 3000px"', 'style="height: 10px"'))
+                await page.goto(f"{blog_origin}/post")
+                long_widget = page.locator(".conversation-engine-comments").first
+                await page.wait_for_function(
+                    "document.querySelector('.conversation-engine-comments[data-state=loaded]') !== null",
+                    timeout=10_000)
+                long_tops = long_widget.locator("ol.ce-list > li.ce-comment")
+                assert await long_tops.count() == 200
+                await long_widget.locator("button.ce-more").click()
+                await page.wait_for_function(
+                    "document.querySelector('.conversation-engine-comments').shadowRoot"
+                    ".querySelectorAll('ol.ce-list > li.ce-comment').length === 205", timeout=10_000)
+                assert await long_widget.locator("button.ce-more").count() == 0
+                assert await long_tops.nth(204).locator(".ce-body").inner_text() == "long comment 204"
             finally:
                 await browser.close()
     finally:

@@ -22,7 +22,10 @@ def next_id() -> int:
 
 async def add_post(database: Database, url: str, title: str, *, guild_id: int = GUILD,
                    thread_id: int | None = None, author: str | None = "Kirk", guid: str | None = None,
-                   published: datetime = BASE_TIME) -> int:
+                   published: datetime = BASE_TIME, channel_id: int = CHANNEL,
+                   public: bool | None = True) -> int:
+    """A post, with a thread in ``channel_id`` when ``thread_id`` is given; ``public`` records whether
+    @everyone can view that channel (None: not known yet)."""
     def op(connection: sqlite3.Connection) -> int:
         now = to_db_time(published)
         cursor = connection.execute(
@@ -34,10 +37,19 @@ async def add_post(database: Database, url: str, title: str, *, guild_id: int = 
             connection.execute(
                 "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (thread_id, post_id, guild_id, CHANNEL, title[:100], now, now))
+                (thread_id, post_id, guild_id, channel_id, title[:100], now, now))
+            if public is not None:
+                set_channel_public(connection, guild_id, channel_id, public)
         return post_id
 
     return await database.write(op)
+
+
+def set_channel_public(connection: sqlite3.Connection, guild_id: int, channel_id: int, public: bool) -> None:
+    connection.execute(
+        "INSERT INTO channel_visibility (channel_id, guild_id, public, checked_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (channel_id) DO UPDATE SET public = excluded.public",
+        (channel_id, guild_id, int(public), to_db_time(BASE_TIME)))
 
 
 async def add_comment(database: Database, post_id: int, content: str, *, author_id: int | None = 501,

@@ -4,6 +4,8 @@ figures, the rows an export needs, and the write that stores imported comments.
 Visibility rules live here, once: comments a moderator hid (``hidden = 1``) and comments by users
 who opted out (``user_privacy.opted_out = 1``) are never returned for the blog; deleted comments
 (``deleted_at`` set) come back as tombstones without content so replies keep their place.
+With ``public_only`` (the web server, unless ``WEB_INCLUDE_PRIVATE``), only discussions whose thread
+is in a channel @everyone can view are returned (``channel_visibility``; unknown = private).
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ _NOT_OPTED_OUT = (
 )
 # A comment is shown on the blog unless hidden or written by someone who opted out.
 _SHOWN_ON_BLOG = "c.hidden = 0 AND " + _NOT_OPTED_OUT
+# A post is served publicly when its thread (live or deleted) is in a channel known to be public, or
+# when it has no thread at all but comments imported from the blog's old comment system.
+_PUBLIC_POST = (
+    "(EXISTS (SELECT 1 FROM threads pt JOIN channel_visibility v ON v.channel_id = pt.parent_channel_id "
+    "AND v.public = 1 WHERE pt.post_id = p.id) OR (NOT EXISTS (SELECT 1 FROM threads pt WHERE pt.post_id = p.id) "
+    "AND EXISTS (SELECT 1 FROM comments ic WHERE ic.post_id = p.id AND ic.thread_id IS NULL)))"
+)
+# A comment captured in Discord is served publicly only from a thread of a public channel.
+_PUBLIC_COMMENT = (
+    "(c.thread_id IS NULL OR EXISTS (SELECT 1 FROM threads ct JOIN channel_visibility v "
+    "ON v.channel_id = ct.parent_channel_id AND v.public = 1 WHERE ct.thread_id = c.thread_id))"
+)
 # SQLite's default limit of host parameters is 999 (older builds); stay well under it.
 _CHUNK = 500
 
@@ -42,6 +56,7 @@ class BlogPost:
     thread_guild_id: int | None
     thread_archived: bool
     thread_locked: bool
+    version: int = 0  # bumped by triggers on every change the blog would show (migration 0003)
 
     @property
     def thread_url(self) -> str | None:
@@ -107,7 +122,7 @@ class FeedHealth:
 
 _POST_SELECT = (
     "SELECT p.id, p.guild_id, p.canonical_url, p.guid, p.title, p.author, p.summary, p.published_at, "
-    "p.image_url, t.thread_id, t.guild_id AS thread_guild_id, t.archived, t.locked "
+    "p.image_url, p.version, t.thread_id, t.guild_id AS thread_guild_id, t.archived, t.locked "
     "FROM posts p LEFT JOIN threads t ON t.post_id = p.id AND t.deleted_at IS NULL "
 )
 # When several guilds follow the same blog, the post with a live thread wins, then the oldest row.
@@ -123,14 +138,20 @@ def _post(row: sqlite3.Row) -> BlogPost:
         published_at=published, image_url=row["image_url"],
         thread_id=None if row["thread_id"] is None else int(row["thread_id"]),
         thread_guild_id=None if row["thread_guild_id"] is None else int(row["thread_guild_id"]),
-        thread_archived=bool(row["archived"]), thread_locked=bool(row["locked"]),
+        thread_archived=bool(row["archived"]), thread_locked=bool(row["locked"]), version=int(row["version"]),
     )
 
 
-async def post_by_url(database: Database, canonical_url: str) -> BlogPost | None:
-    row = await database.fetch_one(
-        _POST_SELECT + "WHERE p.canonical_url = ? " + _POST_PREFERENCE + " LIMIT 1", (canonical_url,))
-    return None if row is None else _post(row)
+def _served(public_only: bool) -> str:
+    return f"AND {_PUBLIC_POST} " if public_only else ""
+
+
+async def post_by_url(database: Database, canonical_url: str, *, public_only: bool = False) -> BlogPost | None:
+    # fetch_all: one hop to the reader thread (a cursor takes three); this runs for every API request.
+    rows = await database.fetch_all(
+        _POST_SELECT + "WHERE p.canonical_url = ? " + _served(public_only) + _POST_PREFERENCE + " LIMIT 1",
+        (canonical_url,))
+    return _post(rows[0]) if rows else None
 
 
 async def post_by_guid(database: Database, guid: str) -> BlogPost | None:
@@ -139,9 +160,9 @@ async def post_by_guid(database: Database, guid: str) -> BlogPost | None:
     return None if row is None else _post(row)
 
 
-async def post_by_id(database: Database, post_id: int) -> BlogPost | None:
-    row = await database.fetch_one(_POST_SELECT + "WHERE p.id = ?", (post_id,))
-    return None if row is None else _post(row)
+async def post_by_id(database: Database, post_id: int, *, public_only: bool = False) -> BlogPost | None:
+    rows = await database.fetch_all(_POST_SELECT + "WHERE p.id = ? " + _served(public_only), (post_id,))
+    return _post(rows[0]) if rows else None
 
 
 async def all_posts(database: Database) -> list[BlogPost]:
@@ -161,14 +182,16 @@ async def all_posts(database: Database) -> list[BlogPost]:
 # Comments
 
 
-async def discussion_comments(database: Database, post_id: int, *,
-                              include_hidden: bool = False) -> list[BlogComment]:
+async def discussion_comments(database: Database, post_id: int, *, include_hidden: bool = False,
+                              public_only: bool = False) -> list[BlogComment]:
     """A post's comments in time order, with their attachments, reactions and links.
 
     Opted-out authors are always left out; hidden comments only come back for an export
     (``include_hidden``). Deleted comments come back as tombstones (no content, no extras).
     """
     where = _NOT_OPTED_OUT if include_hidden else _SHOWN_ON_BLOG
+    if public_only:
+        where += f" AND {_PUBLIC_COMMENT}"
     rows = await database.fetch_all(
         "SELECT c.message_id, c.post_id, c.author_id, c.author_name, c.author_avatar_url, c.is_bot, "
         "c.content, c.extras, c.created_at, c.edited_at, c.deleted_at, c.hidden, c.reply_to, c.origin, "
@@ -241,16 +264,37 @@ async def known_author_names(database: Database, author_ids: Iterable[int]) -> d
     return names
 
 
-async def comment_counts(database: Database, canonical_urls: Sequence[str]) -> dict[str, int]:
+async def removed_comment_ids(database: Database, post_id: int) -> set[int]:
+    """A post's comments that are not shown (hidden, or by someone who opted out): replies to them
+    say "a removed comment" instead of pointing at them."""
+    rows = await database.fetch_all(
+        f"SELECT c.message_id FROM comments c WHERE c.post_id = ? AND NOT ({_SHOWN_ON_BLOG})", (post_id,))
+    return {int(row["message_id"]) for row in rows}
+
+
+async def opted_out_among(database: Database, user_ids: Iterable[int]) -> set[int]:
+    """Which of these users opted out (their mentions show as "@someone")."""
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(user_ids))):
+        marks = ",".join("?" * len(chunk))
+        rows = await database.fetch_all(
+            f"SELECT user_id FROM user_privacy WHERE opted_out = 1 AND user_id IN ({marks})", chunk)
+        found.update(int(row["user_id"]) for row in rows)
+    return found
+
+
+async def comment_counts(database: Database, canonical_urls: Sequence[str], *,
+                         public_only: bool = False) -> dict[str, int]:
     """Visible, not deleted comments per known post URL (unknown URLs are absent)."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
     counts: dict[str, int] = {}
     for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
         marks = ",".join("?" * len(chunk))
         rows = await database.fetch_all(
             "SELECT p.canonical_url, p.id, "
-            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {_SHOWN_ON_BLOG}) "
+            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {visible}) "
             f"AS n, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id AND t.deleted_at IS NULL) AS threaded "
-            f"FROM posts p WHERE p.canonical_url IN ({marks}) ORDER BY threaded DESC, p.id",
+            f"FROM posts p WHERE p.canonical_url IN ({marks}) {_served(public_only)}ORDER BY threaded DESC, p.id",
             chunk)
         for row in rows:
             counts.setdefault(str(row["canonical_url"]), int(row["n"]))

@@ -1,15 +1,20 @@
 """The web server in the bot's process: comments API, embed script, discussion page, health.
 
-Every API answer is JSON with an ``ETag`` (a hash of the body; ``If-None-Match`` gives 304) and a
-short ``Cache-Control``. CORS headers are sent only to origins listed in ``WEB_ALLOWED_ORIGINS``.
+Every API answer is JSON with an ``ETag`` and a short ``Cache-Control``; ``If-None-Match`` gives 304.
+A discussion's ETag is the post's version (see :mod:`bot.web.cache`), so a 304 costs one lookup;
+other answers hash their (small) body. Errors are never cached. CORS headers are sent only to
+origins listed in ``WEB_ALLOWED_ORIGINS``. Only public discussions are served (``public_only``)
+unless ``WEB_INCLUDE_PRIVATE`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -17,11 +22,15 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+import bot
 from bot.config import Settings
 from bot.storage import blog
+from bot.storage.blog import BlogPost
 from bot.storage.db import Database
-from bot.web.discussion import discussion_json, load_discussion
+from bot.web.cache import VersionedCache
+from bot.web.discussion import API_VERSION, EncodedDiscussion, encode_discussion, load_discussion
 from bot.web.page import render_discussion_page, render_not_found_page
+from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
 
 log = logging.getLogger(__name__)
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 API_MAX_AGE = 30
 EMBED_MAX_AGE = 300
 MAX_COUNT_URLS = 50
+PAGE_LIMIT = 200  # top-level comments (with their replies) per API answer, default and maximum
+OFF_LOOP_BYTES = 256 * 1024  # a page body larger than this is joined in a thread
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
@@ -50,20 +61,40 @@ DATABASE_KEY: web.AppKey[Database] = web.AppKey("database", Database)
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STATUS_KEY: web.AppKey[StatusSource] = web.AppKey("discord_status", object)  # type: ignore[arg-type]
 EMBED_KEY: web.AppKey[bytes] = web.AppKey("embed_js", bytes)
+API_CACHE_KEY: web.AppKey[VersionedCache[EncodedDiscussion]] = web.AppKey("api_cache", VersionedCache)
+PAGE_CACHE_KEY: web.AppKey[VersionedCache[bytes]] = web.AppKey("page_cache", VersionedCache)
+# Part of every discussion ETag: what else shapes the body (code and settings) besides the data.
+ETAG_SALT_KEY: web.AppKey[str] = web.AppKey("etag_salt", str)
+HEALTH_KEY: web.AppKey[DatabaseHealth] = web.AppKey("database_health", object)  # type: ignore[arg-type]
 
 
 def json_response(request: web.Request, document: Any, *, status: int = 200,
                   max_age: int = API_MAX_AGE) -> web.Response:
-    """JSON with a strong ETag; a matching ``If-None-Match`` turns a 200 into an empty 304."""
+    """JSON with a strong ETag (a hash of the body); a matching ``If-None-Match`` gives an empty 304."""
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"Cache-Control": f"public, max-age={max_age}" if status == 200 else "no-store"}
-    if status == 200:
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"' if status == 200 else None
+    return body_response(request, body, status=status, etag=etag, max_age=max_age)
+
+
+def body_response(request: web.Request, body: bytes, *, status: int = 200, etag: str | None = None,
+                  max_age: int = API_MAX_AGE, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """Only a 200 may be cached; errors (404 included) say ``no-store``."""
+    headers = dict(headers or {})
+    headers["Cache-Control"] = f"public, max-age={max_age}" if status == 200 else "no-store"
+    if etag is not None and status == 200:
         headers["ETag"] = etag
         if etag in _if_none_match(request):
             return web.Response(status=304, headers=headers)
-    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8",
+    return web.Response(body=body, status=status, content_type=content_type, charset="utf-8",
                         headers=headers)
+
+
+def not_modified(request: web.Request, etag: str) -> web.Response | None:
+    """The 304 for a matching ``If-None-Match``, decided before anything is built."""
+    if etag in _if_none_match(request):
+        return web.Response(status=304, headers={"ETag": etag, "Cache-Control": f"public, max-age={API_MAX_AGE}"})
+    return None
 
 
 def _if_none_match(request: web.Request) -> set[str]:
@@ -134,21 +165,58 @@ class _BadInput(Exception):
     pass
 
 
+def _public_only(request: web.Request) -> bool:
+    return not request.app[SETTINGS_KEY].web_include_private
+
+
+def _discussion_etag(request: web.Request, kind: str, post: BlogPost) -> str:
+    return f'"{kind}{post.id}.{post.version}.{request.app[ETAG_SALT_KEY]}"'
+
+
+def _page_parameters(request: web.Request) -> tuple[str | None, int]:
+    raw_limit = request.query.get("limit", str(PAGE_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_LIMIT:
+        raise _BadInput(f"limit must be a whole number from 1 to {PAGE_LIMIT}")
+    after = request.query.get("after")
+    if after is not None and not after.lstrip("-").isdigit():
+        raise _BadInput("after must be a comment id from next_after")
+    return after, int(raw_limit)
+
+
 async def discussion_handler(request: web.Request) -> web.StreamResponse:
     try:
         url = _url_parameter(request)
+        after, limit = _page_parameters(request)
     except _BadInput as error:
         return json_error(request, 400, str(error))
     database = request.app[DATABASE_KEY]
-    post = await blog.post_by_url(database, url)
+    public_only = _public_only(request)
+    post = await blog.post_by_url(database, url, public_only=public_only)
     if post is None and "#" in url:
         # The feed code keeps fragments, but a reader's "#comments" is not part of a post's link.
-        post = await blog.post_by_url(database, url.split("#", 1)[0])
+        post = await blog.post_by_url(database, url.split("#", 1)[0], public_only=public_only)
     if post is None:
         return json_error(request, 404, "no post with this url is known to the bot")
-    discussion = await load_discussion(database, post)
-    document = discussion_json(discussion, invite_url=request.app[SETTINGS_KEY].discord_invite_url)
-    return json_response(request, document)
+    etag = _discussion_etag(request, "a", post)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    found = post
+    invite_url = request.app[SETTINGS_KEY].discord_invite_url
+
+    async def build() -> EncodedDiscussion:
+        discussion = await load_discussion(database, found, public_only=public_only)
+        return await asyncio.to_thread(encode_discussion, discussion, invite_url=invite_url)
+
+    encoded = await request.app[API_CACHE_KEY].get(post.id, post.version, build)
+    bounds = encoded.page_bounds(after, limit)
+    if bounds is None:
+        return json_error(request, 400, "after is not a top-level comment of this discussion")
+    if encoded.size > OFF_LOOP_BYTES and bounds[1] - bounds[0] > 1:
+        body = await asyncio.to_thread(encoded.page, *bounds)
+    else:
+        body = encoded.page(*bounds)
+    return body_response(request, body, etag=etag)
 
 
 async def counts_handler(request: web.Request) -> web.StreamResponse:
@@ -163,7 +231,8 @@ async def counts_handler(request: web.Request) -> web.StreamResponse:
             canonical[raw] = canonical_post_url(raw)
         except BadUrl as error:
             return json_error(request, 400, f"{error}: {raw[:200]}")
-    counts = await blog.comment_counts(request.app[DATABASE_KEY], list(canonical.values()))
+    counts = await blog.comment_counts(request.app[DATABASE_KEY], list(canonical.values()),
+                                       public_only=_public_only(request))
     document = {
         "counts": {raw: counts.get(url, 0) for raw, url in canonical.items()},
         "unknown": [raw for raw, url in canonical.items() if url not in counts],
@@ -172,16 +241,27 @@ async def counts_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def page_handler(request: web.Request) -> web.StreamResponse:
-    headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer",
-               "Cache-Control": f"public, max-age={API_MAX_AGE}"}
+    headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer"}
     database = request.app[DATABASE_KEY]
-    post = await blog.post_by_id(database, int(request.match_info["post_id"]))
+    public_only = _public_only(request)
+    post = await blog.post_by_id(database, int(request.match_info["post_id"]), public_only=public_only)
     if post is None:
-        return web.Response(status=404, text=render_not_found_page(), content_type="text/html",
-                            charset="utf-8", headers=headers)
-    discussion = await load_discussion(database, post)
-    page = render_discussion_page(discussion, invite_url=request.app[SETTINGS_KEY].discord_invite_url)
-    return web.Response(text=page, content_type="text/html", charset="utf-8", headers=headers)
+        return body_response(request, render_not_found_page().encode(), status=404, content_type="text/html",
+                             headers=headers)
+    etag = _discussion_etag(request, "p", post)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    found = post
+    invite_url = request.app[SETTINGS_KEY].discord_invite_url
+
+    async def build() -> bytes:
+        discussion = await load_discussion(database, found, public_only=public_only)
+        page = await asyncio.to_thread(render_discussion_page, discussion, invite_url=invite_url)
+        return page.encode()
+
+    body = await request.app[PAGE_CACHE_KEY].get(post.id, post.version, build)
+    return body_response(request, body, etag=etag, content_type="text/html", headers=headers)
 
 
 async def embed_handler(request: web.Request) -> web.StreamResponse:
@@ -190,11 +270,50 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
                                  "Cross-Origin-Resource-Policy": "cross-origin"})
 
 
+HEALTH_WAIT = 0.02  # how long /healthz waits for a fresh database answer before using the last one
+HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
+
+
+class DatabaseHealth:
+    """The database part of /healthz. Each request starts a check (one at a time) but waits for it
+    only briefly: under load the check queues behind the API's reads on the one reader connection,
+    and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._last: blog.FeedHealth | None = None
+        self._answered_at = -math.inf
+        self._pending: asyncio.Task[None] | None = None
+
+    async def current(self) -> blog.FeedHealth | None:
+        """The latest feed figures, or None when the database has not answered lately."""
+        loop = asyncio.get_running_loop()
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._check(), name="web-health-check")
+        wait = HEALTH_WAIT if self._last is not None else HEALTH_STALE
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pending), wait)
+        except TimeoutError:
+            pass
+        if loop.time() - self._answered_at > HEALTH_STALE:
+            return None
+        return self._last
+
+    async def _check(self) -> None:
+        try:
+            self._last = await blog.feed_health(self._database)
+            self._answered_at = asyncio.get_running_loop().time()
+        except sqlite3.Error:
+            log.exception("health check: the database does not answer")
+
+
 async def health_handler(request: web.Request) -> web.StreamResponse:
-    database = request.app[DATABASE_KEY]
+    """ok / degraded / down with counts only: which feed fails and why is for the log and /feed list
+    (a public endpoint must not show feed URLs or error text)."""
     discord = request.app[STATUS_KEY]()
-    database_ok = await blog.database_ok(database)
-    feeds = await blog.feed_health(database) if database_ok else None
+    feeds = await request.app[HEALTH_KEY].current()
+    database_ok = feeds is not None
+    # The database writer's own health (bot/storage/db.py) belongs here as "writer" once it reports one.
     problems: list[str] = []
     discord_down = discord is not None and not discord.connected
     if discord_down:
@@ -238,6 +357,10 @@ def load_embed_script() -> bytes:
     return resources.files("bot.web").joinpath("static/embed.js").read_bytes()
 
 
+async def _hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME
+
+
 def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None
                ) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware])
@@ -245,6 +368,14 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = discord_status or DiscordStatusRelay()
     app[EMBED_KEY] = load_embed_script()
+    api_cache: VersionedCache[EncodedDiscussion] = VersionedCache(lambda encoded: encoded.size)
+    page_cache: VersionedCache[bytes] = VersionedCache(len)
+    app[API_CACHE_KEY] = api_cache
+    app[PAGE_CACHE_KEY] = page_cache
+    salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
+    app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
+    app[HEALTH_KEY] = DatabaseHealth(database)
+    app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
     app.router.add_get("/embed.js", embed_handler)
@@ -268,15 +399,16 @@ class WebServer:
     """Runs the app on ``settings.web_host:settings.web_port`` next to the bot."""
 
     def __init__(self, database: Database, settings: Settings, discord_status: StatusSource | None = None,
-                 *, port: int | None = None) -> None:
+                 *, port: int | None = None, limits: ServerLimits = DEFAULT_LIMITS) -> None:
         self.discord_status = DiscordStatusRelay()
         if discord_status is not None:
             self.discord_status.bind(discord_status)
         self._app = create_app(database, settings, self.discord_status)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
+        self._limits = limits
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
 
     @property
     def port(self) -> int:
@@ -290,7 +422,7 @@ class WebServer:
             raise RuntimeError("WEB_PORT is not set")
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
+        site = GuardedSite(runner, self._host, self._port, self._limits)
         try:
             await site.start()
         except OSError as error:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ class ThreadedComment:
     comment: BlogComment
     html: str
     reply_to_name: str | None = None  # whom a nested reply answers, when not the top comment
+    reply_to_removed: bool = False  # it answers a comment that is hidden or by someone who opted out
     replies: list[ThreadedComment] = field(default_factory=list)
 
 
@@ -40,18 +42,25 @@ class Discussion:
     comment_count: int  # visible comments that are not deleted
 
 
-async def load_discussion(database: Database, post: BlogPost) -> Discussion:
-    comments = await blog.discussion_comments(database, post.id)
+async def load_discussion(database: Database, post: BlogPost, *, public_only: bool = True) -> Discussion:
+    comments = await blog.discussion_comments(database, post.id, public_only=public_only)
+    removed = await blog.removed_comment_ids(database, post.id)
     rendered = await render_comments(database, comments)
-    return Discussion(post=post, comments=tuple(nest_one_level(comments, rendered)),
+    return Discussion(post=post, comments=tuple(nest_one_level(comments, rendered, removed)),
                       comment_count=sum(1 for comment in comments if not comment.deleted))
+
+
+OPTED_OUT_NAME = "someone"
 
 
 async def render_comments(database: Database, comments: Sequence[BlogComment]) -> dict[int, str]:
     """Each comment's HTML by message id; rendering runs in a thread (a long discussion takes a
-    few hundred milliseconds the first time) and is cached by content and mentioned names."""
+    few hundred milliseconds the first time) and is cached by content and mentioned names.
+    A mention of someone who opted out reads "@someone"."""
     mentioned = {int(match) for comment in comments for match in _MENTION_ID.findall(comment.content)}
     names = await blog.known_author_names(database, mentioned) if mentioned else {}
+    for user_id in await blog.opted_out_among(database, mentioned) if mentioned else ():
+        names[user_id] = OPTED_OUT_NAME
     return await asyncio.to_thread(_render_all, comments, names)
 
 
@@ -72,11 +81,13 @@ def _cached_html(content: str, names: tuple[tuple[int, str], ...]) -> str:
     return discord_markdown_to_html(content, names=MentionNames(users=dict(names)))
 
 
-def nest_one_level(comments: Sequence[BlogComment], rendered: dict[int, str]) -> list[ThreadedComment]:
+def nest_one_level(comments: Sequence[BlogComment], rendered: dict[int, str],
+                   removed: Set[int] = frozenset()) -> list[ThreadedComment]:
     """Top-level comments in time order, each with every reply below it (flattened, in time order).
 
     A reply whose parent is not shown (hidden, opted out, or never stored) stands at the top
     level; a reply to a reply goes under the top comment of its chain, naming whom it answers.
+    A reply to one of the ``removed`` comments (hidden or opted out) says only that.
     """
     by_id = {comment.message_id: comment for comment in comments}
 
@@ -95,7 +106,8 @@ def nest_one_level(comments: Sequence[BlogComment], rendered: dict[int, str]) ->
     for comment in comments:
         root = root_of(comment)
         if root.message_id == comment.message_id:
-            item = ThreadedComment(comment=comment, html=rendered.get(comment.message_id, ""))
+            item = ThreadedComment(comment=comment, html=rendered.get(comment.message_id, ""),
+                                   reply_to_removed=comment.reply_to is not None and comment.reply_to in removed)
             tops[comment.message_id] = item
             ordered.append(item)
     for comment in comments:
@@ -119,6 +131,17 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
+def safe_url(url: str | None) -> str | None:
+    """The URL when it is an absolute http(s) link, else None: nothing else reaches a blog page."""
+    if not url:
+        return None
+    text = url.strip()
+    if text.lower().startswith(("https://", "http://")) and len(text) > 8 and not any(
+            ch.isspace() or ord(ch) < 32 for ch in text):
+        return text
+    return None
+
+
 def reaction_json(emoji: str, count: int) -> dict[str, Any]:
     custom = _CUSTOM_EMOJI.match(emoji)
     if custom:
@@ -128,9 +151,12 @@ def reaction_json(emoji: str, count: int) -> dict[str, Any]:
 
 def comment_json(item: ThreadedComment, *, nested: bool) -> dict[str, Any]:
     comment = item.comment
+    # A reply to a hidden or opted-out comment does not point at it; it says a comment was removed.
+    reply_to = None if comment.reply_to is None or item.reply_to_removed else str(comment.reply_to)
     document: dict[str, Any] = {
         "id": str(comment.message_id),  # a string: snowflakes do not fit a JavaScript number
-        "reply_to": None if comment.reply_to is None else str(comment.reply_to),
+        "reply_to": reply_to,
+        "reply_to_removed": item.reply_to_removed,
         "created_at": _time(comment.created_at),
         "deleted": comment.deleted,
         "origin": comment.origin,
@@ -140,7 +166,7 @@ def comment_json(item: ThreadedComment, *, nested: bool) -> dict[str, Any]:
                          "reactions": [], "attachments": [], "links": []})
     else:
         document.update({
-            "author": {"name": comment.author_name, "avatar_url": comment.author_avatar_url,
+            "author": {"name": comment.author_name, "avatar_url": safe_url(comment.author_avatar_url),
                        "bot": comment.is_bot},
             "edited": comment.edited_at is not None,
             "edited_at": _time(comment.edited_at),
@@ -149,9 +175,10 @@ def comment_json(item: ThreadedComment, *, nested: bool) -> dict[str, Any]:
             "attachments": [
                 {"filename": a.filename, "url": a.url, "size": a.size, "content_type": a.content_type,
                  "is_image": bool(a.content_type and a.content_type.startswith("image/"))}
-                for a in comment.attachments
+                for a in comment.attachments if safe_url(a.url)
             ],
-            "links": [{"kind": link.kind, "name": link.name, "url": link.url} for link in comment.links],
+            "links": [{"kind": link.kind, "name": link.name, "url": link.url} for link in comment.links
+                      if safe_url(link.url)],
         })
     if nested:
         document["reply_to_name"] = item.reply_to_name
@@ -163,7 +190,7 @@ def comment_json(item: ThreadedComment, *, nested: bool) -> dict[str, Any]:
 def post_json(post: BlogPost, *, page_path: str) -> dict[str, Any]:
     return {
         "id": post.id,
-        "url": post.canonical_url,
+        "url": safe_url(post.canonical_url),
         "title": post.title,
         "author": post.author,
         "published_at": _time(post.published_at),
@@ -171,16 +198,65 @@ def post_json(post: BlogPost, *, page_path: str) -> dict[str, Any]:
     }
 
 
-def discussion_json(discussion: Discussion, *, invite_url: str | None) -> dict[str, Any]:
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedDiscussion:
+    """A discussion's API document, encoded once per post version and cut into pages on request.
+
+    Each top-level comment (with its replies) is encoded on its own, so a page is the head, a join
+    of encoded comments and a tail: no per-request JSON encoding of comments.
+    """
+
+    head: bytes  # '{"version":1,...,"comments":['
+    items: tuple[bytes, ...]  # one per top-level comment, replies included
+    weights: tuple[int, ...]  # how many comments each item holds (1 + replies)
+    ids: tuple[str, ...]  # the top-level comments' ids, the ``after`` cursors
+    positions: dict[str, int]
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + sum(len(item) for item in self.items)
+
+    def page_bounds(self, after: str | None, limit: int) -> tuple[int, int] | None:
+        """The items of the page after top-level comment ``after`` holding about ``limit`` comments
+        (whole top-level comments with their replies, at least one); None for an unknown cursor."""
+        start = 0
+        if after is not None:
+            position = self.positions.get(after)
+            if position is None:
+                return None
+            start = position + 1
+        end, taken = start, 0
+        while end < len(self.items) and (taken == 0 or taken + self.weights[end] <= limit):
+            taken += self.weights[end]
+            end += 1
+        return start, end
+
+    def page(self, start: int, end: int) -> bytes:
+        next_after = self.ids[end - 1] if end < len(self.items) else None
+        return b"".join((self.head, b",".join(self.items[start:end]), b'],"next_after":',
+                         _encode(next_after), b"}"))
+
+
+def encode_discussion(discussion: Discussion, *, invite_url: str | None) -> EncodedDiscussion:
+    """CPU work for a thread: a discussion of 3,000 comments takes tens of milliseconds."""
     post = discussion.post
     thread = None
     if post.thread_url is not None:
         thread = {"url": post.thread_url, "archived": post.thread_archived, "locked": post.thread_locked}
-    return {
+    head = _encode({
         "version": API_VERSION,
         "post": post_json(post, page_path=f"/p/{post.id}"),
         "thread": thread,
-        "invite_url": invite_url,
+        "invite_url": safe_url(invite_url),
         "comment_count": discussion.comment_count,
-        "comments": [comment_json(item, nested=False) for item in discussion.comments],
-    }
+    })
+    ids = tuple(str(item.comment.message_id) for item in discussion.comments)
+    return EncodedDiscussion(
+        head=head[:-1] + b',"comments":[',
+        items=tuple(_encode(comment_json(item, nested=False)) for item in discussion.comments),
+        weights=tuple(1 + len(item.replies) for item in discussion.comments),
+        ids=ids, positions={comment_id: index for index, comment_id in enumerate(ids)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from bot.web.discussion import Discussion, ThreadedComment, reaction_json
+from bot.web.discussion import Discussion, ThreadedComment, reaction_json, safe_url
 
 _STYLE = """
 :root { color-scheme: light dark; --bg: #fff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;
@@ -19,7 +19,7 @@ _STYLE = """
   --line: #3d444d; --card: #151b23; --accent: #5865f2; --accent-fg: #fff; } }
 body { margin: 0; background: var(--bg); color: var(--fg);
   font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width: 46rem; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
+main { max-width: 46rem; margin: 0 auto; padding: 1.5rem 1rem 3rem; overflow-wrap: anywhere; }
 h1 { font-size: 1.6rem; line-height: 1.25; margin: 0 0 .25rem; }
 a { color: var(--accent); }
 .meta, .when, .edited { color: var(--muted); font-size: .875rem; }
@@ -70,13 +70,15 @@ def _comment(item: ThreadedComment) -> str:
             edited += ' <span class="meta">· archived comment</span>'
         answering = f' <span class="meta">replying to {escape(item.reply_to_name)}</span>' if item.reply_to_name \
             else ""
+        if item.reply_to_removed:
+            answering = ' <span class="meta">replying to a removed comment</span>'
         parts.append(f'<div class="head">{avatar}<span class="author">{escape(comment.author_name)}</span> '
                      f"{_time(comment.created_at)}{edited}{answering}</div>")
         parts.append(f'<div class="body">{item.html}</div>')  # sanitised by the renderer (nh3)
         if comment.attachments:
             parts.append('<ul class="files">')
             for attachment in comment.attachments:
-                if attachment.url.startswith("https://"):
+                if safe_url(attachment.url):
                     parts.append(f'<li><a href="{escape(attachment.url)}" rel="nofollow ugc noopener">'
                                  f"{escape(attachment.filename)}</a></li>")
                 else:
@@ -105,7 +107,7 @@ def render_discussion_page(discussion: Discussion, *, invite_url: str | None) ->
     if invite_url:
         actions.append(f'<a href="{escape(invite_url)}" rel="noopener">Not on the server yet? Join it</a>')
     link = (f'<a href="{escape(post.canonical_url)}" rel="noopener">Read the post</a>'
-            if post.canonical_url.startswith(("https://", "http://")) else "")
+            if safe_url(post.canonical_url) else "")
     count = discussion.comment_count
     comments = (f'<ol class="comments">{"".join(_comment(item) for item in discussion.comments)}</ol>'
                 if discussion.comments else '<p class="meta">No comments yet.</p>')

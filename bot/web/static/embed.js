@@ -81,7 +81,9 @@
     ".ce-reactions li { border: 1px solid var(--ce-line); border-radius: 1rem; padding: 0 .5rem;",
     "  font-size: .85rem; }",
     ".ce-files { margin: .35rem 0 0; padding-left: 1.2rem; font-size: .875rem; }",
-    ".ce-empty, .ce-status { color: var(--ce-muted); }"
+    ".ce-empty, .ce-status { color: var(--ce-muted); }",
+    ".ce-more { font: inherit; color: var(--ce-accent); background: transparent; border: 1px solid var(--ce-line);",
+    "  border-radius: .4rem; padding: .45rem .9rem; cursor: pointer; }"
   ].join("\n");
 
   function canonicalLink() {
@@ -226,6 +228,8 @@
       }
       if (nested && comment.reply_to_name) {
         head.appendChild(el("span", "ce-meta", "replying to " + comment.reply_to_name));
+      } else if (comment.reply_to_removed) {
+        head.appendChild(el("span", "ce-meta", "replying to a removed comment"));
       }
       var body = el("div", "ce-body");
       body.appendChild(sanitisedFragment(String(comment.html || "")));
@@ -288,6 +292,7 @@
       var list = el("ol", "ce-list");
       data.comments.forEach(function (comment) { list.appendChild(renderComment(comment, false)); });
       box.appendChild(list);
+      if (data.next_after) { box.appendChild(moreButton(list, String(data.next_after))); }
     }
     box.addEventListener("click", function (event) {
       var target = event.target;
@@ -296,6 +301,38 @@
       }
     });
     root.replaceChildren(box);
+  }
+
+  // Long discussions come in pages; the next one loads when the reader asks for it.
+  function moreButton(list, after) {
+    var button = el("button", "ce-more", "Load more comments");
+    button.setAttribute("type", "button");
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      button.textContent = "Loading\u2026";
+      fetchPage(after).then(function (data) {
+        (data.comments || []).forEach(function (comment) { list.appendChild(renderComment(comment, false)); });
+        if (data.next_after) {
+          button.replaceWith(moreButton(list, String(data.next_after)));
+        } else {
+          button.remove();
+        }
+      }).catch(function () {
+        button.disabled = false;
+        button.textContent = "Could not load more comments; try again";
+      });
+    });
+    return button;
+  }
+
+  function fetchPage(after) {
+    var endpoint = apiOrigin + "/api/v1/discussion?url=" + encodeURIComponent(postUrl);
+    if (after) { endpoint += "&after=" + encodeURIComponent(after); }
+    return fetch(endpoint, { credentials: "omit", mode: "cors" }).then(function (response) {
+      if (response.status === 404) { return { missing: true }; }
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    });
   }
 
   function status(root, text) {
@@ -307,12 +344,7 @@
   function load(host, root) {
     host.setAttribute("aria-busy", "true");
     status(root, "Loading comments\u2026");
-    var endpoint = apiOrigin + "/api/v1/discussion?url=" + encodeURIComponent(postUrl);
-    fetch(endpoint, { credentials: "omit", mode: "cors" }).then(function (response) {
-      if (response.status === 404) { return { missing: true }; }
-      if (!response.ok) { throw new Error("HTTP " + response.status); }
-      return response.json();
-    }).then(function (data) {
+    fetchPage(null).then(function (data) {
       if (data.missing) {
         status(root, "No discussion for this post yet.");
       } else {

@@ -1,0 +1,246 @@
+"""The web server under load: 200 concurrent clients on one discussion of 3,000 comments.
+
+Usage: python bench/web.py [--comments 3000] [--clients 200] [--seconds 5]
+
+The bot's web server (bot.web.WebServer, its real socket on 127.0.0.1) runs in this process against
+a temporary database holding one post with ``--comments`` comments (a third of them replies, some
+with reactions and attachments). The clients run in a second process (so their CPU does not sit
+on the server's event loop) and go through these phases, each ``--seconds`` long:
+
+- 304 bursts: all clients send GET /api/v1/discussion with the ETag (If-None-Match) at once, wait for
+  every answer, pause 0.1 s, again;
+- 200 bursts: the same without the ETag (the first page: up to 200 comments);
+- 304 closed loop: every client repeats its 304 request as fast as it can (saturation: latency here
+  is the queue, clients / throughput);
+- slow:  ``--clients`` raw connections each ask for the discussion and never read the answer.
+
+Throughout, one more client asks for /healthz every 50 ms. Printed: the first (cold) request, per
+phase the requests served and p50/p99/max latency, /healthz p50/p99/max, the longest stall of the
+server's event loop (a 5 ms ticker), and the server's RSS before and after the slow readers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.config import Settings
+from bot.storage.db import Database
+from bot.web import DiscordStatus, WebServer
+
+POST_URL = "https://blog.example.com/2026/10/a-long-discussion/"
+GUILD = 100000000000000001
+CHANNEL = 100000000000000002
+THREAD = 100000000000000003
+FIRST_ID = 1_300_000_000_000_000_000
+WORDS = ("discussion", "thanks", "**great**", "point", "`code`", "I think", "> quoted", "agree", "https://example.com/x",
+         "||spoiler||", "because", "the", "post", "says", "not", "quite", "<@1300000000000000000>")
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def seed(path: Path, comments: int) -> None:
+    connection = sqlite3.connect(path)
+    now = "2026-10-01T09:00:00+00:00"
+    with connection:
+        connection.execute(
+            "INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
+            "VALUES (1, ?, ?, 'A long discussion', ?, ?)", (GUILD, POST_URL, now, now))
+        connection.execute(
+            "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, updated_at) "
+            "VALUES (?, 1, ?, ?, 'A long discussion', ?, ?)", (THREAD, GUILD, CHANNEL, now, now))
+        connection.execute("INSERT INTO channel_visibility VALUES (?, ?, 1, ?)", (CHANNEL, GUILD, now))
+        rows = []
+        for index in range(comments):
+            message_id = FIRST_ID + index
+            reply_to = FIRST_ID + (index * 7919) % index if index % 3 == 2 else None
+            text = " ".join(WORDS[(index * k) % len(WORDS)] for k in range(1, 4 + index % 30))
+            created = f"2026-10-{1 + index // 1440:02d}T{index // 60 % 24:02d}:{index % 60:02d}:00+00:00"
+            rows.append((message_id, 1, THREAD, 1000 + index % 150, f"reader {index % 150}", text, text, created,
+                         reply_to))
+        connection.executemany(
+            "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, clean_content, "
+            "created_at, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany("INSERT INTO reactions VALUES (?, '👍', ?)",
+                               [(FIRST_ID + i, 1 + i % 5) for i in range(0, comments, 4)])
+        connection.executemany(
+            "INSERT INTO attachments (message_id, attachment_id, filename, url, size, content_type) "
+            "VALUES (?, ?, 'a.png', 'https://cdn.discordapp.com/attachments/1/2/a.png', 1000, 'image/png')",
+            [(FIRST_ID + i, i) for i in range(0, comments, 25)])
+    connection.close()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no requests"
+    return (f"{len(values):6d} requests, p50 {statistics.median(values) * 1000:6.1f} ms, "
+            f"p99 {percentile(values, 0.99) * 1000:6.1f} ms, max {max(values) * 1000:6.1f} ms")
+
+
+# -- the client process -----------------------------------------------------------------------
+
+
+async def client_phases(port: int, clients: int, seconds: float, report: Any) -> None:
+    import aiohttp
+
+    base = f"http://127.0.0.1:{port}"
+    discussion = f"{base}/api/v1/discussion?url={POST_URL}"
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.get(discussion) as response:
+            etag = response.headers["ETag"]
+            await response.read()
+        health: list[float] = []
+        stop_health = asyncio.Event()
+
+        async def probe() -> None:
+            async with aiohttp.ClientSession() as own:
+                while not stop_health.is_set():
+                    started = time.perf_counter()
+                    async with own.get(f"{base}/healthz") as answer:
+                        await answer.read()
+                    health.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+        prober = asyncio.create_task(probe())
+
+        async def burst(headers: dict[str, str], expected: int, until: float, out: list[float]) -> None:
+            while time.perf_counter() < until:
+                await asyncio.gather(*(hammer(headers, expected, 0.0, out) for _ in range(clients)))
+                await asyncio.sleep(0.1)
+
+        async def once(headers: dict[str, str], expected: int, out: list[float]) -> None:
+            started = time.perf_counter()
+            async with session.get(discussion, headers=headers) as answer:
+                await answer.read()
+                assert answer.status == expected, answer.status
+            out.append(time.perf_counter() - started)
+
+        async def hammer(headers: dict[str, str], expected: int, until: float, out: list[float]) -> None:
+            await once(headers, expected, out)
+            while time.perf_counter() < until:
+                await once(headers, expected, out)
+
+        phases = (("304 bursts", {"If-None-Match": etag}, 304, True), ("200 bursts", {}, 200, True),
+                  ("304 closed loop", {"If-None-Match": etag}, 304, False))
+        for name, headers, expected, bursts in phases:
+            health.clear()
+            latencies: list[float] = []
+            until = time.perf_counter() + seconds
+            if bursts:
+                await burst(headers, expected, until, latencies)
+            else:
+                await asyncio.gather(*(hammer(headers, expected, until, latencies) for _ in range(clients)))
+            report.put((name, latencies, list(health)))
+
+        # Slow readers: ask and never read; the server's RSS is measured meanwhile.
+        health.clear()
+        request = f"GET /api/v1/discussion?url={POST_URL} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        slow = []
+        for _ in range(clients):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(request)
+            slow.append(sock)
+        report.put(("slow-open", [], []))
+        await asyncio.sleep(seconds)
+        report.put(("slow", [], list(health)))
+        for sock in slow:
+            sock.close()
+        stop_health.set()
+        await prober
+
+
+def client_main(port: int, clients: int, seconds: float, report: Any) -> None:
+    asyncio.run(client_phases(port, clients, seconds, report))
+
+
+# -- the server process -----------------------------------------------------------------------
+
+
+async def main(comments: int, clients: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "web.db"
+        database = await Database.open(path)
+        await database.close()
+        seed(path, comments)
+        database = await Database.open(path)
+        server = WebServer(database, Settings(discord_token="", web_port=1, web_host="127.0.0.1"),
+                           lambda: DiscordStatus(connected=True, latency_ms=40.0), port=0)
+        await server.start()
+        gc.collect()
+        gc.freeze()  # as the bot does once ready (bot/app.py)
+        stalls: list[float] = []
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                started = loop.time()
+                await asyncio.sleep(0.005)
+                stalls.append(loop.time() - started - 0.005)
+
+        ticking = asyncio.create_task(ticker())
+        rss_start = rss_mib()
+        print(f"{comments} comments, {clients} clients, {seconds:g} s per phase; server RSS {rss_start:.0f} MiB")
+        context = multiprocessing.get_context("spawn")
+        report = context.Queue()
+        started = time.perf_counter()
+        client = context.Process(target=client_main, args=(server.port, clients, seconds, report))
+        client.start()
+        loop = asyncio.get_running_loop()
+        rss_before_slow = rss_mib()
+        while True:
+            name, latencies, health = await loop.run_in_executor(None, report.get)
+            if name == "304 bursts":
+                print(f"client start + cold first request: {time.perf_counter() - started - seconds:.2f} s")
+            if name == "slow-open":
+                rss_before_slow = rss_mib()
+                stalls.clear()
+                continue
+            if name == "slow":
+                rss_after = rss_mib()
+                print(f"slow readers: RSS {rss_before_slow:.0f} -> {rss_after:.0f} MiB "
+                      f"(+{rss_after - rss_before_slow:.0f}); /healthz {summary(health)}; "
+                      f"longest loop stall {max(stalls, default=0) * 1000:.1f} ms")
+                break
+            print(f"{name}: {summary(latencies)} ({len(latencies) / seconds:.0f}/s)")
+            print(f"     /healthz {summary(health)}; longest loop stall {max(stalls, default=0) * 1000:.1f} ms")
+            stalls.clear()
+        await loop.run_in_executor(None, client.join)
+        ticking.cancel()
+        await server.stop()
+        await database.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comments", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds))
