@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -17,11 +18,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bot.config import Settings
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import WriteOp
+from bot.web import DiscordStatus, WebServer
 from tests.conftest import TEST_TUNING, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
@@ -219,3 +223,29 @@ async def test_a_full_disk_holds_writes_back_until_space_returns_and_loses_none(
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         check.close()
+
+
+async def test_healthz_says_why_writes_are_held_back_and_recovers(database: Database) -> None:
+    server = WebServer(database, Settings(discord_token="", web_port=1, web_host="127.0.0.1"),
+                       lambda: DiscordStatus(connected=True, latency_ms=5.0), port=0)
+    await server.start()
+    try:
+        with another_process_holding_the_lock(database.path, 8.0) as holder:
+            blocked = asyncio.ensure_future(database.write(insert_meta("waits", "for the lock")))
+            await eventually(lambda: _async(database.stall is not None), what="the stall", timeout=15)
+            status, document = await health(server)
+            assert status == 503 and document["status"] == "down"
+            assert document["problems"] == ["database writes held back (locked by another process); 1 waiting"]
+            assert str(database.path) not in json.dumps(document)  # no paths or error text on a public page
+            await asyncio.to_thread(holder.wait, 30)
+            assert await asyncio.wait_for(blocked, 15) == 1
+        status, document = await health(server)
+        assert status == 200 and document["status"] == "ok" and document["problems"] == []
+    finally:
+        await server.stop()
+
+
+async def health(server: WebServer) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
+            return response.status, await response.json()

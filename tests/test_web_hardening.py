@@ -9,13 +9,10 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import ClientSession
 from multidict import CIMultiDict
 
@@ -38,13 +35,6 @@ from tests.web_support import (
 POST_URL = "https://blog.example.com/2026/10/big/"
 SETTINGS = Settings(discord_token="", web_port=1, web_host="127.0.0.1")
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "web.db")
-    yield db
-    await db.close()
 
 
 async def started(database: Database, settings: Settings = SETTINGS,

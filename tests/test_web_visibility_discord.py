@@ -1,30 +1,18 @@
-"""The bot records whether @everyone can view a discussion's channel, and the web server follows it."""
+"""The bot records which channels @everyone can view, and the blog serves only those discussions."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config import load_settings
 from bot.storage import Database
 from bot.storage.visibility import channel_visibility
 from bot.web import create_app
+from tests.conftest import bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord, Perm
-from tests.fakediscord.harness import World, run_client
-from tests.test_discussions_discord import FastConversationBot
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "conversation.db")
-    try:
-        yield db
-    finally:
-        await db.close()
+from tests.fakediscord.harness import World
 
 
 async def test_private_channel_threads_leave_the_blog_and_come_back(emulator: FakeDiscord, world: World,
@@ -33,15 +21,12 @@ async def test_private_channel_threads_leave_the_blog_and_come_back(emulator: Fa
     thread = emulator.create_thread(world.announcements, "A post", emulator.bot, message=starter)
     post_id = await add_post_thread(database, thread.id, guild_id=world.guild.id,
                                     parent_channel_id=world.announcements.id, starter_message_id=starter.id)
-    settings = load_settings({"DISCORD_TOKEN": emulator.token, "DISCORD_API_BASE": emulator.api_base,
-                              "DISCORD_GATEWAY_URL": emulator.gateway_url,
-                              "DATABASE_PATH": str(tmp_path / "conversation.db")})
+    settings = bot_settings(emulator, tmp_path)
     async with TestClient(TestServer(create_app(database, settings), host="127.0.0.1")) as client:
         # A database from before channels were recorded: private until the bot has looked.
         assert await channel_visibility(database, world.announcements.id) is None
         assert (await client.get(f"/p/{post_id}")).status == 404
-        bot = FastConversationBot(settings, database, sync_mode="force", guild_ready_timeout=0.05)
-        async with run_client(emulator, bot):
+        async with running_bot(emulator, settings):
 
             async def visibility_is(expected: bool) -> bool:
                 return await channel_visibility(database, world.announcements.id) is expected

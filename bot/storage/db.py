@@ -185,8 +185,15 @@ class WriteQueue:
         return self._queued - self._settled
 
     @property
+    def stall(self) -> tuple[str, int] | None:
+        """(what holds the writes back, how many wait) while they are held back: "locked", "full",
+        "io", "readonly" or "memory"; None while writes go through."""
+        stall = self._stall
+        return None if stall is None else (stall.kind, self.waiting)
+
+    @property
     def problem(self) -> str | None:
-        """Why writes cannot be committed right now (None while they can)."""
+        """Why writes cannot be committed right now, as the log says it (None while they can)."""
         stall = self._stall
         return None if stall is None else describe_stall(stall.kind, self._path, self.waiting, stall.error)
 
@@ -470,8 +477,13 @@ class Database:
 
     @property
     def problem(self) -> str | None:
-        """Why writes are held back right now (a lock, a full disk), for /healthz; None when fine."""
+        """Why writes are held back right now (a lock, a full disk), in one line; None when fine."""
         return self.writes.problem
+
+    @property
+    def stall(self) -> tuple[str, int] | None:
+        """What holds writes back and how many wait (see :attr:`WriteQueue.stall`); None when fine."""
+        return self.writes.stall
 
     async def write(self, op: WriteOp[T]) -> T:
         return await self.writes.submit(op)

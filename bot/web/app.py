@@ -272,6 +272,8 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
 
 HEALTH_WAIT = 0.02  # how long /healthz waits for a fresh database answer before using the last one
 HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
+STALL_WORDS = {"locked": "locked by another process", "full": "the disk is full",
+               "readonly": "the database file is read-only", "io": "disk I/O errors", "memory": "out of memory"}
 
 
 class DatabaseHealth:
@@ -299,6 +301,14 @@ class DatabaseHealth:
             return None
         return self._last
 
+    def writes_held_back(self) -> str | None:
+        """Why the database writer holds writes back, without paths or error text; None when fine."""
+        stall = self._database.stall
+        if stall is None:
+            return None
+        kind, waiting = stall
+        return f"database writes held back ({STALL_WORDS.get(kind, kind)}); {waiting} waiting"
+
     async def _check(self) -> None:
         try:
             self._last = await blog.feed_health(self._database)
@@ -312,13 +322,15 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
     (a public endpoint must not show feed URLs or error text)."""
     discord = request.app[STATUS_KEY]()
     feeds = await request.app[HEALTH_KEY].current()
-    database_ok = feeds is not None
-    # The database writer's own health (bot/storage/db.py) belongs here as "writer" once it reports one.
+    writes_held_back = request.app[HEALTH_KEY].writes_held_back()
+    database_ok = feeds is not None and writes_held_back is None
     problems: list[str] = []
     discord_down = discord is not None and not discord.connected
     if discord_down:
         problems.append("not connected to Discord")
-    if not database_ok:
+    if writes_held_back is not None:
+        problems.append(writes_held_back)
+    elif not database_ok:
         problems.append("the database does not answer")
     if feeds is not None and feeds.failing:
         problems.append(f"{feeds.failing} feed(s) failing")
