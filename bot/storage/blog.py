@@ -275,7 +275,7 @@ async def removed_comment_ids(database: Database, post_id: int) -> set[int]:
 async def opted_out_among(database: Database, user_ids: Iterable[int]) -> set[int]:
     """Which of these users opted out (their mentions show as "@someone")."""
     found: set[int] = set()
-    for chunk in _chunks(sorted(set(user_ids))):
+    for chunk in _chunks(sorted({user_id for user_id in user_ids if fits_sqlite(user_id)})):
         marks = ",".join("?" * len(chunk))
         rows = await database.fetch_all(
             f"SELECT user_id FROM user_privacy WHERE opted_out = 1 AND user_id IN ({marks})", chunk)
