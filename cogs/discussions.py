@@ -209,6 +209,7 @@ class Discussions(commands.Cog):
                     if report.stored or report.edited or report.deleted:
                         log.info("reconciled thread %s: %d new, %d edited, %d deleted", thread.thread_id,
                                  report.stored, report.edited, report.deleted)
+        log.info("reconcile of %d discussion thread(s) done", done)
         return done
 
     @reconcile_loop.before_loop
