@@ -20,6 +20,11 @@ SAVEPOINT (a segment per message under a burst). Ops may therefore run more than
 have no side effects outside the connection.
 
 Reads go through a separate aiosqlite connection; in WAL mode a slow search never holds a write back.
+
+Two mechanisms exist for speed only, each shown to be needed for the ingest targets by
+bench/ingest.py run with and without it (bench/README.md): while the writer has work the event loop
+hands it the GIL now and then (bot/storage/gil.py), and a side thread checkpoints the WAL so no
+commit waits for a checkpoint (bot/storage/checkpoint.py).
 """
 
 from __future__ import annotations
