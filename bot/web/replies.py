@@ -191,8 +191,14 @@ class BlogReplies:
         app.router.add_get("/auth/discord/login", self.login)
         app.router.add_get(CALLBACK_PATH, self.callback)
         app.router.add_post("/auth/logout", self.logout)
+        app.router.add_get("/api/v1/replying", self.replying)
         app.router.add_post("/api/v1/comments", self.post_comment)
         app.router.add_delete(r"/api/v1/comments/{message_id:\d{1,20}}", self.delete_comment)
+
+    async def replying(self, request: web.Request) -> web.StreamResponse:
+        """Whether the widget offers "Sign in with Discord to reply" (both settings given)."""
+        return web.json_response({"enabled": self._settings.replying_enabled, "max_length": MAX_CONTENT},
+                                 headers={"Cache-Control": "public, max-age=300"})
 
     # -- sign in ------------------------------------------------------------------------------------
 
