@@ -275,3 +275,22 @@ async def test_archived_thread_reopens_and_locked_refuses(emulator: FakeDiscord,
 async def _thread_locked(database: Database, thread_id: int) -> bool:
     thread = await store.get_thread(database, thread_id)
     return thread is not None and thread.locked
+
+
+def test_settings_for_replying() -> None:
+    import pytest
+
+    from bot.config import ConfigError, load_settings
+
+    token = {"DISCORD_TOKEN": "x" * 30}
+    secret = "s3cr3t-client-secret-value"
+    settings = load_settings({**token, "DISCORD_CLIENT_SECRET": secret, "PUBLIC_URL": "https://c.example.com/"})
+    assert settings.replying_enabled and settings.public_url == "https://c.example.com"
+    assert secret not in repr(settings) and secret not in str(settings.summary())
+    assert not load_settings({**token, "DISCORD_CLIENT_SECRET": secret}).replying_enabled
+    assert not load_settings({**token, "PUBLIC_URL": "https://c.example.com"}).replying_enabled
+    with pytest.raises(ConfigError, match="^DISCORD_CLIENT_SECRET: ") as error:
+        load_settings({**token, "DISCORD_CLIENT_SECRET": "has spaces in it, no"})
+    assert "has spaces" not in str(error.value)
+    with pytest.raises(ConfigError, match="^PUBLIC_URL: .*ftp://c.example.com"):
+        load_settings({**token, "PUBLIC_URL": "ftp://c.example.com"})

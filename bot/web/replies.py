@@ -316,7 +316,7 @@ class BlogReplies:
             answered = await comment_store.get_comment(self._database, _comment_id(reply_to))
             if answered is None or answered.post_id != post.id or answered.deleted_at is not None:
                 raise ReplyRefused(400, "bad_request", "The comment you reply to is not in this discussion.")
-        address = request.remote or "unknown"
+        address = _client_address(request)
         wait = self._rate.retry_after(session.user_id, address)
         if wait is not None:
             raise ReplyRefused(429, "rate_limited", f"Too many comments; try again in {int(wait) + 1} s.",
@@ -402,6 +402,16 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ReplyRefused(400, "bad_request", "Send a JSON object: {\"url\": ..., \"content\": ...}.")
     return document
+
+
+def _client_address(request: web.Request) -> str:
+    """The reader's address: behind a reverse proxy on this machine (the usual set-up, WEB_HOST=127.0.0.1)
+    the nearest entry of X-Forwarded-For, which that proxy wrote; never trusted from anyone else."""
+    remote = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and (remote.startswith("127.") or remote == "::1"):
+        return forwarded.split(",")[-1].strip() or remote
+    return remote
 
 
 def _bearer(request: web.Request) -> str | None:
