@@ -73,8 +73,10 @@ class DiscordReplies:
                 raise ReplyRefused(403, "locked", "This discussion is archived and the bot cannot reopen it.") from None
         webhook = await self._webhook(parent)
         try:
-            message = await webhook.send(content, username=reader.name[:80], avatar_url=reader.avatar_url or discord.utils.MISSING,
-                                         allowed_mentions=discord.AllowedMentions.none(), thread=thread, wait=True)
+            message = await webhook.send(content, username=reader.name[:80],
+                                         avatar_url=reader.avatar_url or discord.utils.MISSING,
+                                         allowed_mentions=discord.AllowedMentions.none(), thread=thread,
+                                         wait=True)
         except discord.NotFound:
             self._webhooks.pop(parent.id, None)  # deleted by someone: made again next time
             raise ReplyRefused(503, "unavailable", "The bot's webhook was deleted; try again.") from None

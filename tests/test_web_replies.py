@@ -294,3 +294,24 @@ def test_settings_for_replying() -> None:
     assert "has spaces" not in str(error.value)
     with pytest.raises(ConfigError, match="^PUBLIC_URL: .*ftp://c.example.com"):
         load_settings({**token, "PUBLIC_URL": "ftp://c.example.com"})
+
+
+async def test_blog_comments_follow_opt_out_and_hiding(emulator: FakeDiscord, world: World, database: Database,
+                                                       tmp_path: Path) -> None:
+    async with site(emulator, world, database, tmp_path) as s:
+        alice, bob = await s.sign_in(world.alice), await s.sign_in(world.bob)
+        mine = await (await s.post(alice, "from the blog")).json()
+        theirs = await (await s.post(bob, "also from the blog")).json()
+
+        done = await emulator.invoke_message_command("Hide from blog", int(theirs["id"]), world.owner).answer_text()
+        assert done.startswith("Hidden")
+        text = await emulator.invoke("privacy optout", world.alice, s.thread).answer_text()
+        assert "1 saved message was erased" in text  # the blog comment counts as Alice's own
+        erased = await store.get_comment(database, int(mine["id"]))
+        assert erased is not None and erased.deleted_at is not None and erased.content == ""
+
+        discussion = await (await s.http.get(f"{s.base}/api/v1/discussion", params={"url": s.post_url})).json()
+        shown = json.dumps(discussion)
+        assert "from the blog" not in shown
+        refused = await s.post(alice, "again")
+        assert refused.status == 403 and (await refused.json())["code"] == "opted_out"
