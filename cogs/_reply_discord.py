@@ -18,6 +18,8 @@ from bot.web.replies import Reader, ReplyRefused
 
 log = logging.getLogger(__name__)
 WEBHOOK_NAME = "Blog replies"
+FALLBACK_NAME = "Blog reader"
+INVALID_FORM_BODY = 50035
 
 
 class DiscordReplies:
@@ -73,16 +75,26 @@ class DiscordReplies:
                 raise ReplyRefused(403, "locked", "This discussion is archived and the bot cannot reopen it.") from None
         webhook = await self._webhook(parent)
         try:
-            message = await webhook.send(content, username=reader.name[:80],
-                                         avatar_url=reader.avatar_url or discord.utils.MISSING,
-                                         allowed_mentions=discord.AllowedMentions.none(), thread=thread,
-                                         wait=True)
+            try:
+                message = await self._send(webhook, thread, content, reader.name[:80], reader)
+            except discord.HTTPException as error:
+                if error.status != 400 or error.code != INVALID_FORM_BODY:
+                    raise
+                # Discord refuses some webhook names ("discord", "clyde" in them): the comment still
+                # goes out, under a neutral name; the blog shows the reader's own name.
+                message = await self._send(webhook, thread, content, FALLBACK_NAME, reader)
         except discord.NotFound:
             self._webhooks.pop(parent.id, None)  # deleted by someone: made again next time
             raise ReplyRefused(503, "unavailable", "The bot's webhook was deleted; try again.") from None
         except discord.HTTPException as error:
             raise _unavailable(error) from None
         return message.id
+
+    @staticmethod
+    async def _send(webhook: discord.Webhook, thread: discord.Thread, content: str, username: str,
+                    reader: Reader) -> discord.WebhookMessage:
+        return await webhook.send(content, username=username, avatar_url=reader.avatar_url or discord.utils.MISSING,
+                                  allowed_mentions=discord.AllowedMentions.none(), thread=thread, wait=True)
 
     async def delete(self, *, thread_id: int, message_id: int) -> None:
         channel = self._bot.get_channel(thread_id) or await self._bot.fetch_channel(thread_id)

@@ -140,6 +140,14 @@ async def test_sign_in_post_reply_and_delete(emulator: FakeDiscord, world: World
         assert [r["id"] for r in top["replies"]] == [reply_doc["id"]]
         assert top["replies"][0]["author"]["name"] == "Bob"
 
+        # A name Discord refuses for webhooks: posted under a neutral one, shown with the reader's own.
+        fan = emulator.create_user("fan", global_name="Discord Fan")
+        emulator.add_member(world.guild, fan, roles=[world.readers])
+        fan_comment = await (await s.post(await s.sign_in(fan), "me too")).json()
+        assert fan_comment["author"]["name"] == "Discord Fan"
+        fan_author = emulator.message(int(fan_comment["id"])).webhook_author
+        assert fan_author is not None and fan_author["username"] == "Blog reader"
+
         # Only the author deletes their blog comment; that deletes the Discord message.
         headers = {"Authorization": f"Bearer {bob_token}", "Origin": BLOG}
         refused = await s.http.delete(f"{s.base}/api/v1/comments/{comment['id']}", headers=headers)

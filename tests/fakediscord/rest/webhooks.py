@@ -71,6 +71,10 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         hook = by_token(request)
         channel = target(request, hook)
         payload, files = await read_payload(request, emu)
+        username = str(payload.get("username") or "")
+        if any(word in username.lower() for word in ("discord", "clyde")):  # Discord's rule for webhook names
+            raise APIError(400, 50035, "Invalid Form Body", {"username": {"_errors": [
+                {"code": "USERNAME_INVALID_CONTAINS", "message": "Username cannot contain \"discord\""}]}})
         if channel.is_thread:
             meta = channel.metadata
             if meta is not None and meta.locked:
