@@ -8,8 +8,9 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.config import (
@@ -24,6 +25,10 @@ from bot.storage import Database, MigrationError
 from bot.storage.copies import UnusablePath, backup_database, ensure_folder
 from bot.storage.migrate import current_version, latest_version
 from bot.storage.readonly import connect_read_only
+
+if TYPE_CHECKING:
+    from bot.app import ConversationBot
+    from bot.web import WebServer
 
 log = logging.getLogger("bot")
 
@@ -183,7 +188,7 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
                 print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
                 return EXIT_CONFIG
         status = await run_until_stopped(settings, database, extensions=extension_names(), sync_only=sync_only,
-                                         on_bot=web_server.watch_bot if web_server is not None else None)
+                                         on_bot=_web_watcher(web_server) if web_server is not None else None)
     finally:
         if web_server is not None:
             await web_server.stop()
@@ -191,6 +196,17 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     if status == EXIT_OK:
         log.info("stopped cleanly")
     return status
+
+
+def _web_watcher(web_server: WebServer) -> Callable[[ConversationBot], None]:
+    """What the web server gets of each bot: its gateway status, and the poster of blog replies."""
+    from cogs._reply_discord import DiscordReplies
+
+    def attach(bot: ConversationBot) -> None:
+        web_server.watch_bot(bot)
+        web_server.attach_poster(DiscordReplies(bot))
+
+    return attach
 
 
 if __name__ == "__main__":

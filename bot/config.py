@@ -34,6 +34,7 @@ _TOKEN_HELP = (
 )
 
 T = TypeVar("T")
+_SECRETS = ("discord_token", "discord_client_secret")
 
 
 class ConfigError(Exception):
@@ -63,6 +64,11 @@ class Tuning:
     announce_retry_first_seconds: float = 60.0
     announce_retry_longest_seconds: float = 3600.0
     announce_give_up_after_seconds: float = 86_400.0
+    # Replying from the blog: at most one comment per reader per interval, so many per hour, and so
+    # many per minute from one address.
+    reply_interval_seconds: float = 10.0
+    replies_per_hour: int = 30
+    replies_per_address_per_minute: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +91,22 @@ class Settings:
     web_allowed_origins: tuple[str, ...] = ()
     discord_invite_url: str | None = None
     web_include_private: bool = False
+    discord_client_secret: str | None = None
+    public_url: str | None = None
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
         # The token must never reach a log line or a traceback through repr().
         shown = ", ".join(
-            f"{name}={'<hidden>' if name == 'discord_token' else repr(getattr(self, name))}"
+            f"{name}={'<hidden>' if name in _SECRETS else repr(getattr(self, name))}"
             for name in self.__dataclass_fields__
         )
         return f"Settings({shown})"
+
+    @property
+    def replying_enabled(self) -> bool:
+        """Readers may reply from the blog (sign in with Discord) only when both settings are given."""
+        return bool(self.discord_client_secret and self.public_url)
 
     def summary(self) -> list[tuple[str, str]]:
         """What ``check`` prints: every setting with the token hidden."""
@@ -116,6 +129,8 @@ class Settings:
             ("WEB_ALLOWED_ORIGINS", ", ".join(self.web_allowed_origins) or "(none)"),
             ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
             ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
+            ("DISCORD_CLIENT_SECRET", "set" if self.discord_client_secret else "not set"),
+            ("PUBLIC_URL", self.public_url or "(none: replying from the blog is off)"),
         ]
 
 
@@ -215,6 +230,8 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         web_allowed_origins=web_origins,
         discord_invite_url=parsed("DISCORD_INVITE_URL", None, _url),
         web_include_private=parsed("WEB_INCLUDE_PRIVATE", False, _boolean),
+        discord_client_secret=parsed("DISCORD_CLIENT_SECRET", None, _client_secret),
+        public_url=parsed("PUBLIC_URL", None, _public_url),
     )
 
 
@@ -283,6 +300,21 @@ def _url(name: str, value: str) -> str:
     if _url_parts(value, ("http", "https")) is None:
         raise _fail(name, value, "an http:// or https:// URL")
     return value
+
+
+def _client_secret(name: str, value: str) -> str:
+    if any(ch.isspace() for ch in value) or len(value) < 16:
+        raise _fail(name, "<hidden>", "the application's client secret (developer portal > OAuth2 > "
+                                      "Client Secret: Reset Secret), without spaces")
+    return value
+
+
+def _public_url(name: str, value: str) -> str:
+    parts = _url_parts(value, ("http", "https"))
+    if parts is None or parts.query or parts.fragment:
+        raise _fail(name, value, "the public base URL of this bot's web server, like https://comments.example.com "
+                                 "(no query or fragment)")
+    return value.rstrip("/")
 
 
 def _ws_url(name: str, value: str) -> str:

@@ -30,6 +30,7 @@ from bot.storage.db import Database
 from bot.web.cache import VersionedCache
 from bot.web.discussion import API_VERSION, EncodedDiscussion, encode_discussion, load_discussion
 from bot.web.page import render_discussion_page, render_not_found_page
+from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
 from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
 
@@ -114,7 +115,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """CORS for the API only, and only for the configured origins (refused ones get no headers)."""
     origin = request.headers.get("Origin")
     allowed = origin is not None and origin.lower() in request.app[SETTINGS_KEY].web_allowed_origins
-    is_api = request.path.startswith("/api/")
+    is_api = request.path.startswith("/api/") or request.path == "/auth/logout"
     if request.method == "OPTIONS" and is_api:
         if not allowed:
             return web.Response(status=403, text="origin not allowed", headers={"Vary": "Origin"})
@@ -125,9 +126,9 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["Vary"] = "Origin"
         if allowed and origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "If-None-Match"
-            response.headers["Access-Control-Expose-Headers"] = "ETag"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "If-None-Match, Authorization, Content-Type"
+            response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After"
             response.headers["Access-Control-Max-Age"] = "600"
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
@@ -373,8 +374,8 @@ async def _hide_server_version(request: web.Request, response: web.StreamRespons
     response.headers["Server"] = SERVER_NAME
 
 
-def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None
-               ) -> web.Application:
+def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None,
+               reply_poster: PosterRelay | None = None) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
@@ -393,6 +394,8 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app.router.add_get("/embed.js", embed_handler)
     app.router.add_get(r"/p/{post_id:\d{1,18}}", page_handler)
     app.router.add_get("/healthz", health_handler)
+    # Replying from the blog (sign in with Discord): routes under /auth/ and /api/v1/comments.
+    BlogReplies(database, settings, reply_poster or PosterRelay()).add_routes(app)
     return app
 
 
@@ -415,7 +418,8 @@ class WebServer:
         self.discord_status = DiscordStatusRelay()
         if discord_status is not None:
             self.discord_status.bind(discord_status)
-        self._app = create_app(database, settings, self.discord_status)
+        self.reply_poster = PosterRelay()
+        self._app = create_app(database, settings, self.discord_status, self.reply_poster)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._limits = limits
@@ -454,6 +458,10 @@ class WebServer:
                                  latency_ms=round(latency * 1000, 1) if connected and math.isfinite(latency) else None)
 
         self.discord_status.bind(status)
+
+    def attach_poster(self, poster: ReplyPoster) -> None:
+        """Let readers reply from the blog through ``poster`` (the bot side)."""
+        self.reply_poster.bind(poster)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -37,10 +37,11 @@ from .models import (
     Perm,
     Role,
     User,
+    Webhook,
 )
 from .ratelimits import RateLimiter
 from .rest import register_all
-from .rest.common import BODY_KEY, attachments_from, normalise_embeds, number_components
+from .rest.common import BODY_KEY, OAUTH_USER_KEY, attachments_from, normalise_embeds, number_components
 from .snowflake import iso
 from .state import State
 
@@ -109,9 +110,21 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/gateway", self.gateway.handle)
+        # The spec has no /oauth2/token (a form-encoded OAuth2 endpoint, not part of the bot API).
+        self.openapi_exempt_routes: set[str] = {"POST /oauth2/token"}
+        # OAuth2 and webhooks: the developer portal's redirect URIs and client secret, who clicks
+        # "Authorize" next (None: the user cancels), codes and users' tokens; webhooks by id.
+        self.client_secret = secrets.token_urlsafe(24)
+        self.redirect_uris: list[str] = []
+        self.oauth_approver: int | None = None
+        self.authorize_requests: list[dict[str, str]] = []
+        self.oauth_codes: dict[str, tuple[int, str]] = {}
+        self.oauth_tokens: dict[str, int] = {}
+        self.webhooks: dict[int, Webhook] = {}
+        self.webhook_avatars: dict[int, str | None] = {}  # message id -> avatar_url it was executed with
+        self.channel_webhook_routes: dict[str, Callable[[web.Request], Any]] = {}  # set by rest/webhooks.py
         register_all(self.app, self, API_PREFIX)
         self.observers: list[Callable[[LoggedRequest], None]] = []
-        self.openapi_exempt_routes: set[str] = set()
         self.holds: list[HeldRequest] = []
         self.recheck_interval = 0.02
         self.outage_status: int | None = None  # set: every REST request is answered with it
@@ -189,8 +202,15 @@ class FakeDiscord:
         try:
             if resource is None:
                 raise APIError(404, 0, "404: Not Found")
-            unauthenticated = template == "/gateway" or template.startswith(("/interactions/", "/webhooks/"))
-            if not unauthenticated and request.headers.get("Authorization") != f"Bot {self.token}":
+            unauthenticated = template in ("/gateway", "/oauth2/token") or template.startswith(
+                ("/interactions/", "/webhooks/"))
+            authorization = request.headers.get("Authorization", "")
+            if authorization.startswith("Bearer ") and template == "/users/@me":
+                user_id = self.oauth_tokens.get(authorization.removeprefix("Bearer "))
+                if user_id is None:
+                    raise APIError(401, 0, "401: Unauthorized")
+                request[OAUTH_USER_KEY] = user_id
+            elif not unauthenticated and authorization != f"Bot {self.token}":
                 raise APIError(401, 0, "401: Unauthorized")
             if self.outage_status is not None:
                 raise APIError(self.outage_status, 0, "upstream connect error or disconnect/reset before headers")
@@ -361,7 +381,7 @@ class FakeDiscord:
                 Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS | Perm.ATTACH_FILES
                 | Perm.READ_MESSAGE_HISTORY | Perm.ADD_REACTIONS | Perm.CREATE_PUBLIC_THREADS
                 | Perm.SEND_MESSAGES_IN_THREADS | Perm.MANAGE_THREADS | Perm.MANAGE_MESSAGES
-                | Perm.USE_EXTERNAL_EMOJIS), position=1, managed=True)
+                | Perm.USE_EXTERNAL_EMOJIS | Perm.MANAGE_WEBHOOKS), position=1, managed=True)
             guild.roles[bot_role.id] = bot_role
             guild.members[self.bot.id] = Member(self.bot.id, roles=[bot_role.id], joined_at=iso())
             # A bot added while connected: Discord sends GUILD_CREATE.
@@ -371,6 +391,17 @@ class FakeDiscord:
                         guild, all_members=bool(session.intents & Intent.GUILD_MEMBERS))})
         state.changed()
         return guild
+
+    def approve_oauth(self, user: Ref | None) -> None:
+        """The next OAuth2 authorize page is approved by ``user`` (None: cancelled)."""
+        self.oauth_approver = None if user is None else _id(user)
+
+    def time_out(self, guild: Ref, user: Ref, until: str | None) -> None:
+        """Time a member out until ``until`` (ISO time), or end the timeout (None)."""
+        g = self.state.guild(_id(guild))
+        g.members[_id(user)].communication_disabled_until = until
+        self.state.dispatch("GUILD_MEMBER_UPDATE", {**self.state.member_json(g.id, _id(user)), "guild_id": str(g.id)},
+                            Intent.GUILD_MEMBERS, g.id)
 
     def create_role(self, guild: Ref, name: str, *, permissions: int = 0, mentionable: bool = False,
                     position: int | None = None) -> Role:

@@ -39,6 +39,7 @@ class Perm(enum.IntFlag):
     MENTION_EVERYONE = 1 << 17
     USE_EXTERNAL_EMOJIS = 1 << 18
     MANAGE_ROLES = 1 << 28
+    MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
     MANAGE_THREADS = 1 << 34
     CREATE_PUBLIC_THREADS = 1 << 35
@@ -97,6 +98,7 @@ class Member:
     roles: list[int] = field(default_factory=list)
     nick: str | None = None
     joined_at: str = ""
+    communication_disabled_until: str | None = None  # ISO time: timed out until then
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Message:
     reactions: dict[str, list[int]] = field(default_factory=dict)  # emoji key -> user ids in order
     reaction_emoji: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_id: int | None = None
+    webhook_author: dict[str, Any] | None = None  # a webhook message's author (name and avatar per message)
     application_id: int | None = None
     interaction_metadata: dict[str, Any] | None = None
     thread_id: int | None = None
@@ -192,6 +195,17 @@ class Message:
     @property
     def ephemeral_flag(self) -> bool:
         return bool(self.flags & 64)
+
+
+@dataclass
+class Webhook:
+    id: int
+    token: str
+    channel_id: int
+    guild_id: int
+    name: str
+    user_id: int  # who created it
+    application_id: int | None = None
 
 
 @dataclass

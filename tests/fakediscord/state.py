@@ -177,7 +177,7 @@ class State:
         data: dict[str, Any] = {
             "roles": [str(r) for r in member.roles], "nick": member.nick, "avatar": None, "banner": None,
             "joined_at": member.joined_at or iso(), "premium_since": None, "deaf": False, "mute": False,
-            "flags": 0, "pending": False, "communication_disabled_until": None,
+            "flags": 0, "pending": False, "communication_disabled_until": member.communication_disabled_until,
         }
         if with_user:
             data["user"] = self.user_json(user_id)
@@ -269,7 +269,7 @@ class State:
     def message_json(self, message: Message) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": str(message.id), "channel_id": str(message.channel_id), "type": message.type,
-            "author": self.user_json(message.author_id), "content": message.content,
+            "author": message.webhook_author or self.user_json(message.author_id), "content": message.content,
             "timestamp": message.timestamp, "edited_timestamp": message.edited_timestamp,
             "tts": message.tts, "mention_everyone": message.mention_everyone,
             "mentions": [self.user_json(u) for u in message.mentions if u in self.users],

@@ -301,6 +301,7 @@
       }
     });
     root.replaceChildren(box);
+    setUpReplies(box, data);
   }
 
   // Long discussions come in pages; the next one loads when the reader asks for it.
@@ -358,6 +359,329 @@
       host.setAttribute("data-state", "error");
     });
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Replying from the blog (issue 21): "Sign in with Discord to reply" opens a popup on the bot's
+  // server; its last page hands a session token to this page (postMessage, to this origin only).
+  // The token lives in this origin's localStorage and goes out as "Authorization: Bearer" (no
+  // cookies). Off unless the server says replying is enabled; the Discord link stays either way.
+  var SESSION_KEY = "conversation-engine:session:" + apiOrigin;
+  var OWN_KEY = "conversation-engine:own:" + apiOrigin;
+  var REPLY_STYLE = [
+    ".ce-reply { border: 1px solid var(--ce-line); border-radius: .5rem; padding: .75rem 1rem; margin: 0 0 1rem; }",
+    ".ce-reply label { display: block; font-weight: 600; margin-bottom: .35rem; }",
+    ".ce-reply textarea { box-sizing: border-box; width: 100%; min-height: 5rem; font: inherit; color: inherit;",
+    "  background: var(--ce-bg); border: 1px solid var(--ce-line); border-radius: .4rem; padding: .5rem; }",
+    ".ce-reply-row { display: flex; gap: .75rem; align-items: center; flex-wrap: wrap; margin-top: .5rem; }",
+    ".ce-reply button, .ce-comment-actions button { font: inherit; cursor: pointer; }",
+    ".ce-signin, .ce-post { background: var(--ce-accent); color: var(--ce-accent-fg); border: 0;",
+    "  border-radius: .4rem; padding: .45rem .9rem; font-weight: 600; }",
+    ".ce-link-button { background: transparent; border: 0; color: var(--ce-accent); padding: 0;",
+    "  text-decoration: underline; }",
+    ".ce-counter { color: var(--ce-muted); font-size: .825rem; }",
+    ".ce-counter.ce-over { color: #d1242f; font-weight: 600; }",
+    ".ce-message { margin: .5rem 0 0; }",
+    ".ce-message.ce-error { color: #d1242f; }",
+    ".ce-comment-actions { margin-top: .25rem; display: flex; gap: .75rem; font-size: .825rem; }",
+    ":focus-visible { outline: 2px solid var(--ce-accent); outline-offset: 2px; }"
+  ].join("\n");
+
+  function readJson(key, fallback) {
+    try {
+      var value = JSON.parse(window.localStorage.getItem(key) || "null");
+      return value === null ? fallback : value;
+    } catch (error) {
+      return fallback;
+    }
+  }
+
+  function writeJson(key, value) {
+    try {
+      if (value === null) { window.localStorage.removeItem(key); } else {
+        window.localStorage.setItem(key, JSON.stringify(value));
+      }
+    } catch (error) { /* storage refused (private mode): the session lasts as long as the page */ }
+  }
+
+  var replying = null;  // the server's answer to /api/v1/replying, fetched once
+
+  function replyingEnabled() {
+    if (!replying) {
+      replying = fetch(apiOrigin + "/api/v1/replying", { credentials: "omit", mode: "cors" })
+        .then(function (response) { return response.ok ? response.json() : { enabled: false }; })
+        .catch(function () { return { enabled: false }; });
+    }
+    return replying;
+  }
+
+  function setUpReplies(box, data) {
+    if (!data.thread) { return; }
+    replyingEnabled().then(function (info) {
+      if (!info.enabled) { return; }
+      var style = document.createElement("style");
+      style.textContent = REPLY_STYLE;
+      box.appendChild(style);
+      var widget = new ReplyWidget(box, data, Number(info.max_length) || 2000);
+      widget.show();
+    });
+  }
+
+  function ReplyWidget(box, data, maxLength) {
+    this.box = box;
+    this.data = data;
+    this.maxLength = maxLength;
+    this.replyTo = null;
+    this.area = el("div", "ce-reply");
+    this.area.setAttribute("role", "region");
+    this.area.setAttribute("aria-label", "Write a comment");
+    var top = box.querySelector(".ce-top");
+    box.insertBefore(this.area, top ? top.nextSibling : box.firstChild);
+    var self = this;
+    window.addEventListener("message", function (event) {
+      if (event.origin !== apiOrigin || !event.data || event.data.type !== "conversation-engine:session") {
+        return;
+      }
+      if (event.data.token) {
+        writeJson(SESSION_KEY, { token: String(event.data.token), user: event.data.user || {} });
+        self.show();
+        var input = self.area.querySelector("textarea");
+        if (input) { input.focus(); }
+      } else {
+        self.show();
+        self.say(String(event.data.error || "Sign-in did not complete."), true);
+      }
+    });
+  }
+
+  ReplyWidget.prototype.session = function () { return readJson(SESSION_KEY, null); };
+
+  ReplyWidget.prototype.say = function (text, isError, extraLink) {
+    var message = this.area.querySelector(".ce-message");
+    if (!message) { return; }
+    message.className = "ce-message" + (isError ? " ce-error" : "");
+    message.setAttribute("role", isError ? "alert" : "status");
+    message.replaceChildren(document.createTextNode(text));
+    if (extraLink) {
+      message.appendChild(document.createTextNode(" "));
+      message.appendChild(link(extraLink.url, "ce-invite", extraLink.text));
+    }
+  };
+
+  ReplyWidget.prototype.show = function () {
+    var self = this;
+    var session = this.session();
+    var message = el("p", "ce-message");
+    message.setAttribute("role", "status");
+    message.setAttribute("aria-live", "polite");
+    if (!session) {
+      var signIn = el("button", "ce-signin", "Sign in with Discord to reply");
+      signIn.setAttribute("type", "button");
+      signIn.addEventListener("click", function () {
+        var url = apiOrigin + "/auth/discord/login?origin=" + encodeURIComponent(location.origin);
+        var popup = window.open(url, "conversation-engine-login", "popup,width=520,height=760");
+        if (!popup) { self.say("Your browser blocked the sign-in window; allow pop-ups for this site.", true); }
+      });
+      this.area.replaceChildren(signIn, message);
+      this.markComments(false);
+      return;
+    }
+    var form = el("form");
+    form.setAttribute("novalidate", "");
+    var label = el("label", "", "Your comment");
+    label.setAttribute("for", "ce-reply-text");
+    var context = el("p", "ce-meta ce-replying");
+    context.hidden = true;
+    var text = el("textarea");
+    text.id = "ce-reply-text";
+    text.setAttribute("maxlength", String(this.maxLength));
+    text.setAttribute("aria-describedby", "ce-reply-counter");
+    var counter = el("span", "ce-counter", "0 / " + this.maxLength);
+    counter.id = "ce-reply-counter";
+    counter.setAttribute("aria-live", "polite");
+    text.addEventListener("input", function () {
+      var length = text.value.trim().length;
+      counter.textContent = length + " / " + self.maxLength;
+      counter.classList.toggle("ce-over", length > self.maxLength);
+    });
+    var post = el("button", "ce-post", "Post comment");
+    post.setAttribute("type", "submit");
+    var who = el("span", "ce-meta", "Signed in as " + String(session.user && session.user.name || "you") + " \u00b7 ");
+    var signOut = el("button", "ce-link-button", "Sign out");
+    signOut.setAttribute("type", "button");
+    signOut.addEventListener("click", function () { self.signOut(); });
+    who.appendChild(signOut);
+    var row = el("div", "ce-reply-row");
+    row.appendChild(post);
+    row.appendChild(counter);
+    row.appendChild(who);
+    form.appendChild(label);
+    form.appendChild(context);
+    form.appendChild(text);
+    form.appendChild(row);
+    form.appendChild(message);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      self.submit(text, post);
+    });
+    this.area.replaceChildren(form);
+    this.setReplyTo(null);
+    this.markComments(true);
+  };
+
+  ReplyWidget.prototype.setReplyTo = function (comment) {
+    var self = this;
+    this.replyTo = comment;
+    var context = this.area.querySelector(".ce-replying");
+    if (!context) { return; }
+    context.hidden = !comment;
+    context.replaceChildren();
+    if (comment) {
+      context.appendChild(document.createTextNode("Replying to " + comment.name + " \u00b7 "));
+      var cancel = el("button", "ce-link-button", "Cancel reply");
+      cancel.setAttribute("type", "button");
+      cancel.addEventListener("click", function () { self.setReplyTo(null); });
+      context.appendChild(cancel);
+    }
+  };
+
+  // A "Reply" button on every comment (and "Delete" on the reader's own), once signed in.
+  ReplyWidget.prototype.markComments = function (signedIn) {
+    var self = this;
+    var own = readJson(OWN_KEY, []);
+    Array.prototype.forEach.call(this.box.querySelectorAll("li.ce-comment"), function (item) {
+      var old = item.querySelector(":scope > .ce-comment-actions");
+      if (old) { old.remove(); }
+      if (!signedIn || item.querySelector(":scope > .ce-head > .ce-deleted")) { return; }
+      var id = item.getAttribute("data-comment-id");
+      var authorNode = item.querySelector(":scope > .ce-head > .ce-author");
+      var name = authorNode ? authorNode.textContent : "a comment";
+      var actions = el("div", "ce-comment-actions");
+      var reply = el("button", "ce-link-button", "Reply");
+      reply.setAttribute("type", "button");
+      reply.setAttribute("aria-label", "Reply to " + name);
+      reply.addEventListener("click", function () {
+        self.setReplyTo({ id: id, name: name });
+        var input = self.area.querySelector("textarea");
+        if (input) { input.focus(); }
+      });
+      actions.appendChild(reply);
+      if (own.indexOf(id) !== -1) {
+        var remove = el("button", "ce-link-button", "Delete");
+        remove.setAttribute("type", "button");
+        remove.setAttribute("aria-label", "Delete your comment");
+        remove.addEventListener("click", function () { self.remove(id, item); });
+        actions.appendChild(remove);
+      }
+      var replies = item.querySelector(":scope > ol.ce-replies");
+      item.insertBefore(actions, replies);
+    });
+  };
+
+  ReplyWidget.prototype.request = function (method, path, body) {
+    var session = this.session();
+    var headers = { Authorization: "Bearer " + (session ? session.token : "") };
+    if (body) { headers["Content-Type"] = "application/json"; }
+    return fetch(apiOrigin + path, {
+      method: method, headers: headers, body: body ? JSON.stringify(body) : undefined,
+      credentials: "omit", mode: "cors"
+    });
+  };
+
+  ReplyWidget.prototype.refused = function (response) {
+    var self = this;
+    return response.json().catch(function () { return {}; }).then(function (body) {
+      var code = body.code;
+      if (code === "signed_out") {
+        writeJson(SESSION_KEY, null);
+        self.show();
+        self.say("You were signed out; sign in again to reply.", true);
+      } else if (code === "not_member") {
+        var invite = self.data.invite_url;
+        self.say("You need to be a member of the blog's Discord server to reply.", true,
+                 invite ? { url: invite, text: "Join the server" } : null);
+      } else if (code === "rate_limited") {
+        var wait = Number(response.headers.get("Retry-After")) || Number(body.retry_after) || 10;
+        var when = new Date(Date.now() + wait * 1000).toLocaleTimeString();
+        self.say("You are commenting too fast; try again in " + wait + " s (at " + when + ").", true);
+      } else if (code === "locked") {
+        self.say("This discussion is locked: no new comments.", true);
+      } else {
+        self.say(String(body.error || "The comment could not be posted (HTTP " + response.status + ")."), true);
+      }
+    });
+  };
+
+  ReplyWidget.prototype.submit = function (text, button) {
+    var self = this;
+    var content = text.value.trim();
+    if (!content) { this.say("Write something first.", true); text.focus(); return; }
+    if (content.length > this.maxLength) {
+      this.say("A comment has at most " + this.maxLength + " characters.", true);
+      return;
+    }
+    var body = { url: postUrl, content: content };
+    if (this.replyTo) { body.reply_to = this.replyTo.id; }
+    button.disabled = true;
+    this.say("Posting\u2026", false);
+    this.request("POST", "/api/v1/comments", body).then(function (response) {
+      if (!response.ok) { return self.refused(response); }
+      return response.json().then(function (comment) {
+        var own = readJson(OWN_KEY, []);
+        own.push(String(comment.id));
+        writeJson(OWN_KEY, own.slice(-200));
+        self.place(comment);
+        text.value = "";
+        text.dispatchEvent(new Event("input"));
+        self.setReplyTo(null);
+        self.say("Your comment is posted.", false);
+      });
+    }).catch(function () {
+      self.say("The comment could not be sent; check your connection and try again.", true);
+    }).then(function () { button.disabled = false; });
+  };
+
+  // The new comment goes where a reload would show it: under its top comment, or at the end.
+  ReplyWidget.prototype.place = function (comment) {
+    if (comment.pending) { return; }
+    var parentId = this.replyTo ? this.replyTo.id : null;
+    var list = this.box.querySelector("ol.ce-list");
+    if (!list) {
+      list = el("ol", "ce-list");
+      var empty = this.box.querySelector(".ce-empty");
+      if (empty) { empty.replaceWith(list); } else { this.box.appendChild(list); }
+    }
+    var target = list;
+    if (parentId) {
+      var parent = this.box.querySelector('li.ce-comment[data-comment-id="' + parentId + '"]');
+      var top = parent && parent.parentNode && parent.parentNode.classList.contains("ce-replies")
+        ? parent.parentNode.parentNode : parent;
+      if (top) {
+        target = top.querySelector(":scope > ol.ce-replies");
+        if (!target) { target = el("ol", "ce-replies"); top.appendChild(target); }
+      }
+    }
+    target.appendChild(renderComment(comment, target !== list));
+    this.markComments(true);
+  };
+
+  ReplyWidget.prototype.remove = function (id, item) {
+    var self = this;
+    this.request("DELETE", "/api/v1/comments/" + encodeURIComponent(id)).then(function (response) {
+      if (response.status !== 204) { return self.refused(response); }
+      item.replaceWith(renderComment({ id: id, deleted: true, created_at: null }, false));
+      self.say("Your comment is deleted.", false);
+    }).catch(function () { self.say("The comment could not be deleted; try again.", true); });
+  };
+
+  ReplyWidget.prototype.signOut = function () {
+    var self = this;
+    this.request("POST", "/auth/logout").catch(function () { return null; }).then(function () {
+      writeJson(SESSION_KEY, null);
+      self.show();
+      self.say("You are signed out.", false);
+    });
+  };
+  // --------------------------------------------------------------- end of replying from the blog
 
   var host = document.createElement("div");
   host.className = "conversation-engine-comments";

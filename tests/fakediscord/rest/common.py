@@ -11,6 +11,7 @@ from ..errors import APIError
 from ..models import Message
 
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("fakediscord_body", object)
+OAUTH_USER_KEY: web.RequestKey[int] = web.RequestKey("fakediscord_oauth_user", int)
 
 if TYPE_CHECKING:
     from ..emulator import FakeDiscord

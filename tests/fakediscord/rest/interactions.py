@@ -54,7 +54,9 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
             raise errors.unknown_message()
         return message
 
-    async def followup(request: web.Request) -> web.Response:
+    async def followup(request: web.Request) -> web.StreamResponse:
+        if int(request.match_info["application_id"]) in emu.webhooks:
+            return await emu.channel_webhook_routes["POST"](request)
         record = by_token(request)
         if record.response_type is None:
             raise errors.unknown_webhook()
@@ -94,7 +96,9 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         state.edit_message(message, changes)
         return json_response(emu.rest_message_json(message))
 
-    async def delete_message(request: web.Request) -> web.Response:
+    async def delete_message(request: web.Request) -> web.StreamResponse:
+        if int(request.match_info["application_id"]) in emu.webhooks:
+            return await emu.channel_webhook_routes["DELETE"](request)
         record = by_token(request)
         message = target(record, request.match_info["message_id"])
         state.delete_message(message)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..errors import APIError
-from .common import json_response, snowflake_arg
+from .common import OAUTH_USER_KEY, json_response, snowflake_arg
 
 if TYPE_CHECKING:
     from ..emulator import FakeDiscord
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
     async def me(request: web.Request) -> web.Response:
+        signed_in = request.get(OAUTH_USER_KEY)  # a user's bearer token (OAuth2, scope identify)
+        if signed_in is not None:
+            return json_response({**emu.state.user_json(signed_in), "mfa_enabled": False, "locale": "en-US"})
         return json_response({**emu.state.user_json(emu.state.bot_user_id), "verified": True,
                               "mfa_enabled": False, "locale": "en-US", "email": None})
 
