@@ -1,3 +1,0 @@
--- Placeholder so that branch 'reply' (migration 0007) runs on its own: migrations must be numbered 1..N.
--- The merge keeps the other branches' 0005 instead and deletes this file.
-SELECT 1;
