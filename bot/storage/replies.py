@@ -64,7 +64,7 @@ async def revoke_session(database: Database, token: str) -> bool:
 async def record_blog_reply(database: Database, *, message_id: int, thread_id: int, author_id: int,
                             author_name: str, author_avatar_url: str | None, reply_to: int | None) -> None:
     """Remember whose comment a webhook message is; if the capture stored it already, attribute it now
-    (else the trigger of migration 0007 does when it is stored)."""
+    (else the trigger of migration 0005 does when it is stored)."""
 
     def op(connection: sqlite3.Connection) -> None:
         connection.execute(
