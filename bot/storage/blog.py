@@ -301,6 +301,123 @@ async def comment_counts(database: Database, canonical_urls: Sequence[str], *,
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class ReactionSummary:
+    """The reactions on a post's shown comments: the total and the most used emoji (most first)."""
+
+    total: int
+    top: tuple[BlogReaction, ...]
+
+
+async def reaction_summaries(database: Database, post_ids: Sequence[int], *, top: int = 3,
+                             public_only: bool = False) -> dict[int, ReactionSummary]:
+    """Per post id, the reactions on its visible, not deleted comments (posts without any are absent)."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    per_post: dict[int, list[BlogReaction]] = {}
+    for chunk in _chunks(list(dict.fromkeys(post_ids))):
+        marks = ",".join("?" * len(chunk))
+        rows = await database.fetch_all(
+            "SELECT c.post_id, r.emoji, sum(r.count) AS n FROM reactions r JOIN comments c "
+            f"ON c.message_id = r.message_id WHERE c.post_id IN ({marks}) AND c.deleted_at IS NULL AND {visible} "
+            "GROUP BY c.post_id, r.emoji ORDER BY c.post_id, n DESC, r.emoji", chunk)
+        for row in rows:
+            per_post.setdefault(int(row["post_id"]), []).append(
+                BlogReaction(emoji=str(row["emoji"]), count=int(row["n"])))
+    return {post_id: ReactionSummary(total=sum(r.count for r in reactions), top=tuple(reactions[:top]))
+            for post_id, reactions in per_post.items()}
+
+
+async def post_ids_by_url(database: Database, canonical_urls: Sequence[str], *,
+                          public_only: bool = False) -> dict[str, int]:
+    """The post each known URL stands for (the preferred guild's, as :func:`comment_counts` counts)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
+        marks = ",".join("?" * len(chunk))
+        rows = await database.fetch_all(
+            "SELECT p.canonical_url, p.id, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id "
+            f"AND t.deleted_at IS NULL) AS threaded FROM posts p WHERE p.canonical_url IN ({marks}) "
+            f"{_served(public_only)}ORDER BY threaded DESC, p.id", chunk)
+        for row in rows:
+            found.setdefault(str(row["canonical_url"]), int(row["id"]))
+    return found
+
+
+async def site_version(database: Database) -> int:
+    """Changes whenever any post's discussion changes (every write bumps a post's version), for
+    the site-wide caches (comment feed, sitemap); posts are never deleted in normal operation."""
+    row = await database.fetch_one("SELECT count(*) AS n, coalesce(sum(version), 0) AS total FROM posts")
+    assert row is not None
+    return (int(row["n"]) << 40) + int(row["total"])
+
+
+@dataclass(frozen=True, slots=True)
+class DiscussionPage:
+    """A post's /p/ page for the sitemap: lastmod is its latest shown comment."""
+
+    post_id: int
+    last_comment_at: datetime
+
+
+SITEMAP_MAX_URLS = 50_000  # the sitemap protocol's limit per file
+
+
+async def discussions_with_comments(database: Database, *, public_only: bool = False) -> list[DiscussionPage]:
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        "SELECT p.id, max(c.created_at) AS last FROM posts p JOIN comments c ON c.post_id = p.id "
+        f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
+        "GROUP BY p.id ORDER BY last DESC LIMIT ?", (SITEMAP_MAX_URLS,))
+    pages: list[DiscussionPage] = []
+    for row in rows:
+        last = from_db_time(row["last"])
+        assert last is not None
+        pages.append(DiscussionPage(post_id=int(row["id"]), last_comment_at=last))
+    return pages
+
+
+@dataclass(frozen=True, slots=True)
+class RecentComment:
+    """A shown comment with what a site-wide feed entry needs of its post."""
+
+    comment: BlogComment
+    post_id: int
+    post_title: str
+    post_url: str
+    message_url: str | None  # the message in Discord (None for an imported comment)
+
+
+async def recent_comments(database: Database, *, limit: int, public_only: bool = False) -> list[RecentComment]:
+    """The newest visible, not deleted comments of the whole site, newest first."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        "SELECT c.message_id, c.post_id, c.thread_id, c.author_id, c.author_name, c.content, c.created_at, "
+        "c.edited_at, c.reply_to, c.origin, c.origin_key, p.title, p.canonical_url, t.guild_id AS thread_guild "
+        "FROM comments c JOIN posts p ON p.id = c.post_id LEFT JOIN threads t ON t.thread_id = c.thread_id "
+        f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
+        "ORDER BY c.created_at DESC, c.message_id DESC LIMIT ?", (limit,))
+    found: list[RecentComment] = []
+    for row in rows:
+        created = from_db_time(row["created_at"])
+        assert created is not None
+        comment = BlogComment(
+            message_id=int(row["message_id"]), post_id=int(row["post_id"]),
+            author_id=None if row["author_id"] is None else int(row["author_id"]),
+            author_name=str(row["author_name"]), author_avatar_url=None, is_bot=False,
+            content=str(row["content"]), created_at=created, edited_at=from_db_time(row["edited_at"]),
+            deleted=False, hidden=False, reply_to=None if row["reply_to"] is None else int(row["reply_to"]),
+            origin=str(row["origin"]), origin_key=row["origin_key"])
+        message_url = None
+        if row["thread_id"] is not None and row["thread_guild"] is not None:
+            message_url = message_link(int(row["thread_guild"]), int(row["thread_id"]), comment.message_id)
+        found.append(RecentComment(comment=comment, post_id=comment.post_id, post_title=str(row["title"]),
+                                   post_url=str(row["canonical_url"]), message_url=message_url))
+    return found
+
+
+def message_link(guild_id: int, thread_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{thread_id}/{message_id}"
+
+
 def _chunks(values: Sequence[int] | Sequence[str]) -> Iterable[list[object]]:
     items: list[object] = list(values)
     for start in range(0, len(items), _CHUNK):
