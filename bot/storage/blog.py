@@ -283,24 +283,6 @@ async def opted_out_among(database: Database, user_ids: Iterable[int]) -> set[in
     return found
 
 
-async def comment_counts(database: Database, canonical_urls: Sequence[str], *,
-                         public_only: bool = False) -> dict[str, int]:
-    """Visible, not deleted comments per known post URL (unknown URLs are absent)."""
-    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
-    counts: dict[str, int] = {}
-    for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
-        marks = ",".join("?" * len(chunk))
-        rows = await database.fetch_all(
-            "SELECT p.canonical_url, p.id, "
-            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {visible}) "
-            f"AS n, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id AND t.deleted_at IS NULL) AS threaded "
-            f"FROM posts p WHERE p.canonical_url IN ({marks}) {_served(public_only)}ORDER BY threaded DESC, p.id",
-            chunk)
-        for row in rows:
-            counts.setdefault(str(row["canonical_url"]), int(row["n"]))
-    return counts
-
-
 @dataclass(frozen=True, slots=True)
 class ReactionSummary:
     """The reactions on a post's shown comments: the total and the most used emoji (most first)."""
@@ -309,37 +291,43 @@ class ReactionSummary:
     top: tuple[BlogReaction, ...]
 
 
-async def reaction_summaries(database: Database, post_ids: Sequence[int], *, top: int = 3,
-                             public_only: bool = False) -> dict[int, ReactionSummary]:
-    """Per post id, the reactions on its visible, not deleted comments (posts without any are absent)."""
-    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
-    per_post: dict[int, list[BlogReaction]] = {}
-    for chunk in _chunks(list(dict.fromkeys(post_ids))):
-        marks = ",".join("?" * len(chunk))
-        rows = await database.fetch_all(
-            "SELECT c.post_id, r.emoji, sum(r.count) AS n FROM reactions r JOIN comments c "
-            f"ON c.message_id = r.message_id WHERE c.post_id IN ({marks}) AND c.deleted_at IS NULL AND {visible} "
-            "GROUP BY c.post_id, r.emoji ORDER BY c.post_id, n DESC, r.emoji", chunk)
-        for row in rows:
-            per_post.setdefault(int(row["post_id"]), []).append(
-                BlogReaction(emoji=str(row["emoji"]), count=int(row["n"])))
-    return {post_id: ReactionSummary(total=sum(r.count for r in reactions), top=tuple(reactions[:top]))
-            for post_id, reactions in per_post.items()}
+@dataclass(frozen=True, slots=True)
+class ListingFigures:
+    """What a blog's listing page shows of a post: "12 comments · 👍 9 ❤️ 4"."""
+
+    comments: int  # visible, not deleted
+    reactions: ReactionSummary
 
 
-async def post_ids_by_url(database: Database, canonical_urls: Sequence[str], *,
-                          public_only: bool = False) -> dict[str, int]:
-    """The post each known URL stands for (the preferred guild's, as :func:`comment_counts` counts)."""
-    found: dict[str, int] = {}
+async def posts_by_urls(database: Database, canonical_urls: Sequence[str], *,
+                        public_only: bool = False) -> dict[str, tuple[int, int]]:
+    """The post (id, version) each known URL stands for; when several guilds follow the blog, the one
+    with a live thread, then the oldest. Unknown URLs are absent."""
+    found: dict[str, tuple[int, int]] = {}
     for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
         marks = ",".join("?" * len(chunk))
         rows = await database.fetch_all(
-            "SELECT p.canonical_url, p.id, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id "
+            "SELECT p.canonical_url, p.id, p.version, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id "
             f"AND t.deleted_at IS NULL) AS threaded FROM posts p WHERE p.canonical_url IN ({marks}) "
             f"{_served(public_only)}ORDER BY threaded DESC, p.id", chunk)
         for row in rows:
-            found.setdefault(str(row["canonical_url"]), int(row["id"]))
+            found.setdefault(str(row["canonical_url"]), (int(row["id"]), int(row["version"])))
     return found
+
+
+async def listing_figures(database: Database, post_id: int, *, top: int = 3,
+                          public_only: bool = False) -> ListingFigures:
+    """The post's visible, not deleted comments and the reactions on them."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    count = await database.fetch_value(
+        f"SELECT count(*) FROM comments c WHERE c.post_id = ? AND c.deleted_at IS NULL AND {visible}", (post_id,))
+    rows = await database.fetch_all(
+        "SELECT r.emoji, sum(r.count) AS n FROM reactions r JOIN comments c ON c.message_id = r.message_id "
+        f"WHERE c.post_id = ? AND c.deleted_at IS NULL AND {visible} GROUP BY r.emoji ORDER BY n DESC, r.emoji",
+        (post_id,))
+    reactions = [BlogReaction(emoji=str(row["emoji"]), count=int(row["n"])) for row in rows]
+    return ListingFigures(comments=int(count or 0), reactions=ReactionSummary(
+        total=sum(reaction.count for reaction in reactions), top=tuple(reactions[:top])))
 
 
 async def site_version(database: Database) -> int:

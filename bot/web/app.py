@@ -249,20 +249,21 @@ async def counts_handler(request: web.Request) -> web.StreamResponse:
         except BadUrl as error:
             return json_error(request, 400, f"{error}: {raw[:200]}")
     database, public_only = request.app[DATABASE_KEY], _public_only(request)
-    counts = await blog.comment_counts(database, list(canonical.values()), public_only=public_only)
-    post_ids = await blog.post_ids_by_url(database, list(canonical.values()), public_only=public_only)
-    summaries = await blog.reaction_summaries(database, list(post_ids.values()), public_only=public_only)
+    posts = await blog.posts_by_urls(database, list(canonical.values()), public_only=public_only)
+    figures: dict[str, blog.ListingFigures] = {}
+    for url, (post_id, version) in posts.items():
+
+        async def build(post_id: int = post_id) -> blog.ListingFigures:
+            return await blog.listing_figures(database, post_id, public_only=public_only)
+
+        figures[url] = await request.app[LISTING_CACHE_KEY].get(post_id, version, build)
     document = {
-        "counts": {raw: counts.get(url, 0) for raw, url in canonical.items()},
-        "reactions": {raw: _summary_json(summaries.get(post_ids[url])) for raw, url in canonical.items()
-                      if url in post_ids},
-        "unknown": [raw for raw, url in canonical.items() if url not in counts],
+        "counts": {raw: figures[url].comments if url in figures else 0 for raw, url in canonical.items()},
+        "reactions": {raw: reaction_summary_json(figures[url].reactions.total, figures[url].reactions.top)
+                      for raw, url in canonical.items() if url in figures},
+        "unknown": [raw for raw, url in canonical.items() if url not in figures],
     }
     return json_response(request, document)
-
-
-def _summary_json(summary: blog.ReactionSummary | None) -> dict[str, Any]:
-    return reaction_summary_json(0, ()) if summary is None else reaction_summary_json(summary.total, summary.top)
 
 
 async def page_handler(request: web.Request) -> web.StreamResponse:
@@ -602,11 +603,13 @@ async def counts_script_handler(request: web.Request) -> web.StreamResponse:
 
 COUNTS_JS_KEY: web.AppKey[bytes] = web.AppKey("counts_js", bytes)
 BLOGSIDE_CACHE_KEY: web.AppKey[VersionedCache[BuiltDocument]] = web.AppKey("blogside_cache", VersionedCache)
+LISTING_CACHE_KEY: web.AppKey[VersionedCache[blog.ListingFigures]] = web.AppKey("listing_cache", VersionedCache)
 
 
 def add_blogside_routes(app: web.Application) -> None:
     app[COUNTS_JS_KEY] = resources.files("bot.web").joinpath("static/counts.js").read_bytes()
     app[BLOGSIDE_CACHE_KEY] = VersionedCache(lambda built: len(built.body))
+    app[LISTING_CACHE_KEY] = VersionedCache(lambda figures: 256, budget_bytes=16 * 1024 * 1024)
     app.router.add_get("/counts.js", counts_script_handler)
     app.router.add_get("/sitemap.xml", sitemap_handler)
     app.router.add_get("/feeds/comments.atom", site_feed_handler)
