@@ -65,6 +65,9 @@ class Tuning:
     announce_give_up_after_seconds: float = 86_400.0
 
 
+_SECRETS = frozenset({"discord_token", "webhook_secret"})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str
@@ -85,12 +88,15 @@ class Settings:
     web_allowed_origins: tuple[str, ...] = ()
     discord_invite_url: str | None = None
     web_include_private: bool = False
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    allow_private_webhooks: bool = False
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
         # The token must never reach a log line or a traceback through repr().
         shown = ", ".join(
-            f"{name}={'<hidden>' if name == 'discord_token' else repr(getattr(self, name))}"
+            f"{name}={'<hidden>' if name in _SECRETS else repr(getattr(self, name))}"
             for name in self.__dataclass_fields__
         )
         return f"Settings({shown})"
@@ -116,6 +122,9 @@ class Settings:
             ("WEB_ALLOWED_ORIGINS", ", ".join(self.web_allowed_origins) or "(none)"),
             ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
             ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
+            ("WEBHOOK_URLS", ", ".join(self.webhook_urls) or "(none)"),
+            ("WEBHOOK_SECRET", "set" if self.webhook_secret else "not set"),
+            ("ALLOW_PRIVATE_WEBHOOKS", str(self.allow_private_webhooks).lower()),
         ]
 
 
@@ -196,6 +205,14 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         for origin in re.split(r"[\s,]+", raw("WEB_ALLOWED_ORIGINS") or "")
         if origin
     )
+    webhook_urls = tuple(dict.fromkeys(
+        _url("WEBHOOK_URLS", url) for url in (raw("WEBHOOK_URLS") or "").split() if url))
+    webhook_secret = raw("WEBHOOK_SECRET") or ""
+    if webhook_urls and len(webhook_secret) < 16:
+        raise ConfigError(
+            "WEBHOOK_SECRET: " + ("not set" if not webhook_secret else "too short")
+            + ", but WEBHOOK_URLS lists webhooks; expected a random secret of at least 16 characters "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') that the receivers also know")
     return Settings(
         discord_token=token,
         database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
@@ -215,6 +232,9 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         web_allowed_origins=web_origins,
         discord_invite_url=parsed("DISCORD_INVITE_URL", None, _url),
         web_include_private=parsed("WEB_INCLUDE_PRIVATE", False, _boolean),
+        webhook_urls=webhook_urls,
+        webhook_secret=webhook_secret,
+        allow_private_webhooks=parsed("ALLOW_PRIVATE_WEBHOOKS", False, _boolean),
     )
 
 

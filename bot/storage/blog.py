@@ -372,34 +372,52 @@ class RecentComment:
     post_title: str
     post_url: str
     message_url: str | None  # the message in Discord (None for an imported comment)
+    text: str = ""  # plain text (the search copy)
+
+
+_RECENT_SELECT = (
+    "SELECT c.message_id, c.post_id, c.thread_id, c.author_id, c.author_name, c.content, c.clean_content, "
+    "c.created_at, c.edited_at, c.deleted_at, c.reply_to, c.origin, c.origin_key, p.title, p.canonical_url, "
+    "t.guild_id AS thread_guild FROM comments c JOIN posts p ON p.id = c.post_id "
+    "LEFT JOIN threads t ON t.thread_id = c.thread_id "
+)
 
 
 async def recent_comments(database: Database, *, limit: int, public_only: bool = False) -> list[RecentComment]:
     """The newest visible, not deleted comments of the whole site, newest first."""
     visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
     rows = await database.fetch_all(
-        "SELECT c.message_id, c.post_id, c.thread_id, c.author_id, c.author_name, c.content, c.created_at, "
-        "c.edited_at, c.reply_to, c.origin, c.origin_key, p.title, p.canonical_url, t.guild_id AS thread_guild "
-        "FROM comments c JOIN posts p ON p.id = c.post_id LEFT JOIN threads t ON t.thread_id = c.thread_id "
-        f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
+        _RECENT_SELECT + f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
         "ORDER BY c.created_at DESC, c.message_id DESC LIMIT ?", (limit,))
-    found: list[RecentComment] = []
-    for row in rows:
-        created = from_db_time(row["created_at"])
-        assert created is not None
-        comment = BlogComment(
-            message_id=int(row["message_id"]), post_id=int(row["post_id"]),
-            author_id=None if row["author_id"] is None else int(row["author_id"]),
-            author_name=str(row["author_name"]), author_avatar_url=None, is_bot=False,
-            content=str(row["content"]), created_at=created, edited_at=from_db_time(row["edited_at"]),
-            deleted=False, hidden=False, reply_to=None if row["reply_to"] is None else int(row["reply_to"]),
-            origin=str(row["origin"]), origin_key=row["origin_key"])
-        message_url = None
-        if row["thread_id"] is not None and row["thread_guild"] is not None:
-            message_url = message_link(int(row["thread_guild"]), int(row["thread_id"]), comment.message_id)
-        found.append(RecentComment(comment=comment, post_id=comment.post_id, post_title=str(row["title"]),
-                                   post_url=str(row["canonical_url"]), message_url=message_url))
-    return found
+    return [_recent(row) for row in rows]
+
+
+async def shown_comment(database: Database, message_id: int, *, public_only: bool = False) -> RecentComment | None:
+    """One comment as the blog may show it (a deleted one as a tombstone), or None when it is hidden,
+    by someone who opted out, or (``public_only``) not in a public discussion."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        _RECENT_SELECT + f"WHERE c.message_id = ? AND {visible} {_served(public_only)}", (message_id,))
+    return _recent(rows[0]) if rows else None
+
+
+def _recent(row: sqlite3.Row) -> RecentComment:
+    created = from_db_time(row["created_at"])
+    assert created is not None
+    deleted = row["deleted_at"] is not None
+    comment = BlogComment(
+        message_id=int(row["message_id"]), post_id=int(row["post_id"]),
+        author_id=None if row["author_id"] is None else int(row["author_id"]),
+        author_name=str(row["author_name"]), author_avatar_url=None, is_bot=False,
+        content="" if deleted else str(row["content"]), created_at=created, edited_at=from_db_time(row["edited_at"]),
+        deleted=deleted, hidden=False, reply_to=None if row["reply_to"] is None else int(row["reply_to"]),
+        origin=str(row["origin"]), origin_key=row["origin_key"])
+    message_url = None
+    if row["thread_id"] is not None and row["thread_guild"] is not None:
+        message_url = message_link(int(row["thread_guild"]), int(row["thread_id"]), comment.message_id)
+    return RecentComment(comment=comment, post_id=comment.post_id, post_title=str(row["title"]),
+                         post_url=str(row["canonical_url"]), message_url=message_url,
+                         text="" if deleted else str(row["clean_content"]))
 
 
 def message_link(guild_id: int, thread_id: int, message_id: int) -> str:

@@ -28,6 +28,7 @@ from aiohttp import web
 import bot
 from bot.config import Settings
 from bot.storage import blog
+from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
 from bot.web.atom import FEED_ENTRIES, Feed, FeedEntry, render_feed
@@ -44,6 +45,7 @@ from bot.web.indexing import message_url, sitemap_xml
 from bot.web.page import render_discussion_fragment, render_discussion_page, render_not_found_page
 from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
+from bot.web.webhooks import WebhookTuning
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +309,10 @@ class DatabaseHealth:
     only briefly: under load the check queues behind the API's reads on the one reader connection,
     and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, webhook_urls: tuple[str, ...] = ()) -> None:
         self._database = database
+        self._webhook_urls = webhook_urls
+        self.webhooks_failing = 0  # configured webhooks that keep failing, as of the last check
         self._last: blog.FeedHealth | None = None
         self._answered_at = -math.inf
         self._pending: asyncio.Task[None] | None = None
@@ -338,6 +342,8 @@ class DatabaseHealth:
     async def _check(self) -> None:
         try:
             self._last = await blog.feed_health(self._database)
+            self.webhooks_failing = await webhook_storage.failing_count(
+                self._database, self._webhook_urls, min_failures=WebhookTuning().failing_after)
             self._answered_at = asyncio.get_running_loop().time()
         except sqlite3.Error:
             log.exception("health check: the database does not answer")
@@ -362,6 +368,10 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
         problems.append(f"{feeds.failing} feed(s) failing")
     if feeds is not None and feeds.disabled:
         problems.append(f"{feeds.disabled} feed(s) disabled")
+    webhook_urls = request.app[SETTINGS_KEY].webhook_urls
+    webhooks_failing = request.app[HEALTH_KEY].webhooks_failing
+    if webhooks_failing:
+        problems.append(f"{webhooks_failing} webhook(s) failing")
     down = discord_down or not database_ok
     latency = None if discord is None else discord.latency_ms
     document = {
@@ -373,6 +383,8 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
         "feeds": None if feeds is None else {"total": feeds.total, "failing": feeds.failing,
                                              "disabled": feeds.disabled, "paused": feeds.paused},
     }
+    if webhook_urls:
+        document["webhooks"] = {"total": len(webhook_urls), "failing": webhooks_failing}
     body = json.dumps(document).encode()
     return web.Response(body=body, status=503 if down else 200, content_type="application/json",
                         headers={"Cache-Control": "no-store"})
@@ -412,7 +424,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app[PAGE_CACHE_KEY] = page_cache
     salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
     app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
-    app[HEALTH_KEY] = DatabaseHealth(database)
+    app[HEALTH_KEY] = DatabaseHealth(database, settings.webhook_urls)
     app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
