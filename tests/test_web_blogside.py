@@ -149,6 +149,11 @@ async def test_sitemap_lists_public_discussions_with_last_comment_time(client: C
     assert all(f"/p/{post}" not in str(urls) for post in (private, only_hidden, no_comments))
     etag = response.headers["ETag"]
     assert (await client.get("/sitemap.xml", headers={"If-None-Match": etag})).status == 304
+    proxied = await client.get("/sitemap.xml", headers={"Host": "comments.example.com",
+                                                        "X-Forwarded-Proto": "https"})
+    assert f"<loc>https://comments.example.com/p/{ids['post']}</loc>" in await proxied.text()
+    assert proxied.headers["ETag"] != etag  # another base URL, another answer
+    assert (await client.get("/sitemap.xml", headers={"Host": "bad host<"})).status == 400
     await add_comment(database, no_comments, "now it has one", minutes=20)
     assert (await client.get("/sitemap.xml", headers={"If-None-Match": etag})).status == 200
 

@@ -452,11 +452,14 @@ class BuiltDocument:
 
 
 def _base_url(request: web.Request) -> str | None:
-    """This server's address as the client reached it (for absolute links in feeds and the sitemap)."""
+    """This server's address as the client reached it (for absolute links in feeds and the sitemap):
+    the Host header, and X-Forwarded-Proto from a TLS proxy. Each answer is cached under the base URL
+    it names, so a client sending odd headers only gets odd links itself."""
     host = request.host
     if not _HOST.match(host):
         return None
-    return f"{request.scheme}://{host}"
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).strip().lower()
+    return f"{scheme if scheme in ('http', 'https') else request.scheme}://{host}"
 
 
 def _cache_key(kind: str, key: int, base_url: str) -> int:
