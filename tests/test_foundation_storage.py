@@ -35,9 +35,11 @@ def table_names(path: Path) -> set[str]:
 
 
 def test_migrations_are_numbered_from_one() -> None:
-    migrations = available_migrations()
-    assert [migration.version for migration in migrations] == list(range(1, len(migrations) + 1))
-    assert latest_version() == len(migrations)
+    # Numbers only grow; a branch may lack one that another branch reserved (until the merge).
+    versions = [migration.version for migration in available_migrations()]
+    assert versions[:4] == [1, 2, 3, 4]
+    assert versions == sorted(set(versions))
+    assert latest_version() == versions[-1]
 
 
 async def test_migrate_from_empty_file_and_rerun_is_idempotent(tmp_path: Path) -> None:
