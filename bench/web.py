@@ -12,6 +12,8 @@ on the server's event loop) and go through these phases, each ``--seconds`` long
 - 200 bursts: the same without the ETag (the first page: up to 200 comments);
 - 304 closed loop: every client repeats its 304 request as fast as it can (saturation: latency here
   is the queue, clients / throughput);
+- the blog side: for each of /p/1 (JSON-LD), the HTML fragment, both Atom feeds, the sitemap and
+  counts with reactions, the cold first answer, then 200-bursts for half of ``--seconds``;
 - slow:  ``--clients`` raw connections each ask for the discussion and never read the answer.
 
 Throughout, one more client asks for /healthz every 50 ms. Printed: the first (cold) request, per
@@ -47,6 +49,16 @@ THREAD = 100000000000000003
 FIRST_ID = 1_300_000_000_000_000_000
 WORDS = ("discussion", "thanks", "**great**", "point", "`code`", "I think", "> quoted", "agree", "https://example.com/x",
          "||spoiler||", "because", "the", "post", "says", "not", "quite", "<@1300000000000000000>")
+
+
+BLOG_SIDE_ENDPOINTS = (
+    ("/p/1 page with JSON-LD", "/p/1"),
+    ("HTML fragment", f"/api/v1/discussion?url={POST_URL}&format=html"),
+    ("post Atom feed", "/feeds/p/1.atom"),
+    ("site Atom feed", "/feeds/comments.atom"),
+    ("sitemap", "/sitemap.xml"),
+    ("counts + reactions", f"/api/v1/counts?url={POST_URL}"),
+)
 
 
 def rss_mib() -> float:
@@ -156,6 +168,30 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             else:
                 await asyncio.gather(*(hammer(headers, expected, until, latencies) for _ in range(clients)))
             report.put((name, latencies, list(health)))
+
+        # The blog side's other endpoints: the cold (first) answer, then 200-bursts (cached by version).
+        for name, path in BLOG_SIDE_ENDPOINTS:
+            health.clear()
+            cold: list[float] = []
+            started = time.perf_counter()
+            async with session.get(f"{base}{path}") as answer:
+                await answer.read()
+                assert answer.status == 200, (path, answer.status)
+            cold.append(time.perf_counter() - started)
+            latencies = []
+
+            async def fetch(target: str, out: list[float]) -> None:
+                began = time.perf_counter()
+                async with session.get(target) as answer:
+                    await answer.read()
+                    assert answer.status == 200, answer.status
+                out.append(time.perf_counter() - began)
+
+            until = time.perf_counter() + seconds / 2
+            while time.perf_counter() < until:
+                await asyncio.gather(*(fetch(f"{base}{path}", latencies) for _ in range(clients)))
+                await asyncio.sleep(0.1)
+            report.put((f"{name} (cold {cold[0] * 1000:.0f} ms)", latencies, list(health)))
 
         # Slow readers: ask and never read; the server's RSS is measured meanwhile.
         health.clear()

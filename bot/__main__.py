@@ -177,7 +177,13 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
 
     database = await open_database(settings)
     web_server = None
+    webhooks = None
     try:
+        if not sync_only:
+            from bot.web.webhooks import WebhookDispatcher
+
+            webhooks = WebhookDispatcher(database, settings)  # blog owners' webhooks, from the outbox
+            await webhooks.start()
         if settings.web_port is not None and not sync_only:
             from bot.web import WebServer
 
@@ -192,6 +198,8 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     finally:
         if web_server is not None:
             await web_server.stop()
+        if webhooks is not None:
+            await webhooks.stop()
         await database.close()
     if status == EXIT_OK:
         log.info("stopped cleanly")

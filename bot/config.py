@@ -34,7 +34,6 @@ _TOKEN_HELP = (
 )
 
 T = TypeVar("T")
-_SECRETS = ("discord_token", "discord_client_secret")
 
 
 class ConfigError(Exception):
@@ -71,6 +70,10 @@ class Tuning:
     replies_per_address_per_minute: int = 10
 
 
+# Settings whose values never reach a log line or a traceback through repr().
+_SECRETS = frozenset({"discord_token", "discord_client_secret", "webhook_secret"})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str
@@ -93,6 +96,9 @@ class Settings:
     web_include_private: bool = False
     discord_client_secret: str | None = None
     public_url: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    allow_private_webhooks: bool = False
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
@@ -131,6 +137,9 @@ class Settings:
             ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
             ("DISCORD_CLIENT_SECRET", "set" if self.discord_client_secret else "not set"),
             ("PUBLIC_URL", self.public_url or "(none: replying from the blog is off)"),
+            ("WEBHOOK_URLS", ", ".join(self.webhook_urls) or "(none)"),
+            ("WEBHOOK_SECRET", "set" if self.webhook_secret else "not set"),
+            ("ALLOW_PRIVATE_WEBHOOKS", str(self.allow_private_webhooks).lower()),
         ]
 
 
@@ -211,6 +220,14 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         for origin in re.split(r"[\s,]+", raw("WEB_ALLOWED_ORIGINS") or "")
         if origin
     )
+    webhook_urls = tuple(dict.fromkeys(
+        _url("WEBHOOK_URLS", url) for url in (raw("WEBHOOK_URLS") or "").split() if url))
+    webhook_secret = raw("WEBHOOK_SECRET") or ""
+    if webhook_urls and len(webhook_secret) < 16:
+        raise ConfigError(
+            "WEBHOOK_SECRET: " + ("not set" if not webhook_secret else "too short")
+            + ", but WEBHOOK_URLS lists webhooks; expected a random secret of at least 16 characters "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') that the receivers also know")
     return Settings(
         discord_token=token,
         database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
@@ -232,6 +249,9 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         web_include_private=parsed("WEB_INCLUDE_PRIVATE", False, _boolean),
         discord_client_secret=parsed("DISCORD_CLIENT_SECRET", None, _client_secret),
         public_url=parsed("PUBLIC_URL", None, _public_url),
+        webhook_urls=webhook_urls,
+        webhook_secret=webhook_secret,
+        allow_private_webhooks=parsed("ALLOW_PRIVATE_WEBHOOKS", False, _boolean),
     )
 
 

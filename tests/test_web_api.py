@@ -197,7 +197,15 @@ async def test_counts(client: TestClient[object, object], database: Database) ->
                                                           ("url", unknown)])
     assert response.status == 200
     data = await response.json()
-    assert data == {"counts": {POST_URL: 5, f"{BLOG}/other/?utm_x=1": 1, unknown: 0}, "unknown": [unknown]}
+    assert data == {
+        "counts": {POST_URL: 5, f"{BLOG}/other/?utm_x=1": 1, unknown: 0},
+        "reactions": {
+            POST_URL: {"total": 4, "top": [
+                {"emoji": "👍", "name": "👍", "custom": False, "count": 3, "image_url": None},
+                {"emoji": ":blobcat:", "name": "blobcat", "custom": True, "count": 1,
+                 "image_url": "https://cdn.discordapp.com/emojis/123456789012345678.png"}]},
+            f"{BLOG}/other/?utm_x=1": {"total": 0, "top": []}},
+        "unknown": [unknown]}
     assert response.headers["ETag"]
     assert ids
     assert (await client.get("/api/v1/counts")).status == 400
@@ -237,6 +245,9 @@ async def test_discussion_page_escapes_everything_and_sends_csp(client: TestClie
     page = await response.text()
     assert "<title>Discussion: Hello &lt;World&gt; &amp; friends</title>" in page
     assert "&lt;script&gt;alert(&#x27;name&#x27;)&lt;/script&gt;" in page
+    # The one script element is the JSON-LD data block (not run; its JSON holds no "<").
+    page, data_blocks = re.subn(r'<script type="application/ld\+json">[^<]*</script>', "", page)
+    assert data_blocks == 1
     assert not re.search(r"<(script|img src=x|svg|iframe)\b", page, re.IGNORECASE)
     assert not re.search(r"<[a-z][^>]*\bhref=[\"']?\s*javascript", page, re.IGNORECASE)
     assert "Join the discussion on Discord" in page

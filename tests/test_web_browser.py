@@ -221,3 +221,79 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
     finally:
         await server.stop()
         await blog_runner.cleanup()
+
+
+LISTING_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Posts</title>
+<script>window.__pwned = undefined;</script></head><body>
+<ul>
+<li><a href="{post_url}">A post</a> <span class="n" data-conversation-count="{post_url}">…</span></li>
+<li><a href="{other_url}">Another</a> <span class="n" data-conversation-count="{other_url}">…</span></li>
+<li>Again <span class="n" data-conversation-count="{post_url}">…</span></li>
+</ul>
+<script src="{api}/counts.js" async></script>
+<script src="{api}/embed.js" data-url="{post_url}" async></script>
+</body></html>
+"""
+
+
+async def test_counts_script_fills_listing_pages_with_one_request(database: Database) -> None:
+    reason = _browser_available()
+    if reason:
+        pytest.skip(f"browser test skipped: {reason}")
+    from playwright.async_api import async_playwright
+
+    ids = await seed(database)
+    other_url = "https://blog.example.com/2026/10/another/"
+    other = await add_post(database, other_url, "Another", thread_id=(thread := next_id()))
+    await add_comment(database, other, "<b>not markup</b>", thread_id=thread)
+    await add_reaction(database, ids["reply"], "👍", 9)
+    await add_reaction(database, ids["reply"], "<img src=x onerror=\"window.__pwned='emoji'\">", 1)
+    blog_app = web.Application()
+    page_html: dict[str, str] = {}
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.Response(text=page_html["html"], content_type="text/html")
+
+    blog_app.router.add_get("/", listing)
+    blog_runner = web.AppRunner(blog_app, access_log=None)
+    await blog_runner.setup()
+    await web.TCPSite(blog_runner, "127.0.0.1", 0).start()
+    blog_origin = f"http://127.0.0.1:{int(blog_runner.addresses[0][1])}"
+    settings = Settings(discord_token="", web_port=1, web_host="127.0.0.1", web_allowed_origins=(blog_origin,))
+    server = WebServer(database, settings, lambda: DiscordStatus(connected=True), port=0)
+    await server.start()
+    api = f"http://127.0.0.1:{server.port}"
+    page_html["html"] = (LISTING_PAGE.replace("{api}", api).replace("{post_url}", POST_URL)
+                         .replace("{other_url}", other_url))
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                requested: list[str] = []
+                page.on("request", lambda request: requested.append(request.url))
+                await page.goto(f"{blog_origin}/")
+                await page.wait_for_function(
+                    "document.querySelectorAll('[data-conversation-count][data-state=loaded]').length === 3",
+                    timeout=10_000)
+                texts = await page.locator("span.n").all_inner_texts()
+                comments = 3 + len(HOSTILE_COMMENTS)
+                hostile = "<img src=x onerror=\"window.__pwned='emoji'\"> 1"
+                assert texts[0] == f"{comments} comments · 👍 9 ❤️ 4 {hostile}"
+                assert texts[1] == "1 comment"
+                assert texts[2] == texts[0]
+                assert len([url for url in requested if "/api/v1/counts" in url]) == 1
+                # The widget shows the same summary above the comments.
+                await page.wait_for_function(
+                    "document.querySelector('.conversation-engine-comments[data-state=loaded]') !== null",
+                    timeout=10_000)
+                summary = page.locator(".conversation-engine-comments .ce-summary")
+                assert await summary.inner_text() == f"👍 9\n❤️ 4\n{hostile}"
+                assert await page.locator("img[src=x]").count() == 0
+                assert await page.evaluate("window.__pwned") is None
+            finally:
+                await browser.close()
+    finally:
+        await server.stop()
+        await blog_runner.cleanup()

@@ -283,22 +283,145 @@ async def opted_out_among(database: Database, user_ids: Iterable[int]) -> set[in
     return found
 
 
-async def comment_counts(database: Database, canonical_urls: Sequence[str], *,
-                         public_only: bool = False) -> dict[str, int]:
-    """Visible, not deleted comments per known post URL (unknown URLs are absent)."""
-    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
-    counts: dict[str, int] = {}
+@dataclass(frozen=True, slots=True)
+class ReactionSummary:
+    """The reactions on a post's shown comments: the total and the most used emoji (most first)."""
+
+    total: int
+    top: tuple[BlogReaction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFigures:
+    """What a blog's listing page shows of a post: "12 comments · 👍 9 ❤️ 4"."""
+
+    comments: int  # visible, not deleted
+    reactions: ReactionSummary
+
+
+async def posts_by_urls(database: Database, canonical_urls: Sequence[str], *,
+                        public_only: bool = False) -> dict[str, tuple[int, int]]:
+    """The post (id, version) each known URL stands for; when several guilds follow the blog, the one
+    with a live thread, then the oldest. Unknown URLs are absent."""
+    found: dict[str, tuple[int, int]] = {}
     for chunk in _chunks(list(dict.fromkeys(canonical_urls))):
         marks = ",".join("?" * len(chunk))
         rows = await database.fetch_all(
-            "SELECT p.canonical_url, p.id, "
-            f"(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND c.deleted_at IS NULL AND {visible}) "
-            f"AS n, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id AND t.deleted_at IS NULL) AS threaded "
-            f"FROM posts p WHERE p.canonical_url IN ({marks}) {_served(public_only)}ORDER BY threaded DESC, p.id",
-            chunk)
+            "SELECT p.canonical_url, p.id, p.version, EXISTS (SELECT 1 FROM threads t WHERE t.post_id = p.id "
+            f"AND t.deleted_at IS NULL) AS threaded FROM posts p WHERE p.canonical_url IN ({marks}) "
+            f"{_served(public_only)}ORDER BY threaded DESC, p.id", chunk)
         for row in rows:
-            counts.setdefault(str(row["canonical_url"]), int(row["n"]))
-    return counts
+            found.setdefault(str(row["canonical_url"]), (int(row["id"]), int(row["version"])))
+    return found
+
+
+async def listing_figures(database: Database, post_id: int, *, top: int = 3,
+                          public_only: bool = False) -> ListingFigures:
+    """The post's visible, not deleted comments and the reactions on them."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    count = await database.fetch_value(
+        f"SELECT count(*) FROM comments c WHERE c.post_id = ? AND c.deleted_at IS NULL AND {visible}", (post_id,))
+    rows = await database.fetch_all(
+        "SELECT r.emoji, sum(r.count) AS n FROM reactions r JOIN comments c ON c.message_id = r.message_id "
+        f"WHERE c.post_id = ? AND c.deleted_at IS NULL AND {visible} GROUP BY r.emoji ORDER BY n DESC, r.emoji",
+        (post_id,))
+    reactions = [BlogReaction(emoji=str(row["emoji"]), count=int(row["n"])) for row in rows]
+    return ListingFigures(comments=int(count or 0), reactions=ReactionSummary(
+        total=sum(reaction.count for reaction in reactions), top=tuple(reactions[:top])))
+
+
+async def site_version(database: Database) -> int:
+    """Changes whenever any post's discussion changes (every write bumps a post's version), for
+    the site-wide caches (comment feed, sitemap); posts are never deleted in normal operation."""
+    row = await database.fetch_one("SELECT count(*) AS n, coalesce(sum(version), 0) AS total FROM posts")
+    assert row is not None
+    return (int(row["n"]) << 40) + int(row["total"])
+
+
+@dataclass(frozen=True, slots=True)
+class DiscussionPage:
+    """A post's /p/ page for the sitemap: lastmod is its latest shown comment."""
+
+    post_id: int
+    last_comment_at: datetime
+
+
+SITEMAP_MAX_URLS = 50_000  # the sitemap protocol's limit per file
+
+
+async def discussions_with_comments(database: Database, *, public_only: bool = False) -> list[DiscussionPage]:
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        "SELECT p.id, max(c.created_at) AS last FROM posts p JOIN comments c ON c.post_id = p.id "
+        f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
+        "GROUP BY p.id ORDER BY last DESC LIMIT ?", (SITEMAP_MAX_URLS,))
+    pages: list[DiscussionPage] = []
+    for row in rows:
+        last = from_db_time(row["last"])
+        assert last is not None
+        pages.append(DiscussionPage(post_id=int(row["id"]), last_comment_at=last))
+    return pages
+
+
+@dataclass(frozen=True, slots=True)
+class RecentComment:
+    """A shown comment with what a site-wide feed entry needs of its post."""
+
+    comment: BlogComment
+    post_id: int
+    post_title: str
+    post_url: str
+    message_url: str | None  # the message in Discord (None for an imported comment)
+    text: str = ""  # plain text (the search copy)
+
+
+_RECENT_SELECT = (
+    "SELECT c.message_id, c.post_id, c.thread_id, c.author_id, c.author_name, c.content, c.clean_content, "
+    "c.created_at, c.edited_at, c.deleted_at, c.reply_to, c.origin, c.origin_key, p.title, p.canonical_url, "
+    "t.guild_id AS thread_guild FROM comments c JOIN posts p ON p.id = c.post_id "
+    "LEFT JOIN threads t ON t.thread_id = c.thread_id "
+)
+
+
+async def recent_comments(database: Database, *, limit: int, public_only: bool = False) -> list[RecentComment]:
+    """The newest visible, not deleted comments of the whole site, newest first."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        _RECENT_SELECT + f"WHERE c.deleted_at IS NULL AND {visible} {_served(public_only)}"
+        "ORDER BY c.created_at DESC, c.message_id DESC LIMIT ?", (limit,))
+    return [_recent(row) for row in rows]
+
+
+async def shown_comment(database: Database, message_id: int, *, public_only: bool = False) -> RecentComment | None:
+    """One comment as the blog may show it (a deleted one as a tombstone), or None when it is hidden,
+    by someone who opted out, or (``public_only``) not in a public discussion."""
+    visible = f"{_SHOWN_ON_BLOG} AND {_PUBLIC_COMMENT}" if public_only else _SHOWN_ON_BLOG
+    rows = await database.fetch_all(
+        _RECENT_SELECT + f"WHERE c.message_id = ? AND {visible} {_served(public_only)}", (message_id,))
+    return _recent(rows[0]) if rows else None
+
+
+def _recent(row: sqlite3.Row) -> RecentComment:
+    created = from_db_time(row["created_at"])
+    assert created is not None
+    deleted = row["deleted_at"] is not None
+    comment = BlogComment(
+        message_id=int(row["message_id"]), post_id=int(row["post_id"]),
+        author_id=None if row["author_id"] is None else int(row["author_id"]),
+        author_name=str(row["author_name"]), author_avatar_url=None, is_bot=False,
+        content="" if deleted else str(row["content"]), created_at=created, edited_at=from_db_time(row["edited_at"]),
+        deleted=deleted, hidden=False, reply_to=None if row["reply_to"] is None else int(row["reply_to"]),
+        origin=str(row["origin"]), origin_key=row["origin_key"])
+    message_url = None
+    if row["thread_id"] is not None and row["thread_guild"] is not None:
+        message_url = message_link(int(row["thread_guild"]), int(row["thread_id"]), comment.message_id)
+    return RecentComment(comment=comment, post_id=comment.post_id, post_title=str(row["title"]),
+                         post_url=str(row["canonical_url"]), message_url=message_url,
+                         text="" if deleted else str(row["clean_content"]))
+
+
+def message_link(guild_id: int, thread_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{thread_id}/{message_id}"
 
 
 def _chunks(values: Sequence[int] | Sequence[str]) -> Iterable[list[object]]:

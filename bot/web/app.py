@@ -14,9 +14,12 @@ import hashlib
 import json
 import logging
 import math
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from importlib import resources
 from typing import Any, Protocol
 
@@ -25,14 +28,25 @@ from aiohttp import web
 import bot
 from bot.config import Settings
 from bot.storage import blog
-from bot.storage.blog import BlogPost
+from bot.storage import webhooks as webhook_storage
+from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
+from bot.web.atom import FEED_ENTRIES, Feed, FeedEntry, render_feed
 from bot.web.cache import VersionedCache
-from bot.web.discussion import API_VERSION, EncodedDiscussion, encode_discussion, load_discussion
-from bot.web.page import render_discussion_page, render_not_found_page
+from bot.web.discussion import (
+    API_VERSION,
+    EncodedDiscussion,
+    encode_discussion,
+    load_discussion,
+    reaction_summary_json,
+    render_comments,
+)
+from bot.web.indexing import message_url, sitemap_xml
+from bot.web.page import render_discussion_fragment, render_discussion_page, render_not_found_page
 from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
 from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
+from bot.web.webhooks import WebhookTuning
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +202,9 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
     try:
         url = _url_parameter(request)
         after, limit = _page_parameters(request)
+        output_format = request.query.get("format", "json")
+        if output_format not in ("json", "html"):
+            raise _BadInput("format must be json or html")
     except _BadInput as error:
         return json_error(request, 400, str(error))
     database = request.app[DATABASE_KEY]
@@ -198,6 +215,8 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
         post = await blog.post_by_url(database, url.split("#", 1)[0], public_only=public_only)
     if post is None:
         return json_error(request, 404, "no post with this url is known to the bot")
+    if output_format == "html":
+        return await _fragment_response(request, post)
     etag = _discussion_etag(request, "a", post)
     unchanged = not_modified(request, etag)
     if unchanged is not None:
@@ -232,11 +251,20 @@ async def counts_handler(request: web.Request) -> web.StreamResponse:
             canonical[raw] = canonical_post_url(raw)
         except BadUrl as error:
             return json_error(request, 400, f"{error}: {raw[:200]}")
-    counts = await blog.comment_counts(request.app[DATABASE_KEY], list(canonical.values()),
-                                       public_only=_public_only(request))
+    database, public_only = request.app[DATABASE_KEY], _public_only(request)
+    posts = await blog.posts_by_urls(database, list(canonical.values()), public_only=public_only)
+    figures: dict[str, blog.ListingFigures] = {}
+    for url, (post_id, version) in posts.items():
+
+        async def build(post_id: int = post_id) -> blog.ListingFigures:
+            return await blog.listing_figures(database, post_id, public_only=public_only)
+
+        figures[url] = await request.app[LISTING_CACHE_KEY].get(post_id, version, build)
     document = {
-        "counts": {raw: counts.get(url, 0) for raw, url in canonical.items()},
-        "unknown": [raw for raw, url in canonical.items() if url not in counts],
+        "counts": {raw: figures[url].comments if url in figures else 0 for raw, url in canonical.items()},
+        "reactions": {raw: reaction_summary_json(figures[url].reactions.total, figures[url].reactions.top)
+                      for raw, url in canonical.items() if url in figures},
+        "unknown": [raw for raw, url in canonical.items() if url not in figures],
     }
     return json_response(request, document)
 
@@ -282,8 +310,10 @@ class DatabaseHealth:
     only briefly: under load the check queues behind the API's reads on the one reader connection,
     and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, webhook_urls: tuple[str, ...] = ()) -> None:
         self._database = database
+        self._webhook_urls = webhook_urls
+        self.webhooks_failing = 0  # configured webhooks that keep failing, as of the last check
         self._last: blog.FeedHealth | None = None
         self._answered_at = -math.inf
         self._pending: asyncio.Task[None] | None = None
@@ -313,6 +343,8 @@ class DatabaseHealth:
     async def _check(self) -> None:
         try:
             self._last = await blog.feed_health(self._database)
+            self.webhooks_failing = await webhook_storage.failing_count(
+                self._database, self._webhook_urls, min_failures=WebhookTuning().failing_after)
             self._answered_at = asyncio.get_running_loop().time()
         except sqlite3.Error:
             log.exception("health check: the database does not answer")
@@ -337,6 +369,10 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
         problems.append(f"{feeds.failing} feed(s) failing")
     if feeds is not None and feeds.disabled:
         problems.append(f"{feeds.disabled} feed(s) disabled")
+    webhook_urls = request.app[SETTINGS_KEY].webhook_urls
+    webhooks_failing = request.app[HEALTH_KEY].webhooks_failing
+    if webhooks_failing:
+        problems.append(f"{webhooks_failing} webhook(s) failing")
     down = discord_down or not database_ok
     latency = None if discord is None else discord.latency_ms
     document = {
@@ -348,6 +384,8 @@ async def health_handler(request: web.Request) -> web.StreamResponse:
         "feeds": None if feeds is None else {"total": feeds.total, "failing": feeds.failing,
                                              "disabled": feeds.disabled, "paused": feeds.paused},
     }
+    if webhook_urls:
+        document["webhooks"] = {"total": len(webhook_urls), "failing": webhooks_failing}
     body = json.dumps(document).encode()
     return web.Response(body=body, status=503 if down else 200, content_type="application/json",
                         headers={"Cache-Control": "no-store"})
@@ -387,7 +425,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app[PAGE_CACHE_KEY] = page_cache
     salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
     app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
-    app[HEALTH_KEY] = DatabaseHealth(database)
+    app[HEALTH_KEY] = DatabaseHealth(database, settings.webhook_urls)
     app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
@@ -396,7 +434,204 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     app.router.add_get("/healthz", health_handler)
     # Replying from the blog (sign in with Discord): routes under /auth/ and /api/v1/comments.
     BlogReplies(database, settings, reply_poster or PosterRelay()).add_routes(app)
+    add_blogside_routes(app)
     return app
+
+
+# ---------------------------------------------------------------------------------------------
+# The blog side beyond the widget: the comments as an HTML fragment, Atom comment feeds, the
+# sitemap of /p/ pages, reaction summaries for listing pages and counts.js. Everything is built
+# from the same public-only queries as the JSON API and cached by version (a post's, or the
+# site's: every post version summed) together with the base URL the answer names.
+
+HTML_MAX_AGE = 300
+_HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltDocument:
+    body: bytes
+    last_modified: datetime | None = None
+
+
+def _base_url(request: web.Request) -> str | None:
+    """This server's address as the client reached it (for absolute links in feeds and the sitemap):
+    the Host header, and X-Forwarded-Proto from a TLS proxy. Each answer is cached under the base URL
+    it names, so a client sending odd headers only gets odd links itself."""
+    host = request.host
+    if not _HOST.match(host):
+        return None
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).strip().lower()
+    return f"{scheme if scheme in ('http', 'https') else request.scheme}://{host}"
+
+
+def _cache_key(kind: str, key: int, base_url: str) -> int:
+    return hash((kind, key, base_url))
+
+
+def _versioned_etag(request: web.Request, kind: str, key: int, version: int, base_url: str = "") -> str:
+    salt = hashlib.sha256(base_url.encode()).hexdigest()[:6] if base_url else "0"
+    return f'"{kind}{key}.{version}.{request.app[ETAG_SALT_KEY]}.{salt}"'
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+def _modified_since(request: web.Request, last_modified: datetime | None) -> bool:
+    """False when ``If-Modified-Since`` (and no ``If-None-Match``) covers ``last_modified``."""
+    raw = request.headers.get("If-Modified-Since")
+    if raw is None or last_modified is None or "If-None-Match" in request.headers:
+        return True
+    try:
+        since = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return True
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return last_modified.replace(microsecond=0) > since
+
+
+def _document_response(request: web.Request, built: BuiltDocument, etag: str, content_type: str,
+                       max_age: int = API_MAX_AGE) -> web.Response:
+    headers: dict[str, str] = {}
+    if built.last_modified is not None:
+        headers["Last-Modified"] = _http_date(built.last_modified)
+    if not _modified_since(request, built.last_modified):
+        headers.update({"ETag": etag, "Cache-Control": f"public, max-age={max_age}"})
+        return web.Response(status=304, headers=headers)
+    return body_response(request, built.body, etag=etag, max_age=max_age, content_type=content_type,
+                         headers=headers)
+
+
+async def _fragment_response(request: web.Request, post: BlogPost) -> web.StreamResponse:
+    """``/api/v1/discussion?url=...&format=html``: the whole discussion as an HTML fragment."""
+    database, public_only = request.app[DATABASE_KEY], _public_only(request)
+    etag = _discussion_etag(request, "h", post)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+
+    async def build() -> BuiltDocument:
+        discussion = await load_discussion(database, post, public_only=public_only)
+        return BuiltDocument((await asyncio.to_thread(render_discussion_fragment, discussion)).encode())
+
+    built = await request.app[BLOGSIDE_CACHE_KEY].get(_cache_key("h", post.id, ""), post.version, build)
+    return _document_response(request, built, etag, "text/html")
+
+
+def _feed_entry(base_url: str, post: BlogPost, comment: BlogComment, html: str,
+                message_url: str | None) -> FeedEntry:
+    page_url = f"{base_url}/p/{post.id}#c{comment.message_id}"
+    return FeedEntry(entry_id=page_url, title=f"{comment.author_name} on {post.title}",
+                     author=comment.author_name, html=html, published=comment.created_at,
+                     updated=comment.edited_at or comment.created_at, message_url=message_url,
+                     post_url=post.canonical_url, page_url=page_url)
+
+
+async def post_feed_handler(request: web.Request) -> web.StreamResponse:
+    database, public_only = request.app[DATABASE_KEY], _public_only(request)
+    base_url = _base_url(request)
+    post = await blog.post_by_id(database, int(request.match_info["post_id"]), public_only=public_only)
+    if post is None or base_url is None:
+        return web.Response(status=404, text="no such discussion", headers={"Cache-Control": "no-store"})
+    etag = _versioned_etag(request, "f", post.id, post.version, base_url)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    found, base = post, base_url
+
+    async def build() -> BuiltDocument:
+        discussion = await load_discussion(database, found, public_only=public_only)
+        items = [item for top in discussion.comments for item in (top, *top.replies) if not item.comment.deleted]
+        items.sort(key=lambda item: (item.comment.created_at, item.comment.message_id), reverse=True)
+        entries = [_feed_entry(base, found, item.comment, item.html, message_url(found, item))
+                   for item in items[:FEED_ENTRIES]]
+        updated = max((entry.updated for entry in entries), default=found.published_at)
+        feed = Feed(feed_id=f"{base}/p/{found.id}", title=f"Comments on {found.title}",
+                    self_url=f"{base}/feeds/p/{found.id}.atom", alternate_url=f"{base}/p/{found.id}",
+                    updated=updated, entries=entries)
+        return BuiltDocument(await asyncio.to_thread(render_feed, feed), updated)
+
+    built = await request.app[BLOGSIDE_CACHE_KEY].get(_cache_key("f", post.id, base_url), post.version, build)
+    return _document_response(request, built, etag, ATOM_TYPE)
+
+
+ATOM_TYPE = "application/atom+xml"
+
+
+async def site_feed_handler(request: web.Request) -> web.StreamResponse:
+    database, public_only = request.app[DATABASE_KEY], _public_only(request)
+    base_url = _base_url(request)
+    if base_url is None:
+        return web.Response(status=400, text="bad Host header", headers={"Cache-Control": "no-store"})
+    version = await blog.site_version(database)
+    etag = _versioned_etag(request, "s", 0, version, base_url)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    base = base_url
+
+    async def build() -> BuiltDocument:
+        recent = await blog.recent_comments(database, limit=FEED_ENTRIES, public_only=public_only)
+        rendered = await render_comments(database, [found.comment for found in recent])
+        entries: list[FeedEntry] = []
+        for found in recent:
+            page_url = f"{base}/p/{found.post_id}#c{found.comment.message_id}"
+            entries.append(FeedEntry(
+                entry_id=page_url, title=f"{found.comment.author_name} on {found.post_title}",
+                author=found.comment.author_name, html=rendered.get(found.comment.message_id, ""),
+                published=found.comment.created_at, updated=found.comment.edited_at or found.comment.created_at,
+                message_url=found.message_url, post_url=found.post_url, page_url=page_url))
+        updated = max((entry.updated for entry in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+        feed = Feed(feed_id=f"{base}/feeds/comments.atom", title="Comments", self_url=f"{base}/feeds/comments.atom",
+                    alternate_url=None, updated=updated, entries=entries)
+        return BuiltDocument(await asyncio.to_thread(render_feed, feed), updated)
+
+    built = await request.app[BLOGSIDE_CACHE_KEY].get(_cache_key("s", 0, base_url), version, build)
+    return _document_response(request, built, etag, ATOM_TYPE)
+
+
+async def sitemap_handler(request: web.Request) -> web.StreamResponse:
+    database, public_only = request.app[DATABASE_KEY], _public_only(request)
+    base_url = _base_url(request)
+    if base_url is None:
+        return web.Response(status=400, text="bad Host header", headers={"Cache-Control": "no-store"})
+    version = await blog.site_version(database)
+    etag = _versioned_etag(request, "m", 0, version, base_url)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    base = base_url
+
+    async def build() -> BuiltDocument:
+        pages = await blog.discussions_with_comments(database, public_only=public_only)
+        last = max((page.last_comment_at for page in pages), default=None)
+        return BuiltDocument(await asyncio.to_thread(sitemap_xml, base, pages), last)
+
+    built = await request.app[BLOGSIDE_CACHE_KEY].get(_cache_key("m", 0, base_url), version, build)
+    return _document_response(request, built, etag, "application/xml", max_age=HTML_MAX_AGE)
+
+
+async def counts_script_handler(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[COUNTS_JS_KEY], content_type="application/javascript",
+                        charset="utf-8", headers={"Cache-Control": f"public, max-age={EMBED_MAX_AGE}",
+                                                  "Cross-Origin-Resource-Policy": "cross-origin"})
+
+
+COUNTS_JS_KEY: web.AppKey[bytes] = web.AppKey("counts_js", bytes)
+BLOGSIDE_CACHE_KEY: web.AppKey[VersionedCache[BuiltDocument]] = web.AppKey("blogside_cache", VersionedCache)
+LISTING_CACHE_KEY: web.AppKey[VersionedCache[blog.ListingFigures]] = web.AppKey("listing_cache", VersionedCache)
+
+
+def add_blogside_routes(app: web.Application) -> None:
+    app[COUNTS_JS_KEY] = resources.files("bot.web").joinpath("static/counts.js").read_bytes()
+    app[BLOGSIDE_CACHE_KEY] = VersionedCache(lambda built: len(built.body))
+    app[LISTING_CACHE_KEY] = VersionedCache(lambda figures: 256, budget_bytes=16 * 1024 * 1024)
+    app.router.add_get("/counts.js", counts_script_handler)
+    app.router.add_get("/sitemap.xml", sitemap_handler)
+    app.router.add_get("/feeds/comments.atom", site_feed_handler)
+    app.router.add_get(r"/feeds/p/{post_id:\d{1,18}}.atom", post_feed_handler)
 
 
 class GatewayClient(Protocol):

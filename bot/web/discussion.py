@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.render.discord_to_html import MentionNames, discord_markdown_to_html
 from bot.storage import blog
-from bot.storage.blog import BlogComment, BlogPost
+from bot.storage.blog import BlogComment, BlogPost, BlogReaction
 from bot.storage.db import Database
 
 API_VERSION = 1
@@ -149,6 +149,35 @@ def reaction_json(emoji: str, count: int) -> dict[str, Any]:
     return {"emoji": emoji, "name": emoji, "custom": False, "count": count}
 
 
+CUSTOM_EMOJI_IMAGE = "https://cdn.discordapp.com/emojis/{id}.png"
+SUMMARY_TOP = 3
+
+
+def reaction_summary_json(total: int, top: Sequence[BlogReaction]) -> dict[str, Any]:
+    """Total reactions and the most used emoji (a custom one with its image URL), for listing
+    pages and the widget's header: "12 comments · 👍 9 ❤️ 4"."""
+    shown: list[dict[str, Any]] = []
+    for reaction in top:
+        item = reaction_json(reaction.emoji, reaction.count)
+        custom = _CUSTOM_EMOJI.match(reaction.emoji)
+        item["image_url"] = CUSTOM_EMOJI_IMAGE.format(id=custom["id"]) if custom else None
+        shown.append(item)
+    return {"total": total, "top": shown}
+
+
+def discussion_reactions(discussion: Discussion) -> dict[str, Any]:
+    """The reaction summary of a loaded discussion (its shown, not deleted comments)."""
+    totals: dict[str, int] = {}
+    for top in discussion.comments:
+        for item in (top, *top.replies):
+            if not item.comment.deleted:
+                for reaction in item.comment.reactions:
+                    totals[reaction.emoji] = totals.get(reaction.emoji, 0) + reaction.count
+    ordered = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))[:SUMMARY_TOP]
+    return reaction_summary_json(sum(totals.values()),
+                                 [BlogReaction(emoji=emoji, count=count) for emoji, count in ordered])
+
+
 def comment_json(item: ThreadedComment, *, nested: bool) -> dict[str, Any]:
     comment = item.comment
     # A reply to a hidden or opted-out comment does not point at it; it says a comment was removed.
@@ -253,6 +282,7 @@ def encode_discussion(discussion: Discussion, *, invite_url: str | None) -> Enco
         "thread": thread,
         "invite_url": safe_url(invite_url),
         "comment_count": discussion.comment_count,
+        "reactions": discussion_reactions(discussion),
     })
     ids = tuple(str(item.comment.message_id) for item in discussion.comments)
     return EncodedDiscussion(

@@ -11,6 +11,7 @@ from datetime import datetime
 from html import escape
 
 from bot.web.discussion import Discussion, ThreadedComment, reaction_json, safe_url
+from bot.web.indexing import discussion_json_ld, json_ld_script
 
 _STYLE = """
 :root { color-scheme: light dark; --bg: #fff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;
@@ -116,7 +117,11 @@ def render_discussion_page(discussion: Discussion, *, invite_url: str | None) ->
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>Discussion: {escape(post.title)}</title><style>{_STYLE}</style></head><body><main>"
+        f"<title>Discussion: {escape(post.title)}</title>"
+        f'<link rel="alternate" type="application/atom+xml" title="Comments: {escape(post.title)}" '
+        f'href="/feeds/p/{post.id}.atom">'
+        f"{json_ld_script(discussion_json_ld(discussion, page_path=f'/p/{post.id}'))}"
+        f"<style>{_STYLE}</style></head><body><main>"
         f"<h1>{escape(post.title)}</h1>"
         f'<p class="meta">{escape(post.author or "")}{" · " if post.author else ""}{_time(post.published_at)}'
         f" · {link}</p>"
@@ -125,6 +130,16 @@ def render_discussion_page(discussion: Discussion, *, invite_url: str | None) ->
         f"{comments}"
         "</main></body></html>\n"
     )
+
+
+def render_discussion_fragment(discussion: Discussion) -> str:
+    """The comments alone, for a static-site generator to paste into a post at build time: markup
+    and classes only (the page's class scheme), no script, no style attribute."""
+    count = discussion.comment_count
+    comments = (f'<ol class="comments">{"".join(_comment(item) for item in discussion.comments)}</ol>'
+                if discussion.comments else '<p class="meta">No comments yet.</p>')
+    return (f'<section class="conversation-engine" data-post-id="{discussion.post.id}">'
+            f'<h2>{count} comment{"" if count == 1 else "s"}</h2>{comments}</section>\n')
 
 
 def render_not_found_page() -> str:

@@ -270,6 +270,16 @@
     return item;
   }
 
+  function reactionSummary(reactions) {
+    if (!reactions || !(Number(reactions.total) > 0) || !reactions.top) { return null; }
+    var line = el("ul", "ce-reactions ce-summary");
+    line.setAttribute("aria-label", reactions.total + " reactions");
+    reactions.top.forEach(function (reaction) {
+      line.appendChild(el("li", "", reaction.emoji + " " + reaction.count));
+    });
+    return line;
+  }
+
   function render(root, data) {
     var box = el("section", "ce");
     box.setAttribute("aria-label", "Comments");
@@ -286,6 +296,8 @@
     }
     top.appendChild(actions);
     box.appendChild(top);
+    var summary = reactionSummary(data.reactions);
+    if (summary) { box.appendChild(summary); }
     if (!data.comments || !data.comments.length) {
       box.appendChild(el("p", "ce-empty", "No comments yet. Start the conversation on Discord."));
     } else {
