@@ -1,7 +1,12 @@
 """Discussion capture glue: discord.py events in, :class:`DiscussionCapture` called.
 
 Catch-up runs on every fresh session (``on_ready`` fires after IDENTIFY, not after a RESUME, which
-replays what was missed); a periodic loop reconciles whole threads (deletes made while offline).
+replays what was missed) for the threads with activity within ``CATCH_UP_DAYS``; a periodic loop
+reconciles whole threads (deletes made while offline), after the start-up catch-up, and leaves out
+archived threads with no recent activity once they were reconciled.
+
+A thread this bot owns is "expected": a reply posted before its row is committed is held until the
+announcer records it, never dropped.
 
 The missing Message Content intent is reported once per guild, in the channel where the guild's
 feeds announce (the channel the admins chose for this bot and where it can post), else in the
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -19,8 +25,16 @@ from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
 from bot.discussions.service import DiscussionCapture, ThreadGone
-from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange
-from bot.storage.comments import announce_channel_ids, live_threads
+from bot.model.discord_ids import snowflake_floor
+from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange, ThreadState
+from bot.storage.comments import (
+    announce_channel_ids,
+    get_thread,
+    last_message_id,
+    threads_active_since,
+    tracked_thread_ids,
+)
+from bot.storage.db import utcnow
 from cogs._background import Supervised
 from cogs._discussion_discord import DiscordHistory, emoji_key, incoming
 
@@ -43,6 +57,7 @@ class Discussions(commands.Cog):
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catch_up_again = False
+        self._caught_up = asyncio.Event()  # the first catch-up is over: the reconcile may start
         self._unloaded = False
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
         self.reconcile_supervisor = Supervised(self.reconcile_loop)
@@ -64,9 +79,23 @@ class Discussions(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.guild is None or self.capture.known_untracked(message.channel.id):
+        if message.guild is None:
+            return
+        self._expect_own_thread(message.channel)
+        if self.capture.known_untracked(message.channel.id):
             return
         self.capture.receive_message(incoming(message))
+
+    @commands.Cog.listener()
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self._expect_own_thread(thread)
+
+    def _expect_own_thread(self, channel: object) -> None:
+        """A thread this bot owns is an announcement's, most likely: THREAD_CREATE comes before
+        its first message, often before the announcer committed its row."""
+        me = self.bot.user
+        if isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id:
+            self.capture.thread_expected(channel.id)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -160,14 +189,37 @@ class Discussions(commands.Cog):
         except Exception:
             log.exception("the catch-up of the discussions failed; the next session or reconcile retries")
 
+    def window_start(self) -> int:
+        """The smallest message id within the catch-up window."""
+        return snowflake_floor(utcnow() - timedelta(days=self.bot.settings.catch_up_days))
+
+    async def threads_to_catch_up(self, since_id: int) -> list[ThreadState]:
+        """Threads with stored activity in the window, and threads Discord lists as active (from the
+        session's GUILD_CREATE: no request) that have newer messages than stored or were unarchived."""
+        database = self.bot.database
+        chosen = {thread.thread_id: thread for thread in await threads_active_since(database, since_id)}
+        tracked = await tracked_thread_ids(database)
+        for guild in self.bot.guilds:
+            for cached in guild.threads:
+                if cached.id in chosen or cached.id not in tracked or cached.archived:
+                    continue
+                stored = await get_thread(database, cached.id)
+                if stored is None:
+                    continue
+                last = await last_message_id(database, cached.id)
+                if stored.archived or (cached.last_message_id or 0) > (last or 0):
+                    chosen[cached.id] = stored
+        return [chosen[thread_id] for thread_id in sorted(chosen)]
+
     async def _catch_up_rounds(self) -> None:
         while True:
             self._catch_up_again = False
             async with self._sync_lock:
-                threads = await live_threads(self.bot.database)
+                since_id = self.window_start()
+                threads = await self.threads_to_catch_up(since_id)
                 for thread in threads:
                     try:
-                        report = await self.capture.catch_up(thread, self.history)
+                        report = await self.capture.catch_up(thread, self.history, since_id=since_id)
                     except ThreadGone:
                         await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
                     except discord.HTTPException as error:
@@ -179,6 +231,7 @@ class Discussions(commands.Cog):
                             log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
                                      report.stored, report.edited, report.deleted)
             log.info("catch-up of %d discussion thread(s) done", len(threads))
+            self._caught_up.set()
             if not self._catch_up_again:
                 return
 
@@ -186,16 +239,19 @@ class Discussions(commands.Cog):
     async def reconcile_loop(self) -> None:
         # A tasks.loop stops for good on an exception it does not know: never let one out.
         try:
+            await self._caught_up.wait()  # deletes made while offline are applied first, within seconds
             await self.reconcile_due()
         except Exception:
             log.exception("the periodic reconcile failed; it runs again at the next interval")
 
     async def reconcile_due(self, *, everything: bool = False) -> int:
-        """Reconcile every thread not reconciled within the interval (or all); returns how many."""
+        """Reconcile every thread not reconciled within the interval (or all) and not retired;
+        returns how many. The lock is taken per thread, so a new session's catch-up never waits
+        for a long reconcile."""
         hours = 0.0 if everything else self.bot.settings.reconcile_interval_hours
         done = 0
-        async with self._sync_lock:
-            for thread in await self.capture.threads_due_for_reconcile(hours):
+        for thread in await self.capture.threads_due_for_reconcile(hours, quiet_before=self.window_start()):
+            async with self._sync_lock:
                 try:
                     report = await self.capture.reconcile(thread, self.history)
                 except ThreadGone:
