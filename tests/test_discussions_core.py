@@ -95,6 +95,28 @@ async def test_a_thread_added_later_is_picked_up(capture: DiscussionCapture, dat
     assert await capture.on_message(message(OTHER_THREAD)) is Verdict.STORE
 
 
+async def test_events_of_the_bots_own_new_thread_wait_for_its_row(capture: DiscussionCapture,
+                                                                 database: Database) -> None:
+    capture.thread_expected(OTHER_THREAD)  # THREAD_CREATE of a thread this bot owns, its row not written yet
+    first = message(OTHER_THREAD, "first words")
+    capture.receive_message(first)
+    capture.receive_edit(edited(first, "first words, edited"))
+    capture.receive_reaction(ReactionChange("add", OTHER_THREAD, first.message_id, "👍"))
+    gone = message(OTHER_THREAD, "said and taken back")
+    capture.receive_message(gone)
+    capture.receive_delete(MessageDeletion(OTHER_THREAD, frozenset({gone.message_id})))
+    await capture.flush()
+    assert not capture.known_untracked(OTHER_THREAD)  # a miss is never remembered for it
+    assert await store.thread_comments(database, OTHER_THREAD) == []
+    await add_post_thread(database, OTHER_THREAD, title="Announced")
+    capture.thread_tracked(OTHER_THREAD)  # what the announcer says once the row is committed
+    await capture.flush()
+    stored = {c.message_id: c for c in await store.thread_comments(database, OTHER_THREAD)}
+    assert stored[first.message_id].content == "first words, edited"
+    assert await store.comment_reactions(database, first.message_id) == {"👍": 1}
+    assert gone.message_id not in stored or stored[gone.message_id].deleted_at is not None
+
+
 async def test_edits_keep_history(capture: DiscussionCapture, database: Database) -> None:
     original = message(THREAD, "first words")
     await capture.on_message(original)
