@@ -25,13 +25,14 @@ from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
 from bot.discussions.service import DiscussionCapture, ThreadGone
-from bot.model.discord_ids import snowflake_floor
+from bot.model.discord_ids import snowflake_floor, snowflake_time
 from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange, ThreadState
 from bot.storage.comments import (
     announce_channel_ids,
     get_thread,
     last_message_id,
     threads_active_since,
+    tracked_parent_channel_ids,
     tracked_thread_ids,
 )
 from bot.storage.db import utcnow
@@ -194,21 +195,40 @@ class Discussions(commands.Cog):
         return snowflake_floor(utcnow() - timedelta(days=self.bot.settings.catch_up_days))
 
     async def threads_to_catch_up(self, since_id: int) -> list[ThreadState]:
-        """Threads with stored activity in the window, and threads Discord lists as active (from the
-        session's GUILD_CREATE: no request) that have newer messages than stored or were unarchived."""
+        """Threads with stored activity in the window; threads Discord lists as active (from the
+        session's GUILD_CREATE: no request) with newer messages than stored, or unarchived; and
+        threads archived within the window with newer messages than stored (talked in while the
+        bot was away, archived again since: one listing per channel, newest archived first)."""
         database = self.bot.database
         chosen = {thread.thread_id: thread for thread in await threads_active_since(database, since_id)}
         tracked = await tracked_thread_ids(database)
+
+        async def consider(thread: discord.Thread) -> None:
+            if thread.id in chosen or thread.id not in tracked:
+                return
+            stored = await get_thread(database, thread.id)
+            if stored is None:
+                return
+            last = await last_message_id(database, thread.id)
+            if stored.archived != thread.archived or (thread.last_message_id or 0) > (last or 0):
+                chosen[thread.id] = stored
+
         for guild in self.bot.guilds:
             for cached in guild.threads:
-                if cached.id in chosen or cached.id not in tracked or cached.archived:
-                    continue
-                stored = await get_thread(database, cached.id)
-                if stored is None:
-                    continue
-                last = await last_message_id(database, cached.id)
-                if stored.archived or (cached.last_message_id or 0) > (last or 0):
-                    chosen[cached.id] = stored
+                if not cached.archived:
+                    await consider(cached)
+        window_start = snowflake_time(since_id)
+        for parent_id in await tracked_parent_channel_ids(database):
+            parent = self.bot.get_channel(parent_id)
+            if not isinstance(parent, discord.TextChannel | discord.ForumChannel):
+                continue
+            try:
+                async for archived in parent.archived_threads(limit=None):
+                    if archived.archive_timestamp < window_start:
+                        break
+                    await consider(archived)
+            except discord.HTTPException as error:
+                log.warning("could not list the archived threads of channel %s: %s", parent_id, error)
         return [chosen[thread_id] for thread_id in sorted(chosen)]
 
     async def _catch_up_rounds(self) -> None:

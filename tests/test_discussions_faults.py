@@ -133,3 +133,20 @@ async def test_the_reconcile_leaves_old_archived_threads_until_they_are_unarchiv
         emulator.delete_message(said[0])  # seen by the gateway too; the walk must agree
         assert await cog.reconcile_due(everything=True) == 2
         assert history_requests(emulator, old) > walked
+
+
+async def test_an_old_thread_talked_in_and_archived_again_while_away_is_caught_up(
+        emulator: FakeDiscord, world: World, database: Database, tmp_path: Path) -> None:
+    with emulator.backdated(days=30):
+        old, _ = await post_thread(emulator, world, database, "An old post")
+        emulator.send_message(old, world.alice, "long ago")
+        emulator.archive_thread(old)
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await bot_log(bot).wait_for("reconcile of 1 discussion thread(s) done")  # walked once, then retired
+    late = emulator.send_message(old, world.bob, "a late reply")  # reopens the thread ...
+    emulator.archive_thread(old)  # ... which archives again before the bot is back
+
+    async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await bot_log(bot).wait_for(f"caught up thread {old.id}: 1 new")
+        stored = await store.get_comment(database, late.id)
+        assert stored is not None and stored.content == "a late reply"

@@ -76,6 +76,13 @@ async def threads_active_since(database: Database, since_id: int) -> list[Thread
     return [_thread_state(row) for row in rows]
 
 
+async def tracked_parent_channel_ids(database: Database) -> list[int]:
+    """The channels (text or forum) the live tracked threads belong to."""
+    rows = await database.fetch_all(
+        "SELECT DISTINCT parent_channel_id FROM threads WHERE deleted_at IS NULL ORDER BY parent_channel_id")
+    return [int(row[0]) for row in rows]
+
+
 async def threads_to_reconcile(database: Database, quiet_before: int) -> list[ThreadState]:
     """Live threads but the retired ones: a thread archived, with no activity (thread or stored
     message id) from the id ``quiet_before`` on, and reconciled after its last activity, is left

@@ -20,6 +20,10 @@ class SnowflakeFactory:
         self._counter = itertools.count()
         self.backdate_ms = 0  # new ids are made as if this many milliseconds ago
 
+    def now(self) -> datetime.datetime:
+        """The emulator's present: the real one, less the backdating."""
+        return datetime.datetime.now(datetime.UTC) - datetime.timedelta(milliseconds=self.backdate_ms)
+
     def next(self) -> int:
         with self._lock:
             ms = int(time.time() * 1000) - DISCORD_EPOCH_MS - self.backdate_ms
