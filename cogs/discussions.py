@@ -17,25 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from typing import Any
 
 import discord
 from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
-from bot.discussions.service import DiscussionCapture, ThreadGone
-from bot.model.discord_ids import snowflake_floor, snowflake_time
+from bot.discussions.service import DiscussionCapture, ThreadGone, ThreadSeen, window_start
+from bot.model.discord_ids import snowflake_time
 from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange, ThreadState
-from bot.storage.comments import (
-    announce_channel_ids,
-    get_thread,
-    last_message_id,
-    threads_active_since,
-    tracked_parent_channel_ids,
-    tracked_thread_ids,
-)
-from bot.storage.db import utcnow
+from bot.storage.comments import announce_channel_ids
 from cogs._background import Supervised
 from cogs._discussion_discord import DiscordHistory, emoji_key, incoming
 
@@ -189,47 +180,32 @@ class Discussions(commands.Cog):
             await self._catch_up_rounds()
         except Exception:
             log.exception("the catch-up of the discussions failed; the next session or reconcile retries")
+        finally:
+            self._caught_up.set()
 
     def window_start(self) -> int:
         """The smallest message id within the catch-up window."""
-        return snowflake_floor(utcnow() - timedelta(days=self.bot.settings.catch_up_days))
+        return window_start(self.bot.settings.catch_up_days)
 
     async def threads_to_catch_up(self, since_id: int) -> list[ThreadState]:
-        """Threads with stored activity in the window; threads Discord lists as active (from the
-        session's GUILD_CREATE: no request) with newer messages than stored, or unarchived; and
-        threads archived within the window with newer messages than stored (talked in while the
-        bot was away, archived again since: one listing per channel, newest archived first)."""
-        database = self.bot.database
-        chosen = {thread.thread_id: thread for thread in await threads_active_since(database, since_id)}
-        tracked = await tracked_thread_ids(database)
-
-        async def consider(thread: discord.Thread) -> None:
-            if thread.id in chosen or thread.id not in tracked:
-                return
-            stored = await get_thread(database, thread.id)
-            if stored is None:
-                return
-            last = await last_message_id(database, thread.id)
-            if stored.archived != thread.archived or (thread.last_message_id or 0) > (last or 0):
-                chosen[thread.id] = stored
-
-        for guild in self.bot.guilds:
-            for cached in guild.threads:
-                if not cached.archived:
-                    await consider(cached)
-        window_start = snowflake_time(since_id)
-        for parent_id in await tracked_parent_channel_ids(database):
+        """What Discord shows of the threads: the active ones from the session's GUILD_CREATE (no
+        request), and those archived within the window (one listing per channel, newest archived
+        first: talked in while the bot was away, archived again since); the capture picks."""
+        seen = [ThreadSeen(thread.id, thread.archived, thread.last_message_id)
+                for guild in self.bot.guilds for thread in guild.threads if not thread.archived]
+        since = snowflake_time(since_id)
+        for parent_id in await self.capture.parent_channel_ids():
             parent = self.bot.get_channel(parent_id)
             if not isinstance(parent, discord.TextChannel | discord.ForumChannel):
                 continue
             try:
                 async for archived in parent.archived_threads(limit=None):
-                    if archived.archive_timestamp < window_start:
+                    if archived.archive_timestamp < since:
                         break
-                    await consider(archived)
+                    seen.append(ThreadSeen(archived.id, True, archived.last_message_id))
             except discord.HTTPException as error:
                 log.warning("could not list the archived threads of channel %s: %s", parent_id, error)
-        return [chosen[thread_id] for thread_id in sorted(chosen)]
+        return await self.capture.threads_to_catch_up(since_id, seen)
 
     async def _catch_up_rounds(self) -> None:
         while True:
@@ -251,7 +227,6 @@ class Discussions(commands.Cog):
                             log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
                                      report.stored, report.edited, report.deleted)
             log.info("catch-up of %d discussion thread(s) done", len(threads))
-            self._caught_up.set()
             if not self._catch_up_again:
                 return
 

@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.discussions.capture import Verdict, clean_text, verdict
+from bot.model.discord_ids import snowflake_floor
 from bot.model.messages import (
     IncomingMessage,
     MessageDeletion,
@@ -80,6 +81,19 @@ class HistorySource(Protocol):
                    limit: int = HISTORY_PAGE_SIZE) -> list[IncomingMessage]:
         """One page of history: the ``limit`` messages right before ``before`` (newest when both
         are None) or right after ``after``, in any order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSeen:
+    """A thread as Discord lists it (active in the session's cache, or archived lately)."""
+    thread_id: int
+    archived: bool
+    last_message_id: int | None
+
+
+def window_start(days: float, now: datetime | None = None) -> int:
+    """The smallest message id within the catch-up window of ``days``."""
+    return snowflake_floor((now or utcnow()) - timedelta(days=days))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +168,8 @@ class DiscussionCapture:
         if time.monotonic() - marked > EXPECTED_SECONDS:
             del self._expected[channel_id]
             dropped = self._held.pop(channel_id, [])
-            log.warning("thread %s of this bot was never recorded as a post's discussion; %d held event(s) "
-                        "dropped", channel_id, len(dropped))
+            log.info("thread %s of this bot was not recorded as a post's discussion within %.0f s; %d held "
+                     "event(s) dropped", channel_id, EXPECTED_SECONDS, len(dropped))
             return False
         held = self._held.setdefault(channel_id, [])
         if len(held) >= HELD_PER_THREAD:
@@ -486,6 +500,27 @@ class DiscussionCapture:
         await self.database.write(store.mark_reconciled(thread.thread_id, utcnow()))
         return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
+
+    async def threads_to_catch_up(self, since_id: int, seen: Iterable[ThreadSeen]) -> list[ThreadState]:
+        """The threads a catch-up from the id ``since_id`` on must look at: those with stored
+        activity in the window, and those Discord lists (``seen``) with newer messages than stored
+        or another archive state (talked in, unarchived or archived while the bot was away)."""
+        chosen = {thread.thread_id: thread for thread in await store.threads_active_since(self.database, since_id)}
+        tracked = await store.tracked_thread_ids(self.database)
+        for thread in seen:
+            if thread.thread_id in chosen or thread.thread_id not in tracked:
+                continue
+            stored = await store.get_thread(self.database, thread.thread_id)
+            if stored is None:
+                continue
+            last = await store.last_message_id(self.database, thread.thread_id)
+            if stored.archived != thread.archived or (thread.last_message_id or 0) > (last or 0):
+                chosen[thread.thread_id] = stored
+        return [chosen[thread_id] for thread_id in sorted(chosen)]
+
+    async def parent_channel_ids(self) -> list[int]:
+        """The channels the tracked threads belong to."""
+        return await store.tracked_parent_channel_ids(self.database)
 
     async def threads_due_for_reconcile(self, interval_hours: float, now: datetime | None = None, *,
                                         quiet_before: int = 0) -> list[ThreadState]:
