@@ -44,12 +44,14 @@ INTENT_WARNING = (
 class Discussions(commands.Cog):
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-        self.capture = DiscussionCapture(bot.database, on_missing_intent=self.warn_missing_intent)
+        self.capture = DiscussionCapture(bot.database, on_missing_intent=self.warn_missing_intent,
+                                         on_thread_recorded=self._thread_recorded)
         self.history = DiscordHistory(bot)
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catch_up_again = False
         self._caught_up = asyncio.Event()  # the first catch-up is over: the reconcile may start
+        self._new_thread_catch_ups: set[asyncio.Task[None]] = set()
         self._unloaded = False
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
         self.reconcile_supervisor = Supervised(self.reconcile_loop)
@@ -65,6 +67,8 @@ class Discussions(commands.Cog):
         self.reconcile_supervisor.stop()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
+        for task in list(self._new_thread_catch_ups):
+            task.cancel()
         await self.capture.close()  # messages waiting to be grouped reach the writer before it closes
 
     # -- live events ----------------------------------------------------------------------------
@@ -206,6 +210,32 @@ class Discussions(commands.Cog):
             except discord.HTTPException as error:
                 log.warning("could not list the archived threads of channel %s: %s", parent_id, error)
         return await self.capture.threads_to_catch_up(since_id, seen)
+
+    def _thread_recorded(self, thread_id: int) -> None:
+        """A thread just recorded by the announcer is caught up once (one history page): replies
+        made before its row existed (before a restart, say) are stored too."""
+        task = asyncio.get_running_loop().create_task(self._catch_up_new_thread(thread_id),
+                                                      name=f"discussion-catch-up-{thread_id}")
+        self._new_thread_catch_ups.add(task)
+        task.add_done_callback(self._new_thread_catch_ups.discard)
+
+    async def _catch_up_new_thread(self, thread_id: int) -> None:
+        try:
+            async with self._sync_lock:
+                thread = await self.capture.thread(thread_id)
+                if thread is None:
+                    return
+                report = await self.capture.catch_up(thread, self.history, since_id=self.window_start())
+        except ThreadGone:
+            await self.capture.on_thread_change(ThreadChange(thread_id, deleted=True))
+        except discord.HTTPException as error:
+            log.warning("catch-up of the new thread %s failed: %s", thread_id, error)
+        except Exception:
+            log.exception("catch-up of the new thread %s failed", thread_id)
+        else:
+            if report.stored or report.edited or report.deleted:
+                log.info("caught up new thread %s: %d new, %d edited, %d deleted", thread_id, report.stored,
+                         report.edited, report.deleted)
 
     async def _catch_up_rounds(self) -> None:
         while True:

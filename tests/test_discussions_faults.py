@@ -150,3 +150,24 @@ async def test_an_old_thread_talked_in_and_archived_again_while_away_is_caught_u
         await bot_log(bot).wait_for(f"caught up thread {old.id}: 1 new")
         stored = await store.get_comment(database, late.id)
         assert stored is not None and stored.content == "a late reply"
+
+
+async def test_replies_in_a_thread_created_just_before_a_crash_are_stored(emulator: FakeDiscord, world: World,
+                                                                          tmp_path: Path) -> None:
+    settings = bot_settings(emulator, tmp_path)
+    database = await Database.open(settings.database_path)
+    await queue_post(database, world.guild.id, world.announcements.id, title="Interrupted post")
+    await database.close()
+    # The thread is created on Discord; the bot stops before it hears back (its row is never written).
+    held = emulator.hold(THREAD_FROM_MESSAGE, applied=True)
+    async with running_bot(emulator, settings):
+        await asyncio.wait_for(held.reached.wait(), timeout=10)
+        thread = await emulator.wait_until(lambda: next(iter(emulator.threads_in(world.announcements)), None))
+    held.release()
+    reply = emulator.send_message(thread, world.alice, "said while the bot was down")
+
+    async with running_bot(emulator, settings) as bot:  # the announcer resumes and records the thread
+        stored = await eventually(lambda: store.get_comment(bot.database, reply.id), what="the early reply")
+        assert stored.content == "said while the bot was down"  # type: ignore[attr-defined]
+        row = await store.get_thread(bot.database, thread.id)
+        assert row is not None

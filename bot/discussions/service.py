@@ -60,6 +60,7 @@ LIVE_MEMORY_SECONDS = 600.0
 
 
 MissingIntentReport = Callable[[int], Coroutine[Any, Any, None]]
+ThreadRecorded = Callable[[int], None]
 
 
 def _log_failed_group(committed: asyncio.Future[int]) -> None:
@@ -108,10 +109,14 @@ class SyncReport:
 
 class DiscussionCapture:
     def __init__(self, database: Database, *, own_user_id: int | None = None,
-                 on_missing_intent: MissingIntentReport | None = None) -> None:
+                 on_missing_intent: MissingIntentReport | None = None,
+                 on_thread_recorded: ThreadRecorded | None = None) -> None:
         self.database = database
         self.own_user_id = own_user_id
         self._on_missing_intent = on_missing_intent
+        # Told when the announcer recorded a thread (the cog catches it up: what was said in it
+        # before its row existed, beyond the events held for it, is not lost).
+        self._on_thread_recorded = on_thread_recorded
         self._inbox: deque[tuple[Callable[[Any], Awaitable[object]], object]] = deque()
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_empty = asyncio.Event()
@@ -139,6 +144,11 @@ class DiscussionCapture:
     def thread_tracked(self, thread_id: int) -> None:
         """The announcements side calls this when it stored a new ``threads`` row: the events held
         for the thread meanwhile are handled now, before any later one."""
+        self._mark_tracked(thread_id)
+        if self._on_thread_recorded is not None:
+            self._on_thread_recorded(thread_id)
+
+    def _mark_tracked(self, thread_id: int) -> None:
         self._tracked.add(thread_id)
         self._not_tracked.pop(thread_id, None)
         self._expected.pop(thread_id, None)
@@ -197,7 +207,7 @@ class DiscussionCapture:
         if checked is not None and now - checked < MISS_RECHECK_SECONDS:
             return False
         if await store.is_tracked_thread(self.database, channel_id):
-            self.thread_tracked(channel_id)
+            self._mark_tracked(channel_id)
             return True
         if channel_id in self._tracked:  # recorded while we were reading
             return True
@@ -517,6 +527,11 @@ class DiscussionCapture:
             if stored.archived != thread.archived or (thread.last_message_id or 0) > (last or 0):
                 chosen[thread.thread_id] = stored
         return [chosen[thread_id] for thread_id in sorted(chosen)]
+
+    async def thread(self, thread_id: int) -> ThreadState | None:
+        """The tracked thread as stored (None: not a post's thread, or deleted)."""
+        state = await store.get_thread(self.database, thread_id)
+        return None if state is None or state.deleted else state
 
     async def parent_channel_ids(self) -> list[int]:
         """The channels the tracked threads belong to."""
