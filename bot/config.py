@@ -85,6 +85,7 @@ class Settings:
     announcements_per_cycle: int = 5
     thread_auto_archive_minutes: int = 10080
     reconcile_interval_hours: float = 24.0
+    catch_up_days: int = 7
     log_level: str = "INFO"
     allow_private_feeds: bool = False
     discord_api_base: str = DEFAULT_API_BASE
@@ -126,6 +127,7 @@ class Settings:
             ("ANNOUNCEMENTS_PER_CYCLE", str(self.announcements_per_cycle)),
             ("THREAD_AUTO_ARCHIVE_MINUTES", str(self.thread_auto_archive_minutes)),
             ("RECONCILE_INTERVAL_HOURS", f"{self.reconcile_interval_hours:g}"),
+            ("CATCH_UP_DAYS", str(self.catch_up_days)),
             ("LOG_LEVEL", self.log_level),
             ("ALLOW_PRIVATE_FEEDS", str(self.allow_private_feeds).lower()),
             ("DISCORD_API_BASE", self.discord_api_base),
@@ -238,6 +240,7 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         announcements_per_cycle=parsed("ANNOUNCEMENTS_PER_CYCLE", 5, _integer(1, 50)),
         thread_auto_archive_minutes=parsed("THREAD_AUTO_ARCHIVE_MINUTES", 10080, _archive_minutes),
         reconcile_interval_hours=parsed("RECONCILE_INTERVAL_HOURS", 24.0, _hours),
+        catch_up_days=parsed("CATCH_UP_DAYS", 7, _integer(1, 365)),
         log_level=parsed("LOG_LEVEL", "INFO", _log_level),
         allow_private_feeds=parsed("ALLOW_PRIVATE_FEEDS", False, _boolean),
         discord_api_base=parsed("DISCORD_API_BASE", DEFAULT_API_BASE, _url).rstrip("/"),

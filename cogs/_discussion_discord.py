@@ -89,6 +89,12 @@ class DiscordHistory:
         self._threads: dict[int, discord.Thread] = {}
 
     async def thread_state(self, thread_id: int) -> ThreadChange:
+        # An active thread is in the session's cache (GUILD_CREATE lists them, events keep them
+        # current): no request. Archived or unknown ones are asked for.
+        cached = self.bot.get_channel(thread_id)
+        if isinstance(cached, discord.Thread) and not cached.archived:
+            self._threads[thread_id] = cached
+            return ThreadChange(thread_id, name=cached.name, archived=False, locked=cached.locked)
         try:
             channel = await self.bot.fetch_channel(thread_id)
         except discord.NotFound:

@@ -1,7 +1,12 @@
 """Discussion capture glue: discord.py events in, :class:`DiscussionCapture` called.
 
 Catch-up runs on every fresh session (``on_ready`` fires after IDENTIFY, not after a RESUME, which
-replays what was missed); a periodic loop reconciles whole threads (deletes made while offline).
+replays what was missed) for the threads with activity within ``CATCH_UP_DAYS``; a periodic loop
+reconciles whole threads (deletes made while offline), after the start-up catch-up, and leaves out
+archived threads with no recent activity once they were reconciled.
+
+A thread this bot owns is "expected": a reply posted before its row is committed is held until the
+announcer records it, never dropped.
 
 The missing Message Content intent is reported once per guild, in the channel where the guild's
 feeds announce (the channel the admins chose for this bot and where it can post), else in the
@@ -18,9 +23,10 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
-from bot.discussions.service import DiscussionCapture, ThreadGone
-from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange
-from bot.storage.comments import announce_channel_ids, live_threads
+from bot.discussions.service import DiscussionCapture, ThreadGone, ThreadSeen, window_start
+from bot.model.discord_ids import snowflake_time
+from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange, ThreadState
+from bot.storage.comments import announce_channel_ids
 from cogs._background import Supervised
 from cogs._discussion_discord import DiscordHistory, emoji_key, incoming
 
@@ -38,11 +44,14 @@ INTENT_WARNING = (
 class Discussions(commands.Cog):
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
-        self.capture = DiscussionCapture(bot.database, on_missing_intent=self.warn_missing_intent)
+        self.capture = DiscussionCapture(bot.database, on_missing_intent=self.warn_missing_intent,
+                                         on_thread_recorded=self._thread_recorded)
         self.history = DiscordHistory(bot)
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
         self._catch_up_again = False
+        self._caught_up = asyncio.Event()  # the first catch-up is over: the reconcile may start
+        self._new_thread_catch_ups: set[asyncio.Task[None]] = set()
         self._unloaded = False
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
         self.reconcile_supervisor = Supervised(self.reconcile_loop)
@@ -58,15 +67,31 @@ class Discussions(commands.Cog):
         self.reconcile_supervisor.stop()
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
+        for task in list(self._new_thread_catch_ups):
+            task.cancel()
         await self.capture.close()  # messages waiting to be grouped reach the writer before it closes
 
     # -- live events ----------------------------------------------------------------------------
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.guild is None or self.capture.known_untracked(message.channel.id):
+        if message.guild is None:
+            return
+        self._expect_own_thread(message.channel)
+        if self.capture.known_untracked(message.channel.id):
             return
         self.capture.receive_message(incoming(message))
+
+    @commands.Cog.listener()
+    async def on_thread_create(self, thread: discord.Thread) -> None:
+        self._expect_own_thread(thread)
+
+    def _expect_own_thread(self, channel: object) -> None:
+        """A thread this bot owns is an announcement's, most likely: THREAD_CREATE comes before
+        its first message, often before the announcer committed its row."""
+        me = self.bot.user
+        if isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id:
+            self.capture.thread_expected(channel.id)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -159,15 +184,68 @@ class Discussions(commands.Cog):
             await self._catch_up_rounds()
         except Exception:
             log.exception("the catch-up of the discussions failed; the next session or reconcile retries")
+        finally:
+            self._caught_up.set()
+
+    def window_start(self) -> int:
+        """The smallest message id within the catch-up window."""
+        return window_start(self.bot.settings.catch_up_days)
+
+    async def threads_to_catch_up(self, since_id: int) -> list[ThreadState]:
+        """What Discord shows of the threads: the active ones from the session's GUILD_CREATE (no
+        request), and those archived within the window (one listing per channel, newest archived
+        first: talked in while the bot was away, archived again since); the capture picks."""
+        seen = [ThreadSeen(thread.id, thread.archived, thread.last_message_id)
+                for guild in self.bot.guilds for thread in guild.threads if not thread.archived]
+        since = snowflake_time(since_id)
+        for parent_id in await self.capture.parent_channel_ids():
+            parent = self.bot.get_channel(parent_id)
+            if not isinstance(parent, discord.TextChannel | discord.ForumChannel):
+                continue
+            try:
+                async for archived in parent.archived_threads(limit=None):
+                    if archived.archive_timestamp < since:
+                        break
+                    seen.append(ThreadSeen(archived.id, True, archived.last_message_id))
+            except discord.HTTPException as error:
+                log.warning("could not list the archived threads of channel %s: %s", parent_id, error)
+        return await self.capture.threads_to_catch_up(since_id, seen)
+
+    def _thread_recorded(self, thread_id: int) -> None:
+        """A thread just recorded by the announcer is caught up once (one history page): replies
+        made before its row existed (before a restart, say) are stored too."""
+        task = asyncio.get_running_loop().create_task(self._catch_up_new_thread(thread_id),
+                                                      name=f"discussion-catch-up-{thread_id}")
+        self._new_thread_catch_ups.add(task)
+        task.add_done_callback(self._new_thread_catch_ups.discard)
+
+    async def _catch_up_new_thread(self, thread_id: int) -> None:
+        try:
+            async with self._sync_lock:
+                thread = await self.capture.thread(thread_id)
+                if thread is None:
+                    return
+                report = await self.capture.catch_up(thread, self.history, since_id=self.window_start())
+        except ThreadGone:
+            await self.capture.on_thread_change(ThreadChange(thread_id, deleted=True))
+        except discord.HTTPException as error:
+            log.warning("catch-up of the new thread %s failed: %s", thread_id, error)
+        except Exception:
+            log.exception("catch-up of the new thread %s failed", thread_id)
+        else:
+            if report.stored or report.edited or report.deleted:
+                log.info("caught up new thread %s: %d new, %d edited, %d deleted", thread_id, report.stored,
+                         report.edited, report.deleted)
 
     async def _catch_up_rounds(self) -> None:
         while True:
             self._catch_up_again = False
             async with self._sync_lock:
-                threads = await live_threads(self.bot.database)
+                since_id = self.window_start()
+                threads = await self.threads_to_catch_up(since_id)
                 for thread in threads:
                     try:
-                        report = await self.capture.catch_up(thread, self.history)
+                        report = await self.capture.catch_up(thread, self.history, since_id=since_id)
                     except ThreadGone:
                         await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
                     except discord.HTTPException as error:
@@ -186,16 +264,19 @@ class Discussions(commands.Cog):
     async def reconcile_loop(self) -> None:
         # A tasks.loop stops for good on an exception it does not know: never let one out.
         try:
+            await self._caught_up.wait()  # deletes made while offline are applied first, within seconds
             await self.reconcile_due()
         except Exception:
             log.exception("the periodic reconcile failed; it runs again at the next interval")
 
     async def reconcile_due(self, *, everything: bool = False) -> int:
-        """Reconcile every thread not reconciled within the interval (or all); returns how many."""
+        """Reconcile every thread not reconciled within the interval (or all) and not retired;
+        returns how many. The lock is taken per thread, so a new session's catch-up never waits
+        for a long reconcile."""
         hours = 0.0 if everything else self.bot.settings.reconcile_interval_hours
         done = 0
-        async with self._sync_lock:
-            for thread in await self.capture.threads_due_for_reconcile(hours):
+        for thread in await self.capture.threads_due_for_reconcile(hours, quiet_before=self.window_start()):
+            async with self._sync_lock:
                 try:
                     report = await self.capture.reconcile(thread, self.history)
                 except ThreadGone:

@@ -68,11 +68,11 @@ STOP_POINTS = {
     ("text", "message_sent"): StopPoint(SEND, "announcement", True, "pending", True, False),
     ("text", "message_recorded"): StopPoint(THREAD_FROM_MESSAGE, "announcement", False, "sent", True, False),
     ("text", "thread_created"): StopPoint(THREAD_FROM_MESSAGE, "announcement", True, "sent", True, True),
-    ("text", "invite_posted"): StopPoint(SEND, "invite", True, "sent", True, True),
+    ("text", "invite_posted"): StopPoint(SEND, "invite", True, "threaded", True, True),
     ("text", "thread_recorded"): StopPoint(SEND, "next", False, "threaded", True, True),
     ("forum", "pending_recorded"): StopPoint(FORUM_POST, "announcement", False, "pending", False, False),
     ("forum", "forum_post_created"): StopPoint(FORUM_POST, "announcement", True, "pending", True, True),
-    ("forum", "invite_posted"): StopPoint(SEND, "invite", True, "pending", True, True),
+    ("forum", "invite_posted"): StopPoint(SEND, "invite", True, "threaded", True, True),
     ("forum", "thread_recorded"): StopPoint(FORUM_POST, "next", False, "threaded", True, True),
 }
 

@@ -95,6 +95,28 @@ async def test_a_thread_added_later_is_picked_up(capture: DiscussionCapture, dat
     assert await capture.on_message(message(OTHER_THREAD)) is Verdict.STORE
 
 
+async def test_events_of_the_bots_own_new_thread_wait_for_its_row(capture: DiscussionCapture,
+                                                                 database: Database) -> None:
+    capture.thread_expected(OTHER_THREAD)  # THREAD_CREATE of a thread this bot owns, its row not written yet
+    first = message(OTHER_THREAD, "first words")
+    capture.receive_message(first)
+    capture.receive_edit(edited(first, "first words, edited"))
+    capture.receive_reaction(ReactionChange("add", OTHER_THREAD, first.message_id, "👍"))
+    gone = message(OTHER_THREAD, "said and taken back")
+    capture.receive_message(gone)
+    capture.receive_delete(MessageDeletion(OTHER_THREAD, frozenset({gone.message_id})))
+    await capture.flush()
+    assert not capture.known_untracked(OTHER_THREAD)  # a miss is never remembered for it
+    assert await store.thread_comments(database, OTHER_THREAD) == []
+    await add_post_thread(database, OTHER_THREAD, title="Announced")
+    capture.thread_tracked(OTHER_THREAD)  # what the announcer says once the row is committed
+    await capture.flush()
+    stored = {c.message_id: c for c in await store.thread_comments(database, OTHER_THREAD)}
+    assert stored[first.message_id].content == "first words, edited"
+    assert await store.comment_reactions(database, first.message_id) == {"👍": 1}
+    assert gone.message_id not in stored or stored[gone.message_id].deleted_at is not None
+
+
 async def test_edits_keep_history(capture: DiscussionCapture, database: Database) -> None:
     original = message(THREAD, "first words")
     await capture.on_message(original)
@@ -247,12 +269,14 @@ async def test_catch_up_stores_missed_messages_and_reconcile_finds_old_changes(
     history.remove(THREAD, seen[1].message_id)
     history.put(edited(seen[-1], "the last one we knew, edited offline"))
     history.states[THREAD] = ThreadChange(THREAD, name="Renamed offline", archived=True, locked=False)
-    report = await capture.catch_up((await store.live_threads(database))[0], history)
+    # The catch-up window starts after seen[1]: the messages before it are not compared.
+    report = await capture.catch_up((await store.live_threads(database))[0], history,
+                                    since_id=seen[20].message_id)
     assert (report.stored, report.edited, report.deleted) == (250, 1, 0)
     stored = {c.message_id: c for c in await store.thread_comments(database, THREAD)}
     assert len(stored) == 370 and own.message_id not in stored
     assert stored[seen[-1].message_id].content == "the last one we knew, edited offline"
-    # seen[0] and seen[1] are older than the last 100 known messages: catch-up does not reach them ...
+    # seen[0] and seen[1] are older than the window: catch-up does not reach them ...
     assert stored[seen[0].message_id].content == "seen 0"
     # ... the reconcile does.
     report = await capture.reconcile((await store.live_threads(database))[0], history)
@@ -277,7 +301,7 @@ async def test_catch_up_window_sees_recent_edits_and_deletes(capture: Discussion
     history.put(edited(items[8], "line 8 edited"))
     history.remove(THREAD, items[9].message_id)  # the newest one was deleted offline
     history.remove(THREAD, items[2].message_id)
-    report = await capture.catch_up((await store.live_threads(database))[0], history)
+    report = await capture.catch_up((await store.live_threads(database))[0], history, since_id=0)
     assert (report.stored, report.edited, report.deleted) == (0, 1, 2)
     stored = {c.message_id: c for c in await store.thread_comments(database, THREAD)}
     assert stored[items[8].message_id].content == "line 8 edited"
@@ -299,7 +323,7 @@ async def test_catch_up_never_resurrects_or_drops_live_messages(capture: Discuss
         await capture.on_message(arrived_live)
 
     history.while_fetching = meanwhile
-    await capture.catch_up((await store.live_threads(database))[0], history)
+    await capture.catch_up((await store.live_threads(database))[0], history, since_id=0)
     assert await store.get_comment(database, deleted_live.message_id) is None
     live = await store.get_comment(database, arrived_live.message_id)
     assert live is not None and live.deleted_at is None
@@ -328,7 +352,7 @@ async def test_a_deleted_thread_is_recorded_by_catch_up(capture: DiscussionCaptu
     await capture.on_message(message(THREAD))
     history = FakeHistory()
     history.gone.add(THREAD)
-    report = await capture.catch_up((await store.live_threads(database))[0], history)
+    report = await capture.catch_up((await store.live_threads(database))[0], history, since_id=0)
     assert report.thread_gone
     state = await store.get_thread(database, THREAD)
     assert state is not None and state.deleted

@@ -36,6 +36,7 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
         ("ALLOW_PRIVATE_FEEDS", "maybe", "true or false"),
         ("THREAD_AUTO_ARCHIVE_MINUTES", "90", "one of 60, 1440, 4320, 10080"),
         ("WEB_PORT", "99999", "from 1 to 65535"),
+        ("CATCH_UP_DAYS", "0", "whole number from 1 to 365"),
         # Digits of other scripts: int() and float() take some of them, the settings do not.
         ("POLL_INTERVAL_SECONDS", "\u0663\u0660\u0660", "whole number from 60 to 86400"),  # Arabic-Indic 300
         ("WEB_PORT", "8\u00b2", "whole number from 1 to 65535"),  # superscript two
@@ -104,6 +105,8 @@ def test_defaults_and_lists() -> None:
     assert str(settings.database_path) == "data/conversation.db"
     assert settings.web_allowed_origins == ("https://blog.example.com", "http://localhost:8000")
     assert settings.allow_private_feeds is False
+    assert settings.catch_up_days == 7
+    assert load_settings({"CATCH_UP_DAYS": "30"}, require_token=False).catch_up_days == 30
 
 
 def test_token_never_in_repr() -> None:

@@ -4,7 +4,7 @@ Every step is made durable before the next Discord call, and every Discord call 
 happened before a crash is looked for before it is made again:
 
 ``queued`` -> ``pending`` (committed before the send) -> send -> ``sent`` (message id) -> thread ->
-``threaded`` (thread id + ``threads`` row, one transaction). Resuming a ``pending`` row first looks
+``threaded`` (thread id + ``threads`` row, one transaction) -> the invitation line. Resuming a ``pending`` row first looks
 for this bot's message with the post's link in the channel's recent history; resuming a ``sent``
 row first looks for the thread of that message (a thread started from a message has its id).
 A forum post is its thread and its starter message at once: ``pending`` -> ``threaded``.
@@ -265,10 +265,12 @@ class Announcer:
             thread = await _at("thread", self.port.create_thread(channel.id, message_id, name, archive))
         else:
             log.info("announcement %d: reusing thread %d", work.id, thread.id)
-        await self._invite(thread.id, fresh=created and just_sent)
+        # The thread is recorded (and the capture told) before anything is posted in it, so its first
+        # replies are comments; a crash before the invitation costs only that courtesy line.
         await store.record_threaded(self.database, work, message_id=message_id, thread_id=thread.id,
                                     parent_channel_id=channel.id, name=thread.name)
         self._tracked(thread.id)
+        await self._invite(thread.id, fresh=created and just_sent)
 
     async def _announce_in_forum(self, work: store.AnnouncementWork, forum: ChannelInfo, *, resumed: bool,
                                  archive: int) -> None:
@@ -284,14 +286,14 @@ class Announcer:
                 forum.id, name, embed, tags, work.ping_role_id, archive))
         else:
             log.info("announcement %d: reusing forum post %d", work.id, thread_id)
-        await self._invite(thread_id, fresh=fresh)
         await store.record_threaded(self.database, work, message_id=thread_id, thread_id=thread_id,
                                     parent_channel_id=forum.id, name=name)
         self._tracked(thread_id)
+        await self._invite(thread_id, fresh=fresh)
 
     async def _invite(self, thread_id: int, *, fresh: bool) -> None:
-        # A thread found rather than created this attempt is checked first, so a restart between the
-        # invitation and the row never posts it twice. The invitation is a courtesy: failing to post
+        # A thread found rather than created this attempt is checked first, so a thread resumed after
+        # a restart never gets it twice. The invitation is a courtesy: failing to post
         # it never fails the announcement.
         try:
             if fresh or await self.port.own_messages_in_thread(thread_id) == 0:

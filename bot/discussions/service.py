@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.discussions.capture import Verdict, clean_text, verdict
+from bot.model.discord_ids import snowflake_floor
 from bot.model.messages import (
     IncomingMessage,
     MessageDeletion,
@@ -36,8 +37,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 HISTORY_PAGE_SIZE = 100  # messages per page of channel history: the most Discord gives
-RECENT_WINDOW = 100  # known messages compared for offline edits, reactions and deletes on every catch-up
 MISS_RECHECK_SECONDS = 5.0  # how long "not a tracked thread" is believed before asking the database
+# A thread this bot created (an announcement's) may get replies before its row is committed: their
+# events are held, in order, until the row is recorded, for at most this long and this many.
+EXPECTED_SECONDS = 60.0
+HELD_PER_THREAD = 1000
 RECENT_DELETES_KEPT = 10_000
 # New messages are written in groups, one statement and one commit each: a group gathers for
 # COALESCE_SECONDS, and the next one gathers while it is committed, so groups grow with the load
@@ -56,6 +60,7 @@ LIVE_MEMORY_SECONDS = 600.0
 
 
 MissingIntentReport = Callable[[int], Coroutine[Any, Any, None]]
+ThreadRecorded = Callable[[int], None]
 
 
 def _log_failed_group(committed: asyncio.Future[int]) -> None:
@@ -80,6 +85,19 @@ class HistorySource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadSeen:
+    """A thread as Discord lists it (active in the session's cache, or archived lately)."""
+    thread_id: int
+    archived: bool
+    last_message_id: int | None
+
+
+def window_start(days: float, now: datetime | None = None) -> int:
+    """The smallest message id within the catch-up window of ``days``."""
+    return snowflake_floor((now or utcnow()) - timedelta(days=days))
+
+
+@dataclass(frozen=True, slots=True)
 class SyncReport:
     thread_id: int
     fetched: int
@@ -91,10 +109,14 @@ class SyncReport:
 
 class DiscussionCapture:
     def __init__(self, database: Database, *, own_user_id: int | None = None,
-                 on_missing_intent: MissingIntentReport | None = None) -> None:
+                 on_missing_intent: MissingIntentReport | None = None,
+                 on_thread_recorded: ThreadRecorded | None = None) -> None:
         self.database = database
         self.own_user_id = own_user_id
         self._on_missing_intent = on_missing_intent
+        # Told when the announcer recorded a thread (the cog catches it up: what was said in it
+        # before its row existed, beyond the events held for it, is not lost).
+        self._on_thread_recorded = on_thread_recorded
         self._inbox: deque[tuple[Callable[[Any], Awaitable[object]], object]] = deque()
         self._inbox_task: asyncio.Task[None] | None = None
         self._inbox_empty = asyncio.Event()
@@ -102,6 +124,8 @@ class DiscussionCapture:
         self._reports: set[asyncio.Task[None]] = set()
         self._tracked: set[int] = set()
         self._not_tracked: dict[int, float] = {}
+        self._expected: dict[int, float] = {}
+        self._held: dict[int, list[tuple[Callable[[Any], Awaitable[object]], object]]] = {}
         self._recent_deletes: OrderedDict[int, None] = OrderedDict()
         self._recent_live: dict[int, float] = {}
         self._intent_warned: set[int] = set()
@@ -118,9 +142,50 @@ class DiscussionCapture:
         self._not_tracked.clear()
 
     def thread_tracked(self, thread_id: int) -> None:
-        """The announcements side calls this when it stored a new ``threads`` row."""
+        """The announcements side calls this when it stored a new ``threads`` row: the events held
+        for the thread meanwhile are handled now, before any later one."""
+        self._mark_tracked(thread_id)
+        if self._on_thread_recorded is not None:
+            self._on_thread_recorded(thread_id)
+
+    def _mark_tracked(self, thread_id: int) -> None:
         self._tracked.add(thread_id)
         self._not_tracked.pop(thread_id, None)
+        self._expected.pop(thread_id, None)
+        held = self._held.pop(thread_id, None)
+        if held:
+            self._inbox.extendleft(reversed(held))
+            self._start_inbox()
+
+    def thread_expected(self, thread_id: int) -> None:
+        """The thread is this bot's own (an announcement's, most likely) but may not be recorded
+        yet: its events are held until :meth:`thread_tracked`, never dropped as untracked."""
+        if thread_id in self._tracked or thread_id in self._expected:
+            return
+        now = time.monotonic()
+        if len(self._expected) > 1000:
+            for stale in [t for t, marked in self._expected.items() if now - marked > EXPECTED_SECONDS]:
+                del self._expected[stale]
+                self._held.pop(stale, None)
+        self._expected[thread_id] = now
+        self._not_tracked.pop(thread_id, None)
+
+    def _hold(self, channel_id: int, handler: Callable[[Any], Awaitable[object]], event: object) -> bool:
+        """Keep an event of an expected thread for when its row is recorded; False: not expected."""
+        marked = self._expected.get(channel_id)
+        if marked is None:
+            return False
+        if time.monotonic() - marked > EXPECTED_SECONDS:
+            del self._expected[channel_id]
+            dropped = self._held.pop(channel_id, [])
+            log.info("thread %s of this bot was not recorded as a post's discussion within %.0f s; %d held "
+                     "event(s) dropped", channel_id, EXPECTED_SECONDS, len(dropped))
+            return False
+        held = self._held.setdefault(channel_id, [])
+        if len(held) >= HELD_PER_THREAD:
+            return False
+        held.append((handler, event))
+        return True
 
     def thread_forgotten(self, thread_id: int) -> None:
         self._tracked.discard(thread_id)
@@ -128,6 +193,8 @@ class DiscussionCapture:
     def known_untracked(self, channel_id: int) -> bool:
         """The channel was found not to be a post's thread a moment ago: its messages can be
         skipped before they are even converted (most messages of a server are elsewhere)."""
+        if channel_id in self._expected:
+            return False
         checked = self._not_tracked.get(channel_id)
         return checked is not None and time.monotonic() - checked < MISS_RECHECK_SECONDS
 
@@ -140,8 +207,12 @@ class DiscussionCapture:
         if checked is not None and now - checked < MISS_RECHECK_SECONDS:
             return False
         if await store.is_tracked_thread(self.database, channel_id):
-            self.thread_tracked(channel_id)
+            self._mark_tracked(channel_id)
             return True
+        if channel_id in self._tracked:  # recorded while we were reading
+            return True
+        if channel_id in self._expected:  # this bot's thread, its row on the way: never cached as a miss
+            return False
         if len(self._not_tracked) > 10_000:
             self._not_tracked.clear()
         self._not_tracked[channel_id] = now
@@ -168,6 +239,9 @@ class DiscussionCapture:
         # Synchronous on purpose: the cog's listeners call it before they await anything, so events
         # enter the inbox in the order discord.py dispatched them.
         self._inbox.append((handler, event))
+        self._start_inbox()
+
+    def _start_inbox(self) -> None:
         self._inbox_empty.clear()
         if self._inbox_task is None:
             self._inbox_task = asyncio.get_running_loop().create_task(
@@ -208,6 +282,8 @@ class DiscussionCapture:
             # written, and must not leave a "not tracked" mark behind for the first replies.
             return Verdict.OWN
         tracked = message.channel_id in self._tracked or await self.is_tracked(message.channel_id)
+        if not tracked and self._hold(message.channel_id, self.on_message, message):
+            return Verdict.UNTRACKED
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
             self._creates.append((message, clean_text(message)))
@@ -288,6 +364,8 @@ class DiscussionCapture:
     async def on_edit(self, message: IncomingMessage) -> Verdict:
         """An edit (or an embed unfurl) of a message, from the full MESSAGE_UPDATE payload."""
         tracked = await self.is_tracked(message.channel_id)
+        if not tracked and self._hold(message.channel_id, self.on_edit, message):
+            return Verdict.UNTRACKED
         outcome = verdict(message, own_user_id=self.own_user_id, tracked=tracked)
         if outcome is Verdict.STORE:
             await self._enqueue(store.update_comment(message, clean_text(message), utcnow()))
@@ -296,6 +374,7 @@ class DiscussionCapture:
 
     async def on_delete(self, deletion: MessageDeletion) -> bool:
         if not await self.is_tracked(deletion.channel_id):
+            self._hold(deletion.channel_id, self.on_delete, deletion)
             return False
         for message_id in deletion.message_ids:
             self._recent_deletes[message_id] = None
@@ -306,6 +385,7 @@ class DiscussionCapture:
 
     async def on_reaction(self, change: ReactionChange) -> bool:
         if not await self.is_tracked(change.channel_id):
+            self._hold(change.channel_id, self.on_reaction, change)
             return False
         if change.kind == "add" and change.emoji is not None:
             op = store.add_reaction(change.message_id, change.emoji)
@@ -322,6 +402,7 @@ class DiscussionCapture:
 
     async def on_thread_change(self, change: ThreadChange) -> bool:
         if change.thread_id not in self._tracked and not await self.is_tracked(change.thread_id):
+            self._hold(change.thread_id, self.on_thread_change, change)
             return False
         await self._enqueue(store.update_thread(change, utcnow()))
         if change.deleted:
@@ -357,51 +438,52 @@ class DiscussionCapture:
         for key, value in result.items():
             tally[key] = tally.get(key, 0) + value
 
-    async def _refresh_state(self, thread: ThreadState, source: HistorySource) -> bool:
-        """Record the thread's current name/archive/lock; False (and marked deleted) when gone."""
+    async def _refresh_state(self, thread: ThreadState, source: HistorySource) -> ThreadChange | None:
+        """Record the thread's current name/archive/lock; None (and marked deleted) when gone."""
         try:
             change = await source.thread_state(thread.thread_id)
         except ThreadGone:
             await self.database.write(store.update_thread(
                 ThreadChange(thread_id=thread.thread_id, deleted=True), utcnow()))
             self.thread_forgotten(thread.thread_id)
-            return False
+            return None
         await self.database.write(store.update_thread(change, utcnow()))
-        return True
+        return change
 
-    async def catch_up(self, thread: ThreadState, source: HistorySource) -> SyncReport:
-        """After time away: compare the last messages we knew with Discord (edits, reactions and
-        deletes made meanwhile), then store everything said since, page by page."""
+    async def catch_up(self, thread: ThreadState, source: HistorySource, *, since_id: int) -> SyncReport:
+        """After time away: make the thread's messages from the id ``since_id`` on (the catch-up
+        window), and everything said after the last stored message, equal to Discord's history:
+        new messages, edits, reactions, deletes (tombstones). Pages after a stored id only, never
+        the whole history (the reconcile walks that)."""
         await self.flush()  # messages still on their way to the database count as known
-        if not await self._refresh_state(thread, source):
+        if await self._refresh_state(thread, source) is None:
             return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
+        last = await store.last_message_id(self.database, thread.thread_id)
+        cursor = 0 if last is None else min(since_id, last)
+        return await self._walk_after(thread.thread_id, source, cursor)
+
+    async def _walk_after(self, thread_id: int, source: HistorySource, cursor: int) -> SyncReport:
+        """Sync every message after the id ``cursor``, oldest page first; the last page also covers
+        whatever is stored beyond it (deleted on Discord, unless it arrived live meanwhile)."""
         tally: dict[str, int] = {}
         fetched = 0
-        last = await store.last_message_id(self.database, thread.thread_id)
-        if last is not None:
-            known, requested = await self._page(source, thread.thread_id, before=last + 1, limit=RECENT_WINDOW)
-            fetched += len(known)
-            low = min(m.message_id for m in known) if len(known) >= RECENT_WINDOW else 0
-            await self._sync_page(thread.thread_id, known, low, last, tally, requested)
-        cursor = last or 0
         while True:
-            page, requested = await self._page(source, thread.thread_id, after=cursor)
+            page, requested = await self._page(source, thread_id, after=cursor)
             page = [m for m in page if m.message_id > cursor]
-            if not page:
-                break
             fetched += len(page)
-            newest = max(m.message_id for m in page)
-            await self._sync_page(thread.thread_id, page, cursor + 1, newest, tally, requested)
-            cursor = newest
             if len(page) < HISTORY_PAGE_SIZE:
+                await self._sync_page(thread_id, page, cursor + 1, NEWEST, tally, requested)
                 break
-        return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
+            newest = max(m.message_id for m in page)
+            await self._sync_page(thread_id, page, cursor + 1, newest, tally, requested)
+            cursor = newest
+        return SyncReport(thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
 
     async def reconcile(self, thread: ThreadState, source: HistorySource) -> SyncReport:
         """Walk the whole history, newest to oldest, and make the stored comments equal to it
         (messages deleted while the bot was away become tombstones)."""
-        if not await self._refresh_state(thread, source):
+        if await self._refresh_state(thread, source) is None:
             return SyncReport(thread.thread_id, 0, 0, 0, 0, thread_gone=True)
         tally: dict[str, int] = {}
         fetched = 0
@@ -429,11 +511,39 @@ class DiscussionCapture:
         return SyncReport(thread.thread_id, fetched, tally.get("stored", 0), tally.get("edited", 0),
                           tally.get("deleted", 0))
 
-    async def threads_due_for_reconcile(self, interval_hours: float, now: datetime | None = None
-                                        ) -> list[ThreadState]:
+    async def threads_to_catch_up(self, since_id: int, seen: Iterable[ThreadSeen]) -> list[ThreadState]:
+        """The threads a catch-up from the id ``since_id`` on must look at: those with stored
+        activity in the window, and those Discord lists (``seen``) with newer messages than stored
+        or another archive state (talked in, unarchived or archived while the bot was away)."""
+        chosen = {thread.thread_id: thread for thread in await store.threads_active_since(self.database, since_id)}
+        tracked = await store.tracked_thread_ids(self.database)
+        for thread in seen:
+            if thread.thread_id in chosen or thread.thread_id not in tracked:
+                continue
+            stored = await store.get_thread(self.database, thread.thread_id)
+            if stored is None:
+                continue
+            last = await store.last_message_id(self.database, thread.thread_id)
+            if stored.archived != thread.archived or (thread.last_message_id or 0) > (last or 0):
+                chosen[thread.thread_id] = stored
+        return [chosen[thread_id] for thread_id in sorted(chosen)]
+
+    async def thread(self, thread_id: int) -> ThreadState | None:
+        """The tracked thread as stored (None: not a post's thread, or deleted)."""
+        state = await store.get_thread(self.database, thread_id)
+        return None if state is None or state.deleted else state
+
+    async def parent_channel_ids(self) -> list[int]:
+        """The channels the tracked threads belong to."""
+        return await store.tracked_parent_channel_ids(self.database)
+
+    async def threads_due_for_reconcile(self, interval_hours: float, now: datetime | None = None, *,
+                                        quiet_before: int = 0) -> list[ThreadState]:
+        """Threads not reconciled within the interval; archived ones with no activity from the id
+        ``quiet_before`` on are reconciled once, then left out until they are unarchived."""
         moment = now or utcnow()
         due: list[ThreadState] = []
-        for thread in await store.live_threads(self.database):
+        for thread in await store.threads_to_reconcile(self.database, quiet_before):
             last = thread.last_reconciled_at
             if last is None or (moment - last).total_seconds() >= interval_hours * 3600 * 0.99:
                 due.append(thread)

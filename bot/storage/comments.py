@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from bot.model.discord_ids import DISCORD_EPOCH_MS, TIMESTAMP_SHIFT
+from bot.model.discord_ids import DISCORD_EPOCH_MS, TIMESTAMP_SHIFT, snowflake_time
 from bot.model.messages import (
     AttachmentInfo,
     Extra,
@@ -65,6 +65,41 @@ async def live_threads(database: Database) -> list[ThreadState]:
     """Tracked threads that were not deleted, archived ones included (for catch-up)."""
     rows = await database.fetch_all("SELECT * FROM threads WHERE deleted_at IS NULL ORDER BY thread_id")
     return [_thread_state(row) for row in rows]
+
+
+async def threads_active_since(database: Database, since_id: int) -> list[ThreadState]:
+    """Live threads created, or with a stored message, at or after the id ``since_id``."""
+    rows = await database.fetch_all(
+        "SELECT * FROM threads AS t WHERE deleted_at IS NULL AND (thread_id >= ? OR EXISTS ("
+        "SELECT 1 FROM comments AS c WHERE c.thread_id = t.thread_id AND c.message_id >= ?)) ORDER BY thread_id",
+        (since_id, since_id))
+    return [_thread_state(row) for row in rows]
+
+
+async def tracked_parent_channel_ids(database: Database) -> list[int]:
+    """The channels (text or forum) the live tracked threads belong to."""
+    rows = await database.fetch_all(
+        "SELECT DISTINCT parent_channel_id FROM threads WHERE deleted_at IS NULL ORDER BY parent_channel_id")
+    return [int(row[0]) for row in rows]
+
+
+async def threads_to_reconcile(database: Database, quiet_before: int) -> list[ThreadState]:
+    """Live threads but the retired ones: a thread archived, with no activity (thread or stored
+    message id) from the id ``quiet_before`` on, and reconciled after its last activity, is left
+    alone (it is back once it is unarchived, which a new message does)."""
+    rows = await database.fetch_all(
+        "SELECT *, MAX(thread_id, COALESCE((SELECT MAX(message_id) FROM comments AS c "
+        "WHERE c.thread_id = t.thread_id), 0)) AS last_activity "
+        "FROM threads AS t WHERE deleted_at IS NULL ORDER BY thread_id")
+    chosen: list[ThreadState] = []
+    for row in rows:
+        thread = _thread_state(row)
+        last_activity = int(row["last_activity"])
+        retired = (thread.archived and last_activity < quiet_before and thread.last_reconciled_at is not None
+                   and thread.last_reconciled_at > snowflake_time(last_activity))
+        if not retired:
+            chosen.append(thread)
+    return chosen
 
 
 async def last_message_id(database: Database, thread_id: int) -> int | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -591,6 +592,16 @@ class FakeDiscord:
 
     def rename_thread(self, thread: Ref, name: str) -> Channel:
         return self.state.update_thread(self.state.channel(_id(thread)), name=name)
+
+    @contextlib.contextmanager
+    def backdated(self, *, days: float) -> Iterator[None]:
+        """Ids made inside (messages, threads) are made as if ``days`` ago: a world with history."""
+        before = self.state.ids.backdate_ms
+        self.state.ids.backdate_ms = int(days * 86_400_000)
+        try:
+            yield
+        finally:
+            self.state.ids.backdate_ms = before
 
     def archive_thread(self, thread: Ref, archived: bool = True) -> Channel:
         return self.state.update_thread(self.state.channel(_id(thread)), archived=archived)

@@ -345,7 +345,7 @@ class State:
     def add_message(self, message: Message, *, dispatch: bool = True) -> Message:
         channel = self.channel(message.channel_id)
         message.guild_id = channel.guild_id
-        message.timestamp = message.timestamp or iso()
+        message.timestamp = message.timestamp or iso(self.ids.now())
         self.compute_mentions(message)
         self.messages[message.id] = message
         self.channel_messages.setdefault(channel.id, []).append(message.id)
@@ -480,7 +480,7 @@ class State:
             thread.name = name
         if archived is not None and archived != meta.archived:
             meta.archived = archived
-            meta.archive_timestamp = iso()
+            meta.archive_timestamp = iso(self.ids.now())
         if locked is not None:
             meta.locked = locked
         if auto_archive_duration is not None:
