@@ -113,3 +113,10 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *, sync_mode: SyncMo
         cogs_logger.removeHandler(log)
         cogs_logger.setLevel(level)
         await database.close()
+
+
+async def settled(bot: ConversationBot) -> None:
+    """Until the bot's start-up catch-up and first reconcile are over: rows a test adds to the
+    database afterwards are not compared with Discord (where a made-up thread does not exist)."""
+    await bot_log(bot).wait_for("catch-up of")
+    await bot_log(bot).wait_for("reconcile of")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import GENERIC_FAILURE
-from tests.conftest import TEST_TUNING, bot_settings, running_bot
+from tests.conftest import TEST_TUNING, bot_settings, running_bot, settled
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message
@@ -47,6 +47,7 @@ async def answer(emulator: FakeDiscord, command: str, user: Any, channel: Any,
 async def test_post_latest_lists_newest_posts_and_mentions_nobody(emulator: FakeDiscord, world: World,
                                                                   tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         guild = world.guild.id
         empty = await answer(emulator, "post latest", world.alice, world.announcements)
         assert empty.content.startswith("No posts yet")
@@ -68,6 +69,7 @@ async def test_post_latest_lists_newest_posts_and_mentions_nobody(emulator: Fake
 
 async def test_post_latest_long_titles_fit(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         for index in range(10):
             await add_post(bot.database, f"{index} " + "very long title " * 30, guild_id=world.guild.id,
                            thread_id=THREAD + index, url=f"https://blog.example.com/{'x' * 300}/{index}")
@@ -78,6 +80,7 @@ async def test_post_latest_long_titles_fit(emulator: FakeDiscord, world: World, 
 
 async def test_post_search_results_snippets_and_links(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         guild = world.guild.id
         post = await add_post(bot.database, "Sourdough basics", guild_id=guild, thread_id=THREAD,
                               summary="Flour and water", url="https://blog.example.com/bread")
@@ -104,6 +107,7 @@ async def test_post_search_results_snippets_and_links(emulator: FakeDiscord, wor
 async def test_malformed_search_queries_are_answered(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                      query: str, expected: str) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         await add_post(bot.database, "Sourdough basics", guild_id=world.guild.id)
         message = await answer(emulator, "post search", world.alice, world.announcements, {"query": query})
         assert expected in message.content
@@ -112,6 +116,7 @@ async def test_malformed_search_queries_are_answered(emulator: FakeDiscord, worl
 
 async def test_search_long_results_fit(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         for index in range(8):
             post = await add_post(bot.database, "lorem " * 60 + str(index), guild_id=world.guild.id,
                                   thread_id=THREAD + index, summary="lorem ipsum " * 100)
@@ -123,6 +128,7 @@ async def test_search_long_results_fit(emulator: FakeDiscord, world: World, tmp_
 
 async def test_post_show_with_autocomplete(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         guild = world.guild.id
         for index in range(30):
             await add_post(bot.database, f"Garden diary {index} " + "words " * 40, guild_id=guild,
@@ -164,6 +170,7 @@ async def test_post_show_with_autocomplete(emulator: FakeDiscord, world: World, 
 
 async def test_comments_pages_only_for_the_caller(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         post = await add_post(bot.database, "Busy", guild_id=world.guild.id, thread_id=THREAD)
         for index in range(20):
             await add_comment(bot.database, post, f"comment number {index}", author_name=f"user{index}",
@@ -194,6 +201,7 @@ async def test_comments_pages_only_for_the_caller(emulator: FakeDiscord, world: 
 async def test_comments_private_start_page_and_expiry(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path, tuning=replace(TEST_TUNING, pager_lifetime_seconds=0.5))
     async with running_bot(emulator, settings) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         post = await add_post(bot.database, "Busy", guild_id=world.guild.id, thread_id=THREAD)
         for index in range(12):
             await add_comment(bot.database, post, f"comment number {index}", thread_id=THREAD)
@@ -210,6 +218,7 @@ async def test_comments_private_start_page_and_expiry(emulator: FakeDiscord, wor
 
 async def test_comments_empty_and_single_page(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         post = await add_post(bot.database, "Quiet", guild_id=world.guild.id, thread_id=THREAD)
         message = await answer(emulator, "comments", world.alice, world.announcements, {"post": str(post)})
         assert "No comments yet" in message.content and message.components == []
@@ -221,6 +230,7 @@ async def test_comments_empty_and_single_page(emulator: FakeDiscord, world: Worl
 
 async def test_stats(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
+        await settled(bot)  # the made-up threads below are not compared with Discord
         empty = await answer(emulator, "stats", world.alice, world.announcements)
         assert "0 posts" in empty.content and "Nobody has commented this month yet" in empty.content
         from bot.storage.db import utcnow

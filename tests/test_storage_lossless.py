@@ -21,13 +21,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.app import ConversationBot
 from bot.config import Settings
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import WriteOp
 from bot.web import DiscordStatus, WebServer
-from tests.conftest import TEST_TUNING, bot_log, bot_settings, running_bot
+from tests.conftest import TEST_TUNING, bot_settings, running_bot, settled
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
@@ -37,14 +36,6 @@ def insert_meta(key: str, value: str) -> WriteOp[int]:
     def op(connection: sqlite3.Connection) -> int:
         return connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value)).rowcount
     return op
-
-
-async def quiet(bot: ConversationBot) -> None:
-    """Until the start-up catch-up and reconcile are over: a history page fetched while a message
-    and its edit are on their way stores the edited text first (Discord's history has no original
-    text), which these tests are not about."""
-    await bot_log(bot).wait_for("catch-up of")
-    await bot_log(bot).wait_for("reconcile of")
 
 
 async def new_post_thread(emu: FakeDiscord, world: World, database: Database, title: str) -> object:
@@ -59,7 +50,7 @@ async def test_an_edit_and_a_delete_right_after_a_message_are_applied_in_order(
         emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     async with running_bot(emulator, bot_settings(emulator, tmp_path)) as bot:
         database = bot.database
-        await quiet(bot)
+        await settled(bot)
         # Recorded after the bot loaded its tracked threads: the first event of this thread makes the
         # capture ask the database, and the events right behind it must still come after it.
         thread = await new_post_thread(emulator, world, database, "Ordered")
@@ -126,7 +117,7 @@ async def test_writes_wait_for_a_lock_held_by_another_process_and_all_land(
     settings = bot_settings(emulator, tmp_path, tuning=replace(TEST_TUNING, write_queue_limit=50))
     async with running_bot(emulator, settings) as bot:
         database = bot.database
-        await quiet(bot)
+        await settled(bot)
         thread = await new_post_thread(emulator, world, database, "Locked out")
         sessions = (emulator.gateway.identify_count, emulator.gateway.resume_count)
         with another_process_holding_the_lock(database.path, 20.0) as holder:
