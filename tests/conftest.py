@@ -1,13 +1,23 @@
 """Suite-wide checks (loopback-only sockets, Discord's OpenAPI spec for every emulator exchange), the
-shared ``database`` fixture, and the one way tests run our bot: :func:`running_bot`."""
+shared ``database`` fixture, a real PostgreSQL server (``postgresql_url``: a fresh database per test),
+and the one way tests run our bot: :func:`running_bot`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
+import itertools
 import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +25,7 @@ from typing import Any
 # (in the terminal summary), and CPython 3.11.7's AST recursion check can fail spuriously there
 # ("AST constructor recursion depth mismatch") after discord.py and the cogs were imported.
 import hypothesis  # noqa: F401
+import asyncpg
 import pytest
 
 from bot.app import ConversationBot, SyncMode
@@ -120,3 +131,110 @@ async def settled(bot: ConversationBot) -> None:
     database afterwards are not compared with Discord (where a made-up thread does not exist)."""
     await bot_log(bot).wait_for("catch-up of")
     await bot_log(bot).wait_for("reconcile of")
+
+
+@dataclass(frozen=True)
+class PostgreSQLServer:
+    """A throw-away PostgreSQL server of the test session, on 127.0.0.1 with trust authentication."""
+
+    port: int
+    folder: Path
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+def postgresql_binaries() -> Path | None:
+    """The folder holding initdb and pg_ctl: from PATH, else the newest /usr/lib/postgresql/*/bin."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return Path(os.path.realpath(initdb)).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                      key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
+    return Path(versions[-1]).parent if versions else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_postgresql_tool(command: list[str], folder: Path) -> None:
+    """Run initdb/pg_ctl; as root, as the user ``nobody`` (both refuse to run as root), who owns ``folder``."""
+    as_user: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "LC_ALL": "C.UTF-8"}
+    result = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True,
+                            timeout=120, check=False, **as_user)
+    if result.returncode != 0:
+        log_file = folder / "server.log"
+        server_log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+        raise RuntimeError(f"{' '.join(command[:2])} failed ({result.returncode}): {result.stderr.strip()}\n"
+                           f"{server_log}")
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A PostgreSQL server started with initdb/pg_ctl in a temporary folder for the session.
+
+    Without the server binaries the tests that need it skip, except under CI (the CI variable set),
+    where they fail: CI installs PostgreSQL, so its absence there is a broken set-up, not a choice."""
+    binaries = postgresql_binaries()
+    if binaries is None:
+        reason = ("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
+                  "install the Debian package postgresql to run the PostgreSQL tests")
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+    # Directly in the temporary folder (world-traversable), not under pytest's root-only tmp_path: as
+    # root, the server runs as nobody, who must reach its data folder and socket.
+    folder = Path(tempfile.mkdtemp(prefix="ce-postgresql-"))
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(folder, nobody.pw_uid, nobody.pw_gid)
+    data = folder / "data"
+    pg_ctl = str(binaries / "pg_ctl")
+    try:
+        _run_postgresql_tool([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                              "-E", "UTF8", "--locale=C.UTF-8"], folder)
+        for attempt in itertools.count(1):
+            port = _free_port()
+            options = (f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            try:
+                _run_postgresql_tool([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"),
+                                      "-w", "-t", "60", "start"], folder)
+                break
+            except RuntimeError:
+                if attempt == 3:  # the free port was taken before the server bound it, three times
+                    raise
+        yield PostgreSQLServer(port=port, folder=folder)
+    finally:
+        if (data / "postmaster.pid").exists():
+            _run_postgresql_tool([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    admin = await asyncpg.connect(postgresql_server.url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgresql_server.url(name)
+    finally:
+        admin = await asyncpg.connect(postgresql_server.url())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
