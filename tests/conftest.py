@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 # Imported here, at a shallow stack, on purpose: hypothesis's pytest plugin otherwise imports it late
 # (in the terminal summary), and CPython 3.11.7's AST recursion check can fail spuriously there
 # ("AST constructor recursion depth mismatch") after discord.py and the cogs were imported.
 import hypothesis  # noqa: F401
-import asyncpg
 import pytest
 
 from bot.app import ConversationBot, SyncMode
