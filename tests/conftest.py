@@ -161,11 +161,28 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _unprivileged_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.fail("running as root, the PostgreSQL test server needs the user 'nobody' to run as "
+                    "(initdb and pg_ctl refuse root), and this system has none")
+
+
+def _server_parent() -> str:
+    """The temporary folder, if every folder above it lets others through (as root the server runs
+    as nobody), else /tmp."""
+    parent = Path(tempfile.gettempdir()).resolve()
+    if os.geteuid() != 0 or all(folder.stat().st_mode & 0o001 for folder in (parent, *parent.parents)):
+        return str(parent)
+    return "/tmp"
+
+
 def _run_postgresql_tool(command: list[str], folder: Path) -> None:
     """Run initdb/pg_ctl; as root, as the user ``nobody`` (both refuse to run as root), who owns ``folder``."""
     as_user: dict[str, Any] = {}
     if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
+        nobody = _unprivileged_user()
         as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), "LC_ALL": "C.UTF-8"}
     result = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True,
@@ -190,11 +207,10 @@ def postgresql_server() -> Iterator[PostgreSQLServer]:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but {reason}")
         pytest.skip(reason)
-    # Directly in the temporary folder (world-traversable), not under pytest's root-only tmp_path: as
-    # root, the server runs as nobody, who must reach its data folder and socket.
-    folder = Path(tempfile.mkdtemp(prefix="ce-postgresql-"))
+    # Not under pytest's tmp_path: as root, the server runs as nobody, who must reach its data folder.
+    folder = Path(tempfile.mkdtemp(prefix="ce-postgresql-", dir=_server_parent()))
     if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
+        nobody = _unprivileged_user()
         os.chown(folder, nobody.pw_uid, nobody.pw_gid)
     data = folder / "data"
     pg_ctl = str(binaries / "pg_ctl")
