@@ -258,8 +258,8 @@ async def copy_db(settings: Settings, url: str) -> int:
         progress.close()
         await connection.close()
     for table in copied:
-        print(f"{table.table:<20} {table.rows} rows copied, count verified")
-    print(f"copied {settings.database_path} into {redact_url(url)}: {sum(t.rows for t in copied)} rows "
+        print(f"{table.table:<20} {table.sqlite_rows} rows in SQLite, {table.postgresql_rows} in PostgreSQL: verified")
+    print(f"copied {settings.database_path} into {redact_url(url)}: {sum(t.postgresql_rows for t in copied)} rows "
           f"in {len(copied)} tables")
     return EXIT_OK
 

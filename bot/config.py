@@ -344,7 +344,7 @@ def redact_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``, for printing."""
     scheme, separator, rest = url.partition("://")
     if not separator:
-        return "<hidden>" if ":" in url and "@" in url else url
+        return "<hidden: not a URL>"  # it may be a password pasted in the wrong place
     authority, slash, path = rest.partition("/")
     credentials, at, host = authority.rpartition("@")
     if at and ":" in credentials:

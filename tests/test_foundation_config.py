@@ -122,7 +122,7 @@ def test_check_creates_nothing_and_migrate_creates_the_folder(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "nested" / "db" / "conversation.db").is_file()
     result = run_cli(tmp_path, env, "check")
-    assert result.returncode == 0 and "schema up to date" in result.stdout
+    assert result.returncode == 0 and "engine SQLite 3." in result.stdout and ", up to date; integrity ok" in result.stdout
 
 
 def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -167,7 +167,7 @@ def test_an_odd_database_path_works_for_migrate_check_backup_and_stats(tmp_path:
 
     result = run_cli(tmp_path, database, "check")
     assert result.returncode == 0, result.stderr
-    assert "schema up to date; integrity ok" in result.stdout and "2 posts, 3 comments" in result.stdout
+    assert ", up to date; integrity ok" in result.stdout and "2 posts, 3 comments" in result.stdout
 
     copy = folder / "backup 50% #3?.db"
     result = run_cli(tmp_path, database, "backup", str(copy))

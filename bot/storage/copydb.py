@@ -46,8 +46,11 @@ class CopyRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TableCopy:
+    """One copied table: its rows in the SQLite snapshot and, counted again after the copy, in PostgreSQL."""
+
     table: str
-    rows: int
+    sqlite_rows: int
+    postgresql_rows: int
 
 
 Progress = Callable[[int], None]
@@ -78,7 +81,6 @@ async def copy_sqlite_to_postgresql(sqlite_path: Path, connection: asyncpg.Conne
                     done += len(batch)
                     if progress is not None:
                         progress(done)
-                copied.append(TableCopy(table, counts[table]))
             for statement in _SEARCH_DOCUMENTS:
                 await connection.execute(statement)
             for table in COPIED_TABLES:
@@ -89,6 +91,7 @@ async def copy_sqlite_to_postgresql(sqlite_path: Path, connection: asyncpg.Conne
                 if found != counts[table]:
                     raise CopyRefused(f"{table}: {counts[table]} rows in SQLite but {found} copied; "
                                       "nothing was kept in the target")
+                copied.append(TableCopy(table, counts[table], found))
         return copied
     finally:
         await asyncio.to_thread(source.close)
@@ -141,7 +144,7 @@ async def _refuse_non_empty(connection: asyncpg.Connection) -> None:
     for table in (table for table in COPIED_TABLES if table in tables):
         rows = int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
         if rows:
-            raise CopyRefused(f"the target database is not empty: its table {table} has {rows} rows; "
+            raise CopyRefused(f"the target database is not empty: its table {table} holds {rows} row(s); "
                               "copy into a new, empty database")
 
 
