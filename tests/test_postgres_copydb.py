@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from bot.__main__ import main
+from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import webhooks as webhook_store
 from bot.storage.copydb import COPIED_TABLES
@@ -235,3 +236,16 @@ def test_run_with_database_url_says_what_postgresql_serves_so_far(
     assert error.count("\n") == 1
     assert "PostgreSQL so far serves only check, migrate, copy-db" in error
     assert "unset DATABASE_URL to run on SQLite" in error
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://app:s3cr%40t@db.example:5432/conversation", "postgresql://app:***@db.example:5432/conversation"),
+    ("postgres://app@db.example/conversation?password=s3cr%40t&sslmode=require",
+     "postgres://app@db.example/conversation?password=***&sslmode=require"),
+    ("postgresql:///conversation?host=/run/postgresql", "postgresql:///conversation?host=/run/postgresql"),
+])
+def test_database_url_is_accepted_and_shown_without_its_password(url: str, shown: str) -> None:
+    settings = load_settings({"DATABASE_URL": url}, require_token=False)
+    assert settings.database_url == url
+    assert dict(settings.summary())["DATABASE_URL"] == shown
+    assert "s3cr" not in repr(settings)
