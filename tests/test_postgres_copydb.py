@@ -17,6 +17,8 @@ from bot.config import load_settings
 from bot.storage import Database
 from bot.storage import webhooks as webhook_store
 from bot.storage.copydb import COPIED_TABLES
+from bot.storage.db import connect_sync
+from bot.storage.migrate import apply_migrations, available_migrations, latest_version
 from bot.storage.postgres import latest_postgresql_version
 from tests.postgres_support import (
     WEBHOOK,
@@ -191,6 +193,19 @@ def test_copy_db_without_a_sqlite_database(postgresql_url: str, env_file: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--env-file", str(env_file), "copy-db", "--to", postgresql_url]) == 2
     assert "no SQLite database at" in capsys.readouterr().err
+
+
+def test_copy_db_refuses_a_sqlite_database_of_an_older_schema(postgresql_url: str, env_file: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    connection = connect_sync(tmp_path / "conversation.db")
+    try:
+        apply_migrations(connection, available_migrations()[:-1])
+    finally:
+        connection.close()
+    assert main(["--env-file", str(env_file), "copy-db", "--to", postgresql_url]) == 2
+    error = capsys.readouterr().err
+    assert f"is at schema version {latest_version() - 1}" in error and "run `conversation-engine migrate`" in error
+    assert asyncio.run(fetch_value(postgresql_url, "SELECT to_regclass('posts')")) is None
 
 
 @pytest.mark.parametrize("value", [
