@@ -112,15 +112,18 @@ def private_address_message(host: str, address: str) -> str:
 
 
 class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that drops non-public addresses unless the current request allows them."""
+    """aiohttp resolver that drops non-public addresses unless allowed: by ``allow_private`` when given
+    (webhooks: one setting for the session), else by the current feed request."""
 
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, inner: AbstractResolver | None = None, *, allow_private: bool | None = None) -> None:
         self._inner = inner if inner is not None else ThreadedResolver()
+        self._allow_private = allow_private
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if _allow_private.get():
+        allowed = _allow_private.get() if self._allow_private is None else self._allow_private
+        if allowed:
             return results
         for result in results:
             if not is_public_address(result["host"]):
