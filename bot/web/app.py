@@ -455,9 +455,12 @@ class BuiltDocument:
 
 
 def _base_url(request: web.Request) -> str | None:
-    """This server's address as the client reached it (for absolute links in feeds and the sitemap):
-    the Host header, and X-Forwarded-Proto from a TLS proxy. Each answer is cached under the base URL
-    it names, so a client sending odd headers only gets odd links itself."""
+    """This server's address for absolute links in feeds and the sitemap: PUBLIC_URL when set, else as
+    the client reached it (the Host header, and X-Forwarded-Proto from a TLS proxy). Each answer is
+    cached under the base URL it names, so a client sending odd headers only gets odd links itself."""
+    public_url = request.app[SETTINGS_KEY].public_url
+    if public_url:
+        return public_url.rstrip("/")
     host = request.host
     if not _HOST.match(host):
         return None
