@@ -129,9 +129,15 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
         log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
 
 
-class ConversationBot(commands.Bot):
+class ConversationBot(commands.AutoShardedBot):
     """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``;
-    loads the ``extensions`` it is given (module names) when it logs in."""
+    loads the ``extensions`` it is given (module names) when it logs in.
+
+    Always sharded (discord.py's ``AutoShardedBot``), on ``SHARD_COUNT``/``SHARD_IDS``, or unset on
+    the count Discord recommends: one shard for a small bot. Per-session work listens to
+    ``on_shard_ready`` (a shard's fresh session: its guilds), not ``on_ready`` (fired once, when
+    every shard of the process first became ready).
+    """
 
     def __init__(self, settings: Settings, database: Database, *, extensions: Sequence[str],
                  feed_session: aiohttp.ClientSession | None = None,
@@ -142,6 +148,10 @@ class ConversationBot(commands.Bot):
         # comment would be stored with its edited text and the original lost. Every listener of this
         # bot reads the events themselves (on_message, on_raw_*), never the cache.
         options.setdefault("max_messages", None)
+        if settings.shard_count is not None:
+            options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids is not None:
+            options.setdefault("shard_ids", list(settings.shard_ids))
         super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
                          tree_cls=ConversationTree, help_command=None, **options)
         self.settings = settings
@@ -181,9 +191,27 @@ class ConversationBot(commands.Bot):
             await self.sync_commands_if_changed(force=self.sync_mode == "force")
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        # discord.py's own hook, with the pause before identifying again taken from the settings.
+        # discord.py's own hook, with the pause before identifying again taken from the settings:
+        # called for every shard's IDENTIFY; ``initial`` only for the first shard at start-up, so
+        # the shards of a process identify one pause apart, as Discord's identify rate asks.
         if not initial:
             await asyncio.sleep(self.settings.tuning.reidentify_pause_seconds)
+
+    def gateway_connected(self) -> bool:
+        """Whether every shard of this process is ready and connected to the gateway (what
+        /healthz reports): ``is_ready()`` alone stays true while one shard of several is down."""
+        return (self.is_ready() and not self.is_closed() and bool(self.shards)
+                and not any(shard.is_closed() for shard in self.shards.values()))
+
+    @property
+    def worst_latency(self) -> float:
+        """The slowest shard's heartbeat latency in seconds (``inf`` or ``nan`` before any)."""
+        latencies = [latency for _, latency in self.latencies]
+        return max(latencies) if latencies else float("nan")
+
+    def shard_guilds(self, shard_id: int) -> list[discord.Guild]:
+        """The guilds whose events come through shard ``shard_id`` of this process."""
+        return [guild for guild in self.guilds if guild.shard_id == shard_id]
 
     async def on_message(self, message: discord.Message, /) -> None:
         # Slash commands only: parsing every message of every channel the bot sees for a prefix

@@ -1,7 +1,7 @@
 """Which discussion channels @everyone can view: what the web server may show the blog.
 
 A thread is as visible as its parent channel (text, news or forum channel). The bot records each
-channel that holds discussions or receives announcements: at every start (``on_ready``, which also
+channel that holds discussions or receives announcements: at every fresh session of a shard, for its guilds (``on_shard_ready``, which also
 fills in databases migrated from a version that did not record it), when it announces in a channel
 (cogs/_announce_discord.py), and when a channel's overwrites or the @everyone role change. Until a
 channel is recorded, the web server treats it as private.
@@ -40,9 +40,9 @@ class ChannelVisibility(commands.Cog):
         await channels_seen(self.bot.database, guild.id, seen)
 
     @commands.Cog.listener()
-    async def on_ready(self) -> None:
+    async def on_shard_ready(self, shard_id: int) -> None:
         known = await channels_to_watch(self.bot.database)
-        for guild in self.bot.guilds:
+        for guild in self.bot.shard_guilds(shard_id):
             try:
                 await self.refresh(guild, known.get(guild.id, set()))
             except Exception:
