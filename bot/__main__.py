@@ -24,6 +24,7 @@ from bot.config import (
 from bot.storage import Database, MigrationError
 from bot.storage.copies import UnusablePath, backup_database, ensure_folder
 from bot.storage.migrate import current_version, latest_version
+from bot.storage.process_lock import DatabaseInUse, ProcessLock
 from bot.storage.readonly import connect_read_only
 
 if TYPE_CHECKING:
@@ -172,6 +173,23 @@ async def backup(settings: Settings, destination: Path) -> int:
 
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     """Open the shared resources, run the bot until it is stopped, close them (nothing lost)."""
+    process_lock = None
+    if not sync_only:
+        # SQLite: one bot process per database file, else two processes would both announce.
+        ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
+        try:
+            process_lock = ProcessLock.acquire(settings.database_path)
+        except DatabaseInUse as error:
+            print(f"conversation-engine: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        return await _run_bot_with_database(settings, sync_only=sync_only)
+    finally:
+        if process_lock is not None:
+            process_lock.release()
+
+
+async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
     from bot.app import run_until_stopped
     from cogs import extension_names
 
