@@ -129,6 +129,40 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
         log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
 
 
+class OncePerBot:
+    """The work that must run in exactly one process of the bot, not in each of its processes:
+    feed polling, announcing, the reconcile of discussions, webhook delivery. Each piece is added
+    with its start and stop and runs while this process holds the bot-wide role (``held``). With
+    SQLite that is always: one process per database (``bot/storage/process_lock.py``). With a
+    shared database, an election sets ``held`` here and starts or stops the pieces on a change."""
+
+    def __init__(self) -> None:
+        self.held = True
+        self._work: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = {}
+        self._running: set[str] = set()
+
+    @property
+    def running(self) -> list[str]:
+        """The names of the pieces running in this process, in the order they were added."""
+        return [name for name in self._work if name in self._running]
+
+    async def add(self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        """Register ``name``; it starts now when this process holds the bot-wide role."""
+        if name in self._work:
+            raise ValueError(f"{name} is already registered")
+        self._work[name] = (start, stop)
+        if self.held:
+            await start()
+            self._running.add(name)
+
+    async def remove(self, name: str) -> None:
+        """Stop ``name`` (if it runs here) and forget it."""
+        work = self._work.pop(name, None)
+        if work is not None and name in self._running:
+            self._running.discard(name)
+            await work[1]()
+
+
 class ConversationBot(commands.AutoShardedBot):
     """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``;
     loads the ``extensions`` it is given (module names) when it logs in.
@@ -141,7 +175,8 @@ class ConversationBot(commands.AutoShardedBot):
 
     def __init__(self, settings: Settings, database: Database, *, extensions: Sequence[str],
                  feed_session: aiohttp.ClientSession | None = None,
-                 sync_mode: SyncMode = "auto", **options: Any) -> None:
+                 sync_mode: SyncMode = "auto", once_per_bot: OncePerBot | None = None,
+                 **options: Any) -> None:
         options.setdefault("allowed_mentions", NO_MENTIONS)
         # No message cache: discord.py applies an edit to its cached copy of a message in place, and
         # with frames arriving together that happens before our on_message listener has run, so the
@@ -157,6 +192,8 @@ class ConversationBot(commands.AutoShardedBot):
         self.settings = settings
         self.database = database
         self.extension_names = tuple(extensions)
+        # Feed polling, announcing, the reconcile, webhook delivery: started through here only.
+        self.once_per_bot = once_per_bot or OncePerBot()
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
         self._feed_scheduler: FeedScheduler | None = None
@@ -262,7 +299,7 @@ class ConversationBot(commands.AutoShardedBot):
 
 
 async def run_until_stopped(settings: Settings, database: Database, *, extensions: Sequence[str],
-                            sync_only: bool = False,
+                            sync_only: bool = False, once_per_bot: OncePerBot | None = None,
                             on_bot: Callable[[ConversationBot], None] | None = None) -> int:
     """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
 
@@ -298,7 +335,7 @@ async def run_until_stopped(settings: Settings, database: Database, *, extension
             if failed:
                 log.info("Discord is reachable again")
             bot = ConversationBot(settings, database, extensions=extensions,
-                                  sync_mode="force" if sync_only else "auto")
+                                  sync_mode="force" if sync_only else "auto", once_per_bot=once_per_bot)
             current[:] = [bot]
             if on_bot is not None:
                 on_bot(bot)  # e.g. the web server's health check watches the gateway connection

@@ -62,11 +62,17 @@ class Discussions(commands.Cog):
         await self.capture.load()
         if self.bot.user is not None:
             self.capture.own_user_id = self.bot.user.id
+        await self.bot.once_per_bot.add("reconcile of discussions", self._start_reconcile, self._stop_reconcile)
+
+    async def _start_reconcile(self) -> None:
         self.reconcile_supervisor.start()
+
+    async def _stop_reconcile(self) -> None:
+        self.reconcile_supervisor.stop()
 
     async def cog_unload(self) -> None:
         self._unloaded = True
-        self.reconcile_supervisor.stop()
+        await self.bot.once_per_bot.remove("reconcile of discussions")
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
         for task in list(self._new_thread_catch_ups):
