@@ -20,8 +20,17 @@ from bot.discussions.visibility import channels_seen, channels_to_watch
 log = logging.getLogger(__name__)
 
 
-def everyone_can_view(channel: discord.abc.GuildChannel) -> bool:
-    return channel.permissions_for(channel.guild.default_role).view_channel
+def everyone_can_view(channel: discord.abc.GuildChannel, everyone: discord.Role | None = None) -> bool:
+    """Whether @everyone can view ``channel``; ``everyone`` is the guild's @everyone role (fetched)
+    when the channel's guild is not in this process's cache (it is on another process's shard)."""
+    if everyone is None:
+        return channel.permissions_for(channel.guild.default_role).view_channel
+    permissions = discord.Permissions(everyone.permissions.value)
+    if permissions.administrator:
+        return True
+    allow, deny = channel.overwrites_for(everyone).pair()
+    permissions.handle_overwrite(allow=allow.value, deny=deny.value)
+    return permissions.view_channel
 
 
 class ChannelVisibility(commands.Cog):

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.storage.db import Database
 from tests.announcements_support import announcement_messages, cog_of, first_cycle, queue_post, wait_for
 from tests.conftest import bot_log, bot_settings, running_bot, settled
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Channel, Guild
 
@@ -103,3 +103,29 @@ async def test_a_fresh_session_of_one_shard_catches_up_that_shard(emulator: Fake
         await wait_for(lambda: _has(bot.database, {"said while shard one was away"}))
         assert bot_log(bot).count("(shard 0)") == 1
         assert sorted(emulator.gateway.identified_shards) == [(0, 2), (1, 2), (1, 2)]
+
+
+async def test_the_process_with_the_once_per_bot_work_announces_for_guilds_of_other_shards(
+        emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
+    # Feed polling and announcing run in one process of the bot, whichever shards it has: the guild
+    # on shard 1 gets its announcement and thread from a process running shard 0 only (through REST).
+    # Which of its channels @everyone can view is worked out through REST too (the web server's rule).
+    _, (second, second_channel) = (guild_on_shard(emulator, world, shard) for shard in (0, 1))
+    members_only = emulator.create_channel(second, "members-only")
+    emulator.deny(members_only, Perm.VIEW_CHANNEL, target=second.id, role=True)
+    emulator.allow(members_only, Perm.VIEW_CHANNEL)
+    settings = bot_settings(emulator, tmp_path, shard_count=2, shard_ids=(0,))
+    database = await Database.open(settings.database_path)
+    await queue_post(database, second.id, second_channel.id, title="Post for shard one")
+    await queue_post(database, second.id, members_only.id, title="Members only")
+    await database.close()
+    async with running_bot(emulator, settings) as bot:
+        assert bot.get_guild(second.id) is None
+        await first_cycle(bot)
+        messages = announcement_messages(emulator, second_channel.id)
+        assert [message.embeds[0]["title"] for message in messages] == ["Post for shard one"]
+        assert [thread.id for thread in emulator.threads_in(second_channel)] == [messages[0].id]
+        states = await bot.database.fetch_all("SELECT state FROM announcements")
+        assert [row["state"] for row in states] == ["threaded", "threaded"]
+        public = await bot.database.fetch_all("SELECT channel_id, public FROM channel_visibility")
+        assert {row["channel_id"]: row["public"] for row in public} == {second_channel.id: 1, members_only.id: 0}
