@@ -55,7 +55,8 @@ class Tuning:
     announce_flood_window_seconds: float | None = None
     # How long the Previous/Next buttons under a /comments answer work.
     pager_lifetime_seconds: float = 300.0
-    # The pause before identifying again after Discord ended a session (discord.py's default).
+    # The pause before identifying again after Discord ended a session, and between the first
+    # IDENTIFYs of a process's shards at start-up (discord.py's default; Discord's identify rate).
     reidentify_pause_seconds: float = 5.0
     # Writes waiting for the database writer before a caller is made to wait.
     write_queue_limit: int = 10_000

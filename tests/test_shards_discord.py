@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
+
 from bot.storage.db import Database
+from bot.web import WebServer
 from tests.announcements_support import announcement_messages, cog_of, first_cycle, queue_post, wait_for
 from tests.conftest import bot_log, bot_settings, running_bot, settled
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Channel, Guild
+from tests.test_foundation_run import free_port
 
 
 def guild_on_shard(emu: FakeDiscord, world: World, shard_id: int) -> tuple[Guild, Channel]:
@@ -129,3 +133,32 @@ async def test_the_process_with_the_once_per_bot_work_announces_for_guilds_of_ot
         assert [row["state"] for row in states] == ["threaded", "threaded"]
         public = await bot.database.fetch_all("SELECT channel_id, public FROM channel_visibility")
         assert {row["channel_id"]: row["public"] for row in public} == {second_channel.id: 1, members_only.id: 0}
+
+
+async def test_healthz_is_down_while_one_shard_is_away(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
+    (_, first_channel), _ = (guild_on_shard(emulator, world, shard) for shard in (0, 1))
+    settings = bot_settings(emulator, tmp_path, shard_count=2, web_port=free_port())
+    async with running_bot(emulator, settings) as bot:
+        server = WebServer(bot.database, settings)
+        server.watch_bot(bot)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{server.port}/healthz"
+                async with http.get(url) as response:
+                    assert response.status == 200 and (await response.json())["discord"]["connected"] is True
+                shard = bot.get_shard(1)
+                assert shard is not None
+                await shard.disconnect()  # stays away until connected again, unlike after a drop
+                async with http.get(url) as response:
+                    body = await response.json()
+                assert response.status == 503 and body["discord"]["connected"] is False, body
+                assert "not connected to Discord" in body["problems"]
+                # Shard 0 works on meanwhile.
+                assert await emulator.invoke("post latest", world.alice, first_channel).answer_text()
+                await shard.reconnect()
+                await wait_for(bot.gateway_connected)
+                async with http.get(url) as response:
+                    assert response.status == 200 and (await response.json())["discord"]["connected"] is True
+        finally:
+            await server.stop()
