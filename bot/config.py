@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 MIN_POLL_INTERVAL = 60
+MAX_SHARDS = 4096  # far beyond any bot's need; a typo like 40000 is caught
 THREAD_ARCHIVE_CHOICES = (60, 1440, 4320, 10080)
 _SNOWFLAKE = re.compile(r"[1-9][0-9]{14,18}")  # ASCII digits only (int() takes other scripts' digits too)
 MAX_SNOWFLAKE = 2**63 - 1  # Discord ids are 64-bit signed
@@ -54,7 +55,8 @@ class Tuning:
     announce_flood_window_seconds: float | None = None
     # How long the Previous/Next buttons under a /comments answer work.
     pager_lifetime_seconds: float = 300.0
-    # The pause before identifying again after Discord ended a session (discord.py's default).
+    # The pause before identifying again after Discord ended a session, and between the first
+    # IDENTIFYs of a process's shards at start-up (discord.py's default; Discord's identify rate).
     reidentify_pause_seconds: float = 5.0
     # Writes waiting for the database writer before a caller is made to wait.
     write_queue_limit: int = 10_000
@@ -100,6 +102,10 @@ class Settings:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
     allow_private_webhooks: bool = False
+    # None: discord.py asks Discord how many shards to run (GET /gateway/bot) and runs them all.
+    shard_count: int | None = None
+    # None: every shard of ``shard_count``; else only these (other processes run the rest).
+    shard_ids: tuple[int, ...] | None = None
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
@@ -142,6 +148,8 @@ class Settings:
             ("WEBHOOK_URLS", ", ".join(self.webhook_urls) or "(none)"),
             ("WEBHOOK_SECRET", "set" if self.webhook_secret else "not set"),
             ("ALLOW_PRIVATE_WEBHOOKS", str(self.allow_private_webhooks).lower()),
+            ("SHARD_COUNT", str(self.shard_count) if self.shard_count else "(Discord's recommendation)"),
+            ("SHARD_IDS", ",".join(map(str, self.shard_ids)) if self.shard_ids is not None else "(all)"),
         ]
 
 
@@ -230,6 +238,16 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
             "WEBHOOK_SECRET: " + ("not set" if not webhook_secret else "too short")
             + ", but WEBHOOK_URLS lists webhooks; expected a random secret of at least 16 characters "
             "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') that the receivers also know")
+    shard_count = parsed("SHARD_COUNT", None, _integer(1, MAX_SHARDS))
+    shard_ids = parsed("SHARD_IDS", None, _shard_ids)
+    if shard_ids is not None:
+        if shard_count is None:
+            raise ConfigError(f"SHARD_IDS: set to {raw('SHARD_IDS')!r} but SHARD_COUNT is not; expected "
+                              "SHARD_COUNT (the total number of shards) set too, or neither")
+        too_big = [shard for shard in shard_ids if shard >= shard_count]
+        if too_big:
+            raise ConfigError(f"SHARD_IDS: got {raw('SHARD_IDS')!r}, expected ids each less than "
+                              f"SHARD_COUNT={shard_count} (0 to {shard_count - 1})")
     return Settings(
         discord_token=token,
         database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
@@ -255,6 +273,8 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         webhook_urls=webhook_urls,
         webhook_secret=webhook_secret,
         allow_private_webhooks=parsed("ALLOW_PRIVATE_WEBHOOKS", False, _boolean),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
 
 
@@ -276,6 +296,16 @@ def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
         return int(value)
 
     return parse
+
+
+def _shard_ids(name: str, value: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in value.split(",")]
+    if not all(_WHOLE_NUMBER.fullmatch(part) for part in parts):
+        raise _fail(name, value, "comma-separated shard ids (whole numbers from 0, like 0,1)")
+    ids = tuple(int(part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise _fail(name, value, "distinct shard ids (each at most once)")
+    return ids
 
 
 def _hours(name: str, value: str) -> float:

@@ -48,10 +48,16 @@ class Announcements(commands.Cog):
         self.loops = (Supervised(self.announce_loop), Supervised(self.feed_loop))
 
     async def cog_load(self) -> None:
+        await self.bot.once_per_bot.add("feed polling and announcing", self._start_loops, self._stop_loops)
+
+    async def cog_unload(self) -> None:
+        await self.bot.once_per_bot.remove("feed polling and announcing")
+
+    async def _start_loops(self) -> None:
         for loop in self.loops:
             loop.start()
 
-    async def cog_unload(self) -> None:
+    async def _stop_loops(self) -> None:
         for loop in self.loops:
             loop.stop()
 

@@ -638,14 +638,13 @@ def add_blogside_routes(app: web.Application) -> None:
 
 
 class GatewayClient(Protocol):
-    """What the health check needs of the bot (a discord.py Client has all of it)."""
+    """What the health check needs of the bot (``bot.app.ConversationBot`` has it): whether every
+    shard is connected, and the slowest shard's latency in seconds."""
 
     @property
-    def latency(self) -> float: ...
+    def worst_latency(self) -> float: ...
 
-    def is_closed(self) -> bool: ...
-
-    def is_ready(self) -> bool: ...
+    def gateway_connected(self) -> bool: ...
 
 
 class WebServer:
@@ -690,8 +689,8 @@ class WebServer:
         """Let /healthz report ``client``'s gateway connection."""
 
         def status() -> DiscordStatus:
-            connected = client.is_ready() and not client.is_closed()
-            latency = client.latency
+            connected = client.gateway_connected()
+            latency = client.worst_latency
             return DiscordStatus(connected=connected,
                                  latency_ms=round(latency * 1000, 1) if connected and math.isfinite(latency) else None)
 
