@@ -252,14 +252,13 @@ class Discussions(commands.Cog):
 
     async def _catch_up_rounds(self) -> None:
         while self._shards_to_catch_up:
-            shard_ids = set(self._shards_to_catch_up)
-            self._shards_to_catch_up.clear()
+            shard_id = min(self._shards_to_catch_up)  # one shard at a time: one log line each
+            self._shards_to_catch_up.discard(shard_id)
             try:
-                threads = await self._catch_up_shards(shard_ids)
+                threads = await self._catch_up_shards({shard_id})
             finally:
-                self._shards_caught_up.update(shard_ids)  # tried: a failure is retried by the reconcile
-            log.info("catch-up of %d discussion thread(s) done (shard %s)", len(threads),
-                     ", ".join(map(str, sorted(shard_ids))))
+                self._shards_caught_up.add(shard_id)  # tried: a failure is retried by the reconcile
+            log.info("catch-up of %d discussion thread(s) done (shard %d)", len(threads), shard_id)
 
     async def _catch_up_shards(self, shard_ids: set[int]) -> list[ThreadState]:
         async with self._sync_lock:
