@@ -27,10 +27,12 @@ import aiohttp
 from bot.config import Settings
 from bot.feeds.errors import FeedError, FeedRetryLater
 from bot.feeds.fetch import FetchTimeouts, fetch_feed
+from bot.feeds.filters import FeedFilter, FilterError, dropped_identities
 from bot.feeds.models import FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollReport, PollStatus
 from bot.feeds.parse import parse_feed_in_worker
 from bot.feeds.urls import canonicalize_url
 from bot.storage import feeds as feed_store
+from bot.storage import filters as filter_store
 from bot.storage import posts as post_store
 from bot.storage.db import Database, utcnow
 from bot.storage.feeds import Feed
@@ -190,6 +192,7 @@ class FeedScheduler:
         )
 
         moved_to = None if result.moved_to is None else canonicalize_url(result.moved_to)
+        dropped = await self._filtered_out(feed, parsed)
 
         def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
             url = feed.url
@@ -203,6 +206,7 @@ class FeedScheduler:
                 stored = post_store.store_entries_sync(
                     connection, guild_id=feed.guild_id, feed_id=feed.id, channel_id=feed.channel_id,
                     feed_title=parsed.title, entries=parsed.entries, policy=policy, now=now,
+                    filtered_out=dropped,
                 )
             feed_store.record_success_sync(
                 connection, feed.id, now=now, next_poll_at=next_slot(url, now, interval),
@@ -230,6 +234,20 @@ class FeedScheduler:
             moved_to=result.moved_to if moved != "unchanged" else None,
             next_poll_at=next_slot(url, now, interval),
         )
+
+    async def _filtered_out(self, feed: Feed, parsed: ParsedFeed | None) -> frozenset[str]:
+        """The identities the feed's filter drops (``/feed filter``); none without a filter."""
+        if parsed is None or not parsed.entries:
+            return frozenset()
+        stored = await filter_store.get_filter(self.database, feed.id)
+        if stored is None:
+            return frozenset()
+        try:
+            feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+        except FilterError as error:  # checked when saved; a later version of the rules may refuse it
+            log.warning("feed %d: its filter is not used: %s", feed.id, error)
+            return frozenset()
+        return await dropped_identities(feed_filter, parsed.entries)
 
     async def _record_failure(self, feed: Feed, message: str, error: FeedError | None,
                               now: datetime) -> PollOutcome:

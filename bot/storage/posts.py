@@ -75,8 +75,11 @@ def _announced_identities(entries: Sequence[Entry], policy: AnnouncePolicy, new:
 
 def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id: int, channel_id: int,
                        feed_title: str | None, entries: Sequence[Entry], policy: AnnouncePolicy,
-                       now: datetime) -> StoreResult:
-    """Store one poll's entries (newest first) and their announcement rows; runs in a write op."""
+                       now: datetime, filtered_out: frozenset[str] = frozenset()) -> StoreResult:
+    """Store one poll's entries (newest first) and their announcement rows; runs in a write op.
+
+    A new post the policy would announce but whose identity is in ``filtered_out`` (the feed's
+    filter dropped it) is stored with a ``skipped`` announcement marked ``filtered``."""
     # Two queries for the whole document rather than two per item: this runs on the writer thread,
     # and every Python step there is GIL time the event loop waits for.
     known: dict[str, int | None] = {}
@@ -121,11 +124,12 @@ def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id
         else:
             post_id = _insert_post(connection, guild_id, feed_id, feed_title, entry, stamp)
             new_posts += 1
-            state = "queued" if entry.identity in announce else "skipped"
+            filtered = entry.identity in announce and entry.identity in filtered_out
+            state = "queued" if entry.identity in announce and not filtered else "skipped"
             connection.execute(
-                "INSERT INTO announcements (post_id, guild_id, channel_id, state, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO NOTHING",
-                (post_id, guild_id, channel_id, state, stamp, stamp),
+                "INSERT INTO announcements (post_id, guild_id, channel_id, state, filtered, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO NOTHING",
+                (post_id, guild_id, channel_id, state, int(filtered), stamp, stamp),
             )
             if state == "queued":
                 queued += 1
