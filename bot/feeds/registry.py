@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.feeds.filters import FeedFilter
+from bot.feeds.filters import FeedFilter, FilterError
 from bot.feeds.urls import canonicalize_url
 from bot.model.posts import ChannelKind
 from bot.storage import feeds as feed_store
@@ -74,7 +74,10 @@ async def try_filter(database: Database, feed_id: int, limit: int = 10) -> tuple
     posts = await filter_store.recent_posts(database, feed_id, limit)
     if stored is None:
         return "none", [(post, True) for post in posts]
-    feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+    try:
+        feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+    except FilterError as error:  # saved under older rules: polls do not use it either
+        return f"{_describe(stored)} (not used: {error})", [(post, True) for post in posts]
 
     def decide() -> list[tuple[RecentPost, bool]]:  # in a thread: regex matching never runs on the loop
         return [(post, feed_filter.keeps(post.title, post.categories, post.summary)) for post in posts]

@@ -247,7 +247,11 @@ class FeedScheduler:
         except FilterError as error:  # checked when saved; a later version of the rules may refuse it
             log.warning("feed %d: its filter is not used: %s", feed.id, error)
             return frozenset()
-        return await dropped_identities(feed_filter, parsed.entries)
+        # Only new posts can be announced: matching the ones stored already would be wasted time
+        # (a slow expression costs up to its time limit per post).
+        known = await post_store.known_identities(self.database, feed.id,
+                                                  [entry.identity for entry in parsed.entries])
+        return await dropped_identities(feed_filter, [e for e in parsed.entries if e.identity not in known])
 
     async def _record_failure(self, feed: Feed, message: str, error: FeedError | None,
                               now: datetime) -> PollOutcome:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.model.posts import Entry
-from bot.storage.db import to_db_time
+from bot.storage.db import Database, to_db_time
 
 _SENT_STATES = ("pending", "sent", "threaded")
 _CHUNK = 400  # host parameters per IN (...) list, well under SQLite's limit
@@ -55,6 +55,19 @@ class StoreResult:
     skipped: int = 0
     linked: int = 0  # items that turned out to be an existing post (other feed, moved feed)
     updated: int = 0
+
+
+async def known_identities(database: Database, feed_id: int, identities: Sequence[str]) -> set[str]:
+    """Which of ``identities`` the feed has stored already (a read; the rest are new posts)."""
+    unique = list(dict.fromkeys(identities))
+    known: set[str] = set()
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = await database.fetch_all(
+            f"SELECT identity FROM feed_items WHERE feed_id = ? AND identity IN ({_marks(len(chunk))})",
+            (feed_id, *chunk))
+        known.update(row["identity"] for row in rows)
+    return known
 
 
 def content_hash(title: str, link: str, summary: str) -> str:
