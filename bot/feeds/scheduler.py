@@ -27,10 +27,12 @@ import aiohttp
 from bot.config import Settings
 from bot.feeds.errors import FeedError, FeedRetryLater
 from bot.feeds.fetch import FetchTimeouts, fetch_feed
+from bot.feeds.filters import FeedFilter, FilterError, dropped_identities
 from bot.feeds.models import FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollReport, PollStatus
 from bot.feeds.parse import parse_feed_in_worker
 from bot.feeds.urls import canonicalize_url
 from bot.storage import feeds as feed_store
+from bot.storage import filters as filter_store
 from bot.storage import posts as post_store
 from bot.storage.db import Database, utcnow
 from bot.storage.feeds import Feed
@@ -83,10 +85,16 @@ async def preview_feed(session: aiohttp.ClientSession, url: str, *, allow_privat
 
 
 class FeedScheduler:
-    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``."""
+    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``.
+
+    ``on_posts_stored`` is called (on the event loop) each time a poll's write committed posts to
+    announce: the bot wakes its announcement loop with it, so they go out at once.
+    """
 
     def __init__(self, database: Database, session: aiohttp.ClientSession, settings: Settings, *,
-                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None) -> None:
+                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None,
+                 on_posts_stored: Callable[[], None] | None = None) -> None:
+        self.on_posts_stored = on_posts_stored
         self.database = database
         self.session = session
         self.settings = settings
@@ -184,6 +192,7 @@ class FeedScheduler:
         )
 
         moved_to = None if result.moved_to is None else canonicalize_url(result.moved_to)
+        dropped = await self._filtered_out(feed, parsed)
 
         def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
             url = feed.url
@@ -197,6 +206,7 @@ class FeedScheduler:
                 stored = post_store.store_entries_sync(
                     connection, guild_id=feed.guild_id, feed_id=feed.id, channel_id=feed.channel_id,
                     feed_title=parsed.title, entries=parsed.entries, policy=policy, now=now,
+                    filtered_out=dropped,
                 )
             feed_store.record_success_sync(
                 connection, feed.id, now=now, next_poll_at=next_slot(url, now, interval),
@@ -216,12 +226,32 @@ class FeedScheduler:
             await self.database.enqueue(op)
             return PollOutcome(feed.id, status, next_poll_at=next_slot(feed.url, now, interval))
         stored, moved, url = await self.database.write(op)
+        if stored.queued and self.on_posts_stored is not None:
+            self.on_posts_stored()
         return PollOutcome(
             feed.id, status,
             new_posts=stored.new_posts, queued=stored.queued, updated_posts=stored.updated,
             moved_to=result.moved_to if moved != "unchanged" else None,
             next_poll_at=next_slot(url, now, interval),
         )
+
+    async def _filtered_out(self, feed: Feed, parsed: ParsedFeed | None) -> frozenset[str]:
+        """The identities the feed's filter drops (``/feed filter``); none without a filter."""
+        if parsed is None or not parsed.entries:
+            return frozenset()
+        stored = await filter_store.get_filter(self.database, feed.id)
+        if stored is None:
+            return frozenset()
+        try:
+            feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+        except FilterError as error:  # checked when saved; a later version of the rules may refuse it
+            log.warning("feed %d: its filter is not used: %s", feed.id, error)
+            return frozenset()
+        # Only new posts can be announced: matching the ones stored already would be wasted time
+        # (a slow expression costs up to its time limit per post).
+        known = await post_store.known_identities(self.database, feed.id,
+                                                  [entry.identity for entry in parsed.entries])
+        return await dropped_identities(feed_filter, [e for e in parsed.entries if e.identity not in known])
 
     async def _record_failure(self, feed: Feed, message: str, error: FeedError | None,
                               now: datetime) -> PollOutcome:

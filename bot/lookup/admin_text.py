@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.announce.admin import GuildSettings
 from bot.feeds.models import FeedPreview, PollOutcome
@@ -10,6 +10,7 @@ from bot.lookup.format import MESSAGE_LIMIT, fit_lines, link, plural, safe_text,
 from bot.render.text import cut_at_word
 from bot.storage.announcements import FailedAnnouncement
 from bot.storage.feeds import Feed, FeedStatus
+from bot.storage.filters import RecentPost
 
 PREVIEW_ITEMS = 3
 
@@ -86,7 +87,18 @@ def feed_state(status: FeedStatus) -> str:
     return "✅ ok"
 
 
-def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAnnouncement]) -> str:
+def format_filter_test(feed: Feed, described: str, verdicts: Sequence[tuple[RecentPost, bool]]) -> str:
+    """``/feed test feed:``: which of the feed's newest stored posts its filter keeps and drops."""
+    lines = [f"**{feed_label(feed)}**: filter {safe_text(described, 420)}"]
+    if not verdicts:
+        lines.append("No posts stored yet for this feed; `/feed poll` it first.")
+    for post, kept in verdicts:
+        lines.append(f"{'✅ kept' if kept else '🚫 dropped'}: {link(safe_text(post.title, 150), post.canonical_url)}")
+    return cut_at_word("\n".join(lines), MESSAGE_LIMIT)
+
+
+def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAnnouncement],
+                     filters: Mapping[int, str] | None = None) -> str:
     if not statuses and not failures:
         return "No feeds yet. Add one with `/feed add url:<feed address> channel:<#channel>`."
     blocks = []
@@ -98,7 +110,8 @@ def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAn
             f"**{feed_label(feed)}** → <#{feed.channel_id}>\n"
             f"  {feed_state(status)}\n"
             f"  last success {success} · next poll {due} · {plural(status.posts_announced, 'post')} announced · "
-            f"{link('feed', feed.url)}")
+            f"{link('feed', feed.url)}"
+            + (f"\n  filter: {safe_text(filters[feed.id], 420)}" if filters and feed.id in filters else ""))
     if failures:
         blocks.append("**Announcements that failed** (fix the channel or permissions; they are not retried):")
         blocks.extend(
@@ -133,6 +146,6 @@ def format_guild_settings(settings: GuildSettings) -> str:
     archive = {60: "1 hour", 1440: "24 hours", 4320: "3 days", 10080: "1 week"}.get(
         settings.thread_auto_archive_minutes, f"{settings.thread_auto_archive_minutes} minutes")
     return (f"**Settings for this server**{origin}\n"
-            f"• Announcements per channel per poll cycle: **{settings.announcements_per_cycle}** "
+            f"• Announcements per channel per 10 minutes: **{settings.announcements_per_cycle}** "
             "(`/settings announcements`)\n"
             f"• New discussion threads archive after: **{archive}** of inactivity (`/settings thread-archive`)")
