@@ -159,6 +159,22 @@ async def test_verification_for_an_unknown_topic_or_token_is_refused(emulator: F
         assert await site.hub.verification(callback, "subscribe", site.feed_url, 600) == (404, False)
 
 
+async def test_a_hub_that_denies_the_subscription(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
+    async with push_site(emulator, world, tmp_path, hub=TestHub(verify=False)) as site:
+        [request] = await wait_for(lambda: site.hub.of_mode("subscribe"))
+        denial = {"hub.mode": "denied", "hub.topic": site.feed_url, "hub.reason": "topic not allowed"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{site.base}/websub/{'y' * 43}", params=denial) as response:
+                assert response.status == 404
+            async with http.get(request.callback, params=denial) as response:
+                assert response.status == 200
+        found = await site.subscription()
+        assert found is not None and found["state"] == "failed"
+        assert found["last_error"] == "the hub refused the subscription: topic not allowed"
+        listing = await answer(emulator, "feed list", world.owner, world.announcements)
+        assert "push: failed: the hub refused the subscription: topic not allowed" in listing.content
+
+
 async def test_a_push_with_a_bad_signature_is_ignored(emulator: FakeDiscord, world: World, tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bot.feeds.websub")
