@@ -27,6 +27,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.announce.wake import AnnounceWake
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.storage import Database
@@ -130,8 +131,9 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
 
 
 class ConversationBot(commands.Bot):
-    """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``;
-    loads the ``extensions`` it is given (module names) when it logs in."""
+    """Holds the shared resources the cogs use: ``settings``, ``database``, ``feed_session`` and
+    ``announce_wake`` (what stores posts wakes the announcement loop through it); loads the
+    ``extensions`` it is given (module names) when it logs in."""
 
     def __init__(self, settings: Settings, database: Database, *, extensions: Sequence[str],
                  feed_session: aiohttp.ClientSession | None = None,
@@ -150,6 +152,7 @@ class ConversationBot(commands.Bot):
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
         self._feed_scheduler: FeedScheduler | None = None
+        self.announce_wake = AnnounceWake()
         self.sync_mode: SyncMode = sync_mode
         self._startup_frozen = False
 
@@ -160,7 +163,8 @@ class ConversationBot(commands.Bot):
         if self._feed_scheduler is None:
             from bot.feeds.scheduler import FeedScheduler
 
-            self._feed_scheduler = FeedScheduler(self.database, self.feed_session, self.settings)
+            self._feed_scheduler = FeedScheduler(self.database, self.feed_session, self.settings,
+                                                 on_posts_stored=self.announce_wake.wake)
         return self._feed_scheduler
 
     @property

@@ -45,13 +45,13 @@ class Tuning:
     """The bot's internal pacing: fixed in production, not read from the environment, not shown by
     ``check``. Tests pass their own (short intervals, no pauses) when they build :class:`Settings`."""
 
-    # How often queued announcements are drained (each cycle sends at most the per-cycle limit per
-    # channel) and due feeds are looked for; feeds themselves are polled at their own slots.
+    # How often queued announcements are drained when nothing wakes the announcer (storing new posts
+    # does, at once) and due feeds are looked for; feeds themselves are polled at their own slots.
     announce_interval_seconds: float = 60.0
     feed_tick_seconds: float = 60.0
-    # The span in which a channel gets at most the per-cycle limit of announcements; None: the poll
-    # interval. 0 makes the limit per cycle only.
-    announce_flood_window_seconds: float | None = None
+    # The sliding window of the announcement rate: a channel gets at most ANNOUNCEMENTS_PER_CYCLE
+    # announcements in any such span. 0 makes it a limit per cycle only.
+    announce_flood_window_seconds: float = 600.0
     # How long the Previous/Next buttons under a /comments answer work.
     pager_lifetime_seconds: float = 300.0
     # The pause before identifying again after Discord ended a session (discord.py's default).

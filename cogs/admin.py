@@ -215,8 +215,9 @@ class Admin(commands.Cog):
         if count == 0:
             await answer(interaction, "No failed announcements to retry.")
             return
-        await answer(interaction, f"Trying {count} failed announcement{'s' if count != 1 else ''} again on the "
-                                  "next announcement cycle (within a minute); nothing is posted twice.")
+        self.bot.announce_wake.wake()
+        await answer(interaction, f"Trying {count} failed announcement{'s' if count != 1 else ''} again now "
+                                  "(at the channel's announcement rate); nothing is posted twice.")
 
     @feed.command(name="test", description="Dry run: show what a feed would announce, saving nothing")
     @app_commands.describe(url="The feed address to try")
@@ -238,8 +239,8 @@ class Admin(commands.Cog):
         current = await get_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings)
         await answer(interaction, admin_text.format_guild_settings(current))
 
-    @settings.command(name="announcements", description="At most this many announcements per channel per poll")
-    @app_commands.describe(per_cycle="Announcements per channel per poll cycle (1-50); the rest wait their turn")
+    @settings.command(name="announcements", description="At most this many announcements per channel per 10 minutes")
+    @app_commands.describe(per_cycle="Announcements per channel per 10 minutes (1-50); the rest wait their turn")
     @needs_manage_server
     async def settings_announcements(self, interaction: discord.Interaction[ConversationBot],
                                      per_cycle: app_commands.Range[int, 1, 50]) -> None:

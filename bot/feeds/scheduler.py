@@ -119,10 +119,16 @@ async def store_pushed(database: Database, feed_id: int, parsed: ParsedFeed, now
 
 
 class FeedScheduler:
-    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``."""
+    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``.
+
+    ``on_posts_stored`` is called (on the event loop) each time a poll's write committed posts to
+    announce: the bot wakes its announcement loop with it, so they go out at once.
+    """
 
     def __init__(self, database: Database, session: aiohttp.ClientSession, settings: Settings, *,
-                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None) -> None:
+                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None,
+                 on_posts_stored: Callable[[], None] | None = None) -> None:
+        self.on_posts_stored = on_posts_stored
         self.database = database
         self.session = session
         self.settings = settings
@@ -253,6 +259,8 @@ class FeedScheduler:
             await self.database.enqueue(op)
             return PollOutcome(feed.id, status, next_poll_at=next_slot(feed.url, now, interval))
         stored, moved, url = await self.database.write(op)
+        if stored.queued and self.on_posts_stored is not None:
+            self.on_posts_stored()
         return PollOutcome(
             feed.id, status,
             new_posts=stored.new_posts, queued=stored.queued, updated_posts=stored.updated,

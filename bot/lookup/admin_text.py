@@ -157,6 +157,6 @@ def format_guild_settings(settings: GuildSettings) -> str:
     archive = {60: "1 hour", 1440: "24 hours", 4320: "3 days", 10080: "1 week"}.get(
         settings.thread_auto_archive_minutes, f"{settings.thread_auto_archive_minutes} minutes")
     return (f"**Settings for this server**{origin}\n"
-            f"• Announcements per channel per poll cycle: **{settings.announcements_per_cycle}** "
+            f"• Announcements per channel per 10 minutes: **{settings.announcements_per_cycle}** "
             "(`/settings announcements`)\n"
             f"• New discussion threads archive after: **{archive}** of inactivity (`/settings thread-archive`)")
