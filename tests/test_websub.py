@@ -89,6 +89,7 @@ async def push_site(emu: FakeDiscord, world: World, tmp_path: Path, *, hub: Test
     try:
         async with running_bot(emu, settings) as bot:
             server = WebServer(bot.database, settings)
+            server.attach_announcer(bot.announce_wake.wake)  # as bot/__main__.py does
             await server.start()
             try:
                 yield Site(bot, test_hub, feeds, served, feed_url, base, settings)
@@ -128,8 +129,14 @@ async def test_subscribes_verifies_and_stores_a_signed_push(emulator: FakeDiscor
 
         statuses = await site.hub.publish(site.feed_url, new_post_document(site))
         assert statuses == [202]
-        stored = await wait_for(lambda: post_state(site.bot.database, "https://blog.example.com/4/"))
-        assert stored == "queued"  # stored with its announcement, by the poll's own rules
+        # Stored by the poll's own rules and announced, with its thread, within 5 s without a poll (the
+        # announcement interval is an hour: only the push's wake-up can do it).
+        polls = site.feeds.hits("/feed.xml")
+        await emulator.wait_until(lambda: [m for m in emulator.bot_messages(world.announcements.id)
+                                           if m.embeds and m.embeds[0].get("title") == "Post 4"], timeout=5)
+        assert await wait_for(lambda: post_state(site.bot.database, "https://blog.example.com/4/")) in (
+            "sent", "threaded")
+        assert site.feeds.hits("/feed.xml") == polls
         await wait_for(lambda: site.bot.database.fetch_value("SELECT last_push_at FROM websub_subscriptions"))
 
         # The same document again (a hub retrying) adds nothing: same identity rules as a poll.
