@@ -225,12 +225,14 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
 
 
 def _web_watcher(web_server: WebServer) -> Callable[[ConversationBot], None]:
-    """What the web server gets of each bot: its gateway status, and the poster of blog replies."""
+    """What the web server gets of each bot: its gateway status, the poster of blog replies, and the
+    announcer's wake-up for posts a WebSub push stored."""
     from cogs._reply_discord import DiscordReplies
 
     def attach(bot: ConversationBot) -> None:
         web_server.watch_bot(bot)
         web_server.attach_poster(DiscordReplies(bot))
+        web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
 
     return attach
 

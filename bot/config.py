@@ -70,6 +70,16 @@ class Tuning:
     reply_interval_seconds: float = 10.0
     replies_per_hour: int = 30
     replies_per_address_per_minute: int = 10
+    # WebSub: how often subscriptions are looked after (asked for, renewed, retried, unsubscribed);
+    # the lease asked of hubs, renewed once this part of it has passed; how long a hub has to verify
+    # a request; the first wait after a failed subscription (doubling up to a day); and how often a
+    # feed whose push subscription is live is still polled, in case a notification is lost.
+    websub_tick_seconds: float = 60.0
+    websub_lease_seconds: int = 10 * 86_400
+    websub_renew_after: float = 0.85
+    websub_verify_wait_seconds: float = 300.0
+    websub_retry_first_seconds: float = 600.0
+    websub_fallback_poll_seconds: int = 6 * 3600
 
 
 # Settings whose values never reach a log line or a traceback through repr().
@@ -121,6 +131,12 @@ class Settings:
         """Readers may reply from the blog (sign in with Discord) only when both settings are given."""
         return bool(self.discord_client_secret and self.public_url)
 
+    @property
+    def websub_enabled(self) -> bool:
+        """Feeds with a hub are subscribed to only when hubs can reach the callback: PUBLIC_URL and
+        the web server (WEB_PORT) are both set."""
+        return bool(self.public_url and self.web_port)
+
     def summary(self) -> list[tuple[str, str]]:
         """What ``check`` prints: every setting with the token hidden."""
         return [
@@ -144,7 +160,7 @@ class Settings:
             ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
             ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
             ("DISCORD_CLIENT_SECRET", "set" if self.discord_client_secret else "not set"),
-            ("PUBLIC_URL", self.public_url or "(none: replying from the blog is off)"),
+            ("PUBLIC_URL", self.public_url or "(none: replying from the blog and WebSub push are off)"),
             ("WEBHOOK_URLS", ", ".join(self.webhook_urls) or "(none)"),
             ("WEBHOOK_SECRET", "set" if self.webhook_secret else "not set"),
             ("ALLOW_PRIVATE_WEBHOOKS", str(self.allow_private_webhooks).lower()),

@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.announce.admin import retry_failed
 from bot.app import NO_MENTIONS, ConversationBot, has_permission
 from bot.errors import UserFacingError
-from bot.feeds import registry
+from bot.feeds import registry, websub
 from bot.feeds.errors import FeedError
 from bot.feeds.filters import FilterError
 from bot.feeds.scheduler import preview_feed
@@ -159,7 +159,9 @@ class Admin(commands.Cog):
         statuses = await list_feeds(self.bot.database, guild_id)
         failures = await failed_announcements(self.bot.database, guild_id, limit=10)
         filters = await registry.guild_filters(self.bot.database, guild_id)
-        await answer(interaction, admin_text.format_feed_list(statuses, failures, filters))
+        push = await websub.subscriptions_for_guild(self.bot.database, guild_id)
+        await answer(interaction, admin_text.format_feed_list(statuses, failures, filters, push,
+                                                              push_enabled=self.bot.settings.websub_enabled))
 
     @feed.command(name="poll", description="Check a feed (or every feed) for new posts now")
     @app_commands.describe(feed="The feed to poll; leave empty for all of them")

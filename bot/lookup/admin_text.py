@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from bot.announce.admin import GuildSettings
 from bot.feeds.models import FeedPreview, PollOutcome
 from bot.lookup.format import MESSAGE_LIMIT, fit_lines, link, plural, safe_text, timestamp
 from bot.render.text import cut_at_word
 from bot.storage.announcements import FailedAnnouncement
+from bot.storage.db import utcnow
 from bot.storage.feeds import Feed, FeedStatus
 from bot.storage.filters import RecentPost
+from bot.storage.websub import Subscription
 
 PREVIEW_ITEMS = 3
 
@@ -97,8 +100,27 @@ def format_filter_test(feed: Feed, described: str, verdicts: Sequence[tuple[Rece
     return cut_at_word("\n".join(lines), MESSAGE_LIMIT)
 
 
+def push_state(feed: Feed, subscription: Subscription | None, enabled: bool, now: datetime) -> str:
+    """The WebSub line of a feed in ``/feed list``: live until when, or why not."""
+    if subscription is None:
+        if not feed.initialized:
+            return "push: not known before the first poll"
+        return "push: no (the feed names no WebSub hub; polled)"
+    if not enabled:
+        return "push: off (the feed has a WebSub hub, but PUBLIC_URL and WEB_PORT must both be set)"
+    if subscription.live_at(now):
+        return f"push: live until {timestamp(subscription.expires_at, 'f')}"
+    if subscription.state == "failed":
+        retry = f" (next try {timestamp(subscription.next_action_at)})" if subscription.next_action_at else ""
+        return f"push: failed: {safe_text(subscription.last_error or 'unknown error', 200)}{retry}"
+    if subscription.state == "pending":
+        return "push: pending (waiting for the hub to confirm)"
+    return "push: subscribing soon"
+
+
 def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAnnouncement],
-                     filters: Mapping[int, str] | None = None) -> str:
+                     filters: Mapping[int, str] | None = None, push: Mapping[int, Subscription] | None = None,
+                     *, push_enabled: bool = False, now: datetime | None = None) -> str:
     if not statuses and not failures:
         return "No feeds yet. Add one with `/feed add url:<feed address> channel:<#channel>`."
     blocks = []
@@ -111,7 +133,8 @@ def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAn
             f"  {feed_state(status)}\n"
             f"  last success {success} · next poll {due} · {plural(status.posts_announced, 'post')} announced · "
             f"{link('feed', feed.url)}"
-            + (f"\n  filter: {safe_text(filters[feed.id], 420)}" if filters and feed.id in filters else ""))
+            + (f"\n  filter: {safe_text(filters[feed.id], 420)}" if filters and feed.id in filters else "")
+            + (f"\n  {push_state(feed, push.get(feed.id), push_enabled, now or utcnow())}" if push is not None else ""))
     if failures:
         blocks.append("**Announcements that failed** (fix the channel or permissions; they are not retried):")
         blocks.extend(

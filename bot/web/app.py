@@ -27,6 +27,7 @@ from aiohttp import web
 
 import bot
 from bot.config import Settings
+from bot.feeds.websub import PostsStored, PushReceiver
 from bot.storage import blog
 from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
@@ -47,6 +48,7 @@ from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
 from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
 from bot.web.webhooks import WebhookTuning
+from bot.web.websub import add_websub_routes
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +415,7 @@ async def _hide_server_version(request: web.Request, response: web.StreamRespons
 
 
 def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None,
-               reply_poster: PosterRelay | None = None) -> web.Application:
+               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
@@ -435,6 +437,8 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     # Replying from the blog (sign in with Discord): routes under /auth/ and /api/v1/comments.
     BlogReplies(database, settings, reply_poster or PosterRelay()).add_routes(app)
     add_blogside_routes(app)
+    # WebSub callbacks of the feeds' hub subscriptions.
+    add_websub_routes(app, push_receiver or PushReceiver(database, settings))
     return app
 
 
@@ -656,7 +660,8 @@ class WebServer:
         if discord_status is not None:
             self.discord_status.bind(discord_status)
         self.reply_poster = PosterRelay()
-        self._app = create_app(database, settings, self.discord_status, self.reply_poster)
+        self.push_receiver = PushReceiver(database, settings)
+        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._limits = limits
@@ -700,7 +705,12 @@ class WebServer:
         """Let readers reply from the blog through ``poster`` (the bot side)."""
         self.reply_poster.bind(poster)
 
+    def attach_announcer(self, posts_stored: PostsStored) -> None:
+        """Let a WebSub push that stored posts to announce wake the announcer (the bot side)."""
+        self.push_receiver.on_posts_stored = posts_stored
+
     async def stop(self) -> None:
+        await self.push_receiver.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = self._site = None
