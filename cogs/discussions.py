@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
 from discord.ext import commands, tasks
 
 from bot.app import ConversationBot
-from bot.discussions.service import DiscussionCapture, ThreadGone, ThreadSeen, window_start
+from bot.discussions.service import DiscussionCapture, SyncReport, ThreadGone, ThreadSeen, window_start
 from bot.model.discord_ids import snowflake_time
 from bot.model.messages import MessageDeletion, ReactionChange, ThreadChange, ThreadState
 from bot.storage.comments import announce_channel_ids
@@ -236,19 +237,30 @@ class Discussions(commands.Cog):
         try:
             async with self._sync_lock:
                 thread = await self.capture.thread(thread_id)
-                if thread is None:
-                    return
-                report = await self.capture.catch_up(thread, self.history, since_id=self.window_start())
-        except ThreadGone:
-            await self.capture.on_thread_change(ThreadChange(thread_id, deleted=True))
-        except discord.HTTPException as error:
-            log.warning("catch-up of the new thread %s failed: %s", thread_id, error)
-        except Exception:
+                if thread is not None:
+                    await self._sync(thread, self.capture.catch_up(thread, self.history, since_id=self.window_start()),
+                                     "catch-up of the new thread", "caught up new thread")
+        except Exception:  # a background task: nobody else would see it
             log.exception("catch-up of the new thread %s failed", thread_id)
-        else:
-            if report.stored or report.edited or report.deleted:
-                log.info("caught up new thread %s: %d new, %d edited, %d deleted", thread_id, report.stored,
-                         report.edited, report.deleted)
+
+    async def _sync(self, thread: ThreadState, work: Awaitable[SyncReport], what: str, done: str) -> bool:
+        """Run one thread's catch-up or reconcile; a failure is logged (the next session or
+        reconcile retries) and a deleted thread recorded. True when it was done."""
+        try:
+            report = await work
+        except ThreadGone:
+            await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
+            return False
+        except discord.HTTPException as error:
+            log.warning("%s %s failed: %s", what, thread.thread_id, error)
+            return False
+        except Exception:
+            log.exception("%s %s failed", what, thread.thread_id)
+            return False
+        if report.stored or report.edited or report.deleted:
+            log.info("%s %s: %d new, %d edited, %d deleted", done, thread.thread_id, report.stored,
+                     report.edited, report.deleted)
+        return True
 
     async def _catch_up_rounds(self) -> None:
         while self._shards_to_catch_up:
@@ -265,18 +277,8 @@ class Discussions(commands.Cog):
             since_id = self.window_start()
             threads = await self.threads_to_catch_up(since_id, shard_ids)
             for thread in threads:
-                try:
-                    report = await self.capture.catch_up(thread, self.history, since_id=since_id)
-                except ThreadGone:
-                    await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
-                except discord.HTTPException as error:
-                    log.warning("catch-up of thread %s failed: %s", thread.thread_id, error)
-                except Exception:
-                    log.exception("catch-up of thread %s failed", thread.thread_id)
-                else:
-                    if report.stored or report.edited or report.deleted:
-                        log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
-                                 report.stored, report.edited, report.deleted)
+                await self._sync(thread, self.capture.catch_up(thread, self.history, since_id=since_id),
+                                 "catch-up of thread", "caught up thread")
         return threads
 
     @tasks.loop(hours=24)
@@ -296,19 +298,9 @@ class Discussions(commands.Cog):
         done = 0
         for thread in await self.capture.threads_due_for_reconcile(hours, quiet_before=self.window_start()):
             async with self._sync_lock:
-                try:
-                    report = await self.capture.reconcile(thread, self.history)
-                except ThreadGone:
-                    await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
-                except discord.HTTPException as error:
-                    log.warning("reconcile of thread %s failed: %s", thread.thread_id, error)
-                except Exception:
-                    log.exception("reconcile of thread %s failed", thread.thread_id)
-                else:
+                if await self._sync(thread, self.capture.reconcile(thread, self.history),
+                                    "reconcile of thread", "reconciled thread"):
                     done += 1
-                    if report.stored or report.edited or report.deleted:
-                        log.info("reconciled thread %s: %d new, %d edited, %d deleted", thread.thread_id,
-                                 report.stored, report.edited, report.deleted)
         log.info("reconcile of %d discussion thread(s) done", done)
         return done
 
