@@ -15,10 +15,12 @@ from bot.model.posts import Entry
 from bot.storage import Database
 from bot.storage import comments as comment_store
 from bot.storage import webhooks as webhook_store
+from bot.storage import websub as websub_store
 from bot.storage.announcements import begin_attempt, load_work, record_failed, record_sent, record_threaded
 from bot.storage.blog import ImportedComment, store_imported_comments
 from bot.storage.copydb import COPIED_TABLES
 from bot.storage.feeds import record_failure_sync, register_feed
+from bot.storage.filters import save_filter
 from bot.storage.guild_settings import save_guild_override
 from bot.storage.meta import set_meta
 from bot.storage.posts import AnnouncePolicy, store_entries_sync
@@ -31,6 +33,7 @@ ANNOUNCE_CHANNEL = 900_000_000_000_000_100
 FORUM_CHANNEL = 900_000_000_000_000_101
 ALICE, BOB, CAROL = 900_000_000_000_000_210, 900_000_000_000_000_211, 900_000_000_000_000_212
 WEBHOOK = "https://hooks.example/comments"
+FEED_URL, FORUM_URL = "https://blog.example/feed", "https://other.example/atom"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -61,9 +64,9 @@ async def build_realistic_database(path: Path, *, bulk_comments: int = 0) -> Non
     try:
         await set_meta(database, "copy-test", "a value")
         await save_guild_override(database, GUILD_ID, announcements_per_cycle=4, thread_auto_archive_minutes=1440)
-        feed = await register_feed(database, guild_id=GUILD_ID, url="https://blog.example/feed",
+        feed = await register_feed(database, guild_id=GUILD_ID, url=FEED_URL,
                                    channel_id=ANNOUNCE_CHANNEL, backfill=3)
-        forum = await register_feed(database, guild_id=GUILD_ID, url="https://other.example/atom",
+        forum = await register_feed(database, guild_id=GUILD_ID, url=FORUM_URL,
                                     channel_id=FORUM_CHANNEL, channel_kind="forum", ping_role_id=77)
         policy = AnnouncePolicy(first_fetch=False, backfill=3, old_before=None, max_queued=50)
 
@@ -99,6 +102,7 @@ async def build_realistic_database(path: Path, *, bulk_comments: int = 0) -> Non
                                   parent_channel_id=ANNOUNCE_CHANNEL, name=f"Thread {index}")
             thread_ids.append(thread_id)
         await record_channel_visibility(database, GUILD_ID, {ANNOUNCE_CHANNEL: True, FORUM_CHANNEL: False})
+        await _filters_and_websub(database, feed.id, forum.id, policy)
 
         first, second = thread_ids[0], thread_ids[1]
         moment = START + timedelta(hours=1)
@@ -148,6 +152,43 @@ async def build_realistic_database(path: Path, *, bulk_comments: int = 0) -> Non
             await _bulk_comments(database, thread_ids, bulk_comments, moment + timedelta(hours=1))
     finally:
         await database.close()
+
+
+async def _filters_and_websub(database: Database, feed_id: int, forum_id: int, policy: AnnouncePolicy) -> None:
+    """Filters on both feeds and a post one of them dropped (a skipped, filtered announcement);
+    WebSub subscriptions: one live with a push, one failed, one retired (no feed, unsubscribing)."""
+    await save_filter(database, feed_id, None, "/déjà\\s+vu 8$/")
+    await save_filter(database, forum_id, "café news", None)
+    later = START + timedelta(minutes=30)
+
+    def poll(connection: sqlite3.Connection) -> None:
+        store_entries_sync(connection, guild_id=GUILD_ID, feed_id=feed_id, channel_id=ANNOUNCE_CHANNEL,
+                           feed_title="Example Blog", entries=[entry(8)], policy=policy, now=later,
+                           filtered_out=frozenset({entry(8).identity}))
+        websub_store.note_hub_sync(connection, feed_id, hub_url="https://hub.example/", topic_url=FEED_URL,
+                                   now=later, token="token-live", secret="secret-live")
+        websub_store.note_hub_sync(connection, forum_id, hub_url="https://old-hub.example/", topic_url=FORUM_URL,
+                                   now=later, token="token-retired", secret="secret-retired")
+
+    await database.write(poll)
+    live = await websub_store.for_feed(database, feed_id)
+    retired = await websub_store.for_feed(database, forum_id)
+    assert live is not None and retired is not None
+    for subscription in (live, retired):
+        await websub_store.mark_requested(database, subscription.id, "subscribe", now=later, lease_seconds=86_400,
+                                          verify_by=later + timedelta(minutes=5))
+    verified = await websub_store.verify(database, "token-live", mode="subscribe", topic_url=FEED_URL,
+                                         lease_seconds=86_400, now=later, renew_after=0.85)
+    assert verified is not None
+    await websub_store.record_push(database, live.id, later + timedelta(minutes=1))
+    # The forum's hub moves: the old subscription is unsubscribed (feed_id NULL), a new one wanted, then failed.
+    await database.write(lambda connection: websub_store.note_hub_sync(
+        connection, forum_id, hub_url="https://new-hub.example/", topic_url=FORUM_URL, now=later,
+        token="token-failed", secret="secret-failed"))
+    failed = await websub_store.for_feed(database, forum_id)
+    assert failed is not None
+    await websub_store.record_failure(database, failed.id, "HTTP 500 from the hub", now=later,
+                                      retry_at=later + timedelta(hours=1))
 
 
 def _fields(message: IncomingMessage) -> dict[str, Any]:

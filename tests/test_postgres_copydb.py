@@ -119,8 +119,17 @@ def test_copy_db_copies_every_row_of_every_table(postgresql_url: str, env_file: 
             assert await connection.fetchval("SELECT count(*) FROM comments_fts") == len(expected["comments"])
             assert await connection.fetchval(
                 "SELECT count(*) FROM posts_fts WHERE document @@ to_tsquery('conversation_search', 'cafe')") > 0
+            # Schema 8's rows: the filters, the post a filter dropped, every state of WebSub subscription.
+            assert await connection.fetchval("SELECT count(*) FROM feed_filters") == 2
+            assert await connection.fetchval(
+                "SELECT count(*) FROM announcements WHERE filtered = 1 AND state = 'skipped'") == 1
+            states = await connection.fetch(
+                "SELECT state, feed_id IS NULL AS retired FROM websub_subscriptions ORDER BY id")
+            assert [(row["state"], row["retired"]) for row in states] == [
+                ("live", False), ("unsubscribing", True), ("failed", False)]
             # New rows get ids past the copied ones; the outbox past every id SQLite ever gave.
-            for table in ("feeds", "posts", "announcements", "comment_revisions", "attachments"):
+            for table in ("feeds", "posts", "announcements", "comment_revisions", "attachments",
+                          "websub_subscriptions"):
                 highest = await connection.fetchval(f"SELECT max(id) FROM {table}")
                 sequence = await connection.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table)
                 assert await connection.fetchval("SELECT nextval($1::regclass)", sequence) == highest + 1

@@ -26,9 +26,9 @@ from bot.storage.readonly import connect_read_only
 BATCH_ROWS = 5_000
 # Tables in an order that satisfies the foreign keys (parents first).
 COPIED_TABLES = (
-    "meta", "guild_settings", "feeds", "posts", "feed_items", "announcements", "threads", "comments",
-    "comment_revisions", "attachments", "reactions", "user_privacy", "channel_visibility", "web_sessions",
-    "blog_replies", "webhook_outbox", "webhook_targets",
+    "meta", "guild_settings", "feeds", "feed_filters", "websub_subscriptions", "posts", "feed_items",
+    "announcements", "threads", "comments", "comment_revisions", "attachments", "reactions", "user_privacy",
+    "channel_visibility", "web_sessions", "blog_replies", "webhook_outbox", "webhook_targets",
 )
 # Tables that exist only on PostgreSQL: the migrations' own record and the search documents.
 POSTGRESQL_ONLY_TABLES = ("schema_migrations", "posts_fts", "comments_fts")
