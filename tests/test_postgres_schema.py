@@ -107,3 +107,35 @@ async def test_a_newer_schema_is_refused(connection: asyncpg.Connection) -> None
     with pytest.raises(MigrationError, match=f"schema version {newer}.*upgrade conversation-engine"):
         await apply_postgresql_migrations(connection)
     assert await current_postgresql_version(connection) == newer
+
+
+async def test_post_search_documents_weigh_the_title_and_keep_it_apart(connection: asyncpg.Connection) -> None:
+    """Migration 4: documents written before it are rebuilt; the trigger builds the same document on
+    insert and update; title words match with weight A only; a phrase never spans title and summary."""
+    migrations = postgresql_migrations()
+    weighted = next(m.version for m in migrations if m.name.endswith("_weighted_post_search.sql"))
+    await apply_postgresql_migrations(connection, [m for m in migrations if m.version < weighted])
+    await connection.execute(
+        "INSERT INTO posts (id, guild_id, canonical_url, title, summary, published_at, first_seen_at) "
+        "VALUES (1, 1, 'https://a.example/1', 'Tomato diary', 'Feeding the sauce', 'x', 'x')")
+    await apply_postgresql_migrations(connection)
+
+    async def document_is_built(post_id: int) -> bool:
+        return bool(await connection.fetchval(
+            "SELECT f.document = post_search_document(p.title, p.summary) FROM posts_fts f "
+            "JOIN posts p ON p.id = f.post_id WHERE p.id = $1", post_id))
+
+    async def matches(query: str) -> bool:
+        return bool(await connection.fetchval(
+            "SELECT document @@ to_tsquery('conversation_search', $1) FROM posts_fts WHERE post_id = 1", query))
+
+    assert await document_is_built(1)  # rebuilt by the migration
+    assert await matches("'tomato':A") and not await matches("'sauce':A") and await matches("'sauce'")
+    assert not await matches("'diary' <-> 'feeding'") and await matches("'feeding' <-> 'the'")
+    await connection.execute("UPDATE posts SET title = 'Café', summary = 'Tomato' WHERE id = 1")
+    assert await document_is_built(1)
+    assert await matches("'cafe':*A") and not await matches("'tomato':A") and await matches("'tomato'")
+    await connection.execute(
+        "INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
+        "VALUES (2, 1, 'https://a.example/2', 'No summary', 'x', 'x')")
+    assert await document_is_built(2)

@@ -34,7 +34,7 @@ COPIED_TABLES = (
 POSTGRESQL_ONLY_TABLES = ("schema_migrations", "posts_fts", "comments_fts")
 _SEARCH_DOCUMENTS = (
     "INSERT INTO posts_fts (post_id, document) "
-    "SELECT id, to_tsvector('conversation_search', title || ' ' || summary) FROM posts",
+    "SELECT id, post_search_document(title, summary) FROM posts",
     "INSERT INTO comments_fts (message_id, document) "
     "SELECT message_id, to_tsvector('conversation_search', clean_content) FROM comments",
 )
