@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.errors import UserFacingError
+from bot.storage.search_store import SearchQuery, SearchTerm
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
@@ -145,10 +146,21 @@ def build_fts_query(text: str) -> FtsQuery:
     return FtsQuery(expression, tuple(wanted + unwanted), tuple(notes))
 
 
+def search_query(query: FtsQuery) -> SearchQuery:
+    """The parsed terms of ``query`` for a :class:`~bot.storage.search_store.SearchStore` (which
+    writes them in its engine's query language)."""
+    return SearchQuery(tuple(SearchTerm(term.words, term.prefix, term.excluded) for term in query.terms))
+
+
+def title_prefix_words(text: str) -> list[str]:
+    """For autocomplete: the typed words, each of which must start a word of the title."""
+    return words_of(_clean(text)[:MAX_QUERY_CHARS])[:MAX_TERMS]
+
+
 def build_title_prefix_query(text: str) -> str | None:
     """For autocomplete: every typed word must start a word of the title (the last one may be
     unfinished). ``None`` when nothing was typed that could match."""
-    words = words_of(_clean(text)[:MAX_QUERY_CHARS])[:MAX_TERMS]
+    words = title_prefix_words(text)
     if not words:
         return None
     body = " AND ".join(Term((word,), prefix=True).to_fts() for word in words)
