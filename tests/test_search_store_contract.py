@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.lookup.query import build_fts_query, build_title_prefix_query, search_query, title_prefix_words
-from bot.lookup.rank import RankTerm, bm25_rank, idf
+from bot.lookup.query import build_fts_query, search_query, title_prefix_words
+from bot.lookup.search import search_in
 from bot.storage import Database
 from bot.storage.copydb import copy_sqlite_to_postgresql
 from bot.storage.db import to_db_time
@@ -26,8 +26,6 @@ from bot.storage.search_store import (
     SearchStore,
     SearchTerm,
     SqliteSearchStore,
-    fts5_expression,
-    fts5_title_prefix,
 )
 from tests.web_support import BASE_TIME, GUILD, add_comment, next_id
 
@@ -184,16 +182,15 @@ async def test_comment_hits_best_first_ties_newest_first(fixture: tuple[SearchSt
     assert await store.comment_hits(query("tomato"), {}) == []
 
 
-async def test_the_whole_comment_ranking_agrees(fixture: tuple[SearchStore, dict[str, int]]) -> None:
-    """What bot.lookup.search does with the store's candidates and counts gives one order."""
+async def test_the_whole_search_agrees(fixture: tuple[SearchStore, dict[str, int]]) -> None:
+    """bot.lookup.search over the store: posts, and comments ranked from its candidates and counts."""
     store, ids = fixture
-    parsed = build_fts_query("tomato sauce")
-    candidates = await store.comment_candidates(GUILD, search_query(parsed))
-    documents, counts = await store.term_sample_counts(search_query(parsed).wanted)
-    ranked = bm25_rank(candidates, [RankTerm.of(term) for term in parsed.terms], [idf(c, documents) for c in counts])
-    assert [message for message, _ in ranked] == [ids["pizza"], ids["made"]]  # the shorter comment first
-    hits = await store.comment_hits(search_query(parsed), dict(ranked))
-    assert [hit.message_id for hit in hits] == [message for message, _ in ranked]
+    results = await search_in(store, GUILD, build_fts_query("tomato sauce -basil"), comment_limit=1)
+    assert post_ids(list(results.posts)) == [3, 2] and not results.more_posts
+    assert [hit.message_id for hit in results.comments] == [ids["made"]] and not results.more_comments
+    results = await search_in(store, GUILD, build_fts_query("tomato sauce"), comment_limit=1)
+    assert [hit.message_id for hit in results.comments] == [ids["pizza"]] and results.more_comments  # shorter
+    assert marked(results.comments[0], "tomato") and marked(results.comments[0], "sauce")
 
 
 async def test_title_autocomplete_and_newest_first_fallback(fixture: tuple[SearchStore, dict[str, int]]) -> None:
@@ -208,14 +205,6 @@ async def test_title_autocomplete_and_newest_first_fallback(fixture: tuple[Searc
     assert await titles("coffee") == []         # a summary word
     assert await titles("") == [6, 4, 3, 2, 1]  # nothing typed: the newest posts of the guild
     assert [choice.post_id for choice in await store.title_matches(GUILD, [], limit=2)] == [6, 4]
-
-
-def test_the_sqlite_expressions_are_those_lookup_built() -> None:
-    """The FTS5 text the SQLite store writes is what bot.lookup.query has always sent."""
-    for text in ("tomato", '"tomato sauce" basil*', "pizza -pineapple -\"olive oil\"", "café déjà*"):
-        assert fts5_expression(query(text)) == build_fts_query(text).expression
-    for typed in ("tom", "sauce slo", "  "):
-        assert fts5_title_prefix(title_prefix_words(typed)) == build_title_prefix_query(typed)
 
 
 async def test_both_engines_give_the_same_results(postgresql_url: str, tmp_path: Path) -> None:

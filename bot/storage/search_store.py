@@ -25,6 +25,8 @@ from bot.storage.db import Database
 from bot.storage.search import (
     AUTOCOMPLETE_LIMIT,
     IDF_SAMPLE,
+    NOT_DELETED_OR_HIDDEN,
+    POST_COLUMNS,
     RANKED_WINDOW,
     SNIPPET_END,
     SNIPPET_START,
@@ -32,6 +34,7 @@ from bot.storage.search import (
     PostSummary,
     SearchHit,
     TitleChoice,
+    post_summary,
 )
 
 SEARCH_CONFIGURATION = "conversation_search"
@@ -177,8 +180,6 @@ def tsquery_title_prefix(words: Sequence[str]) -> str:
 
 
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIGURATION}', $1)"
-_POST_COLUMNS = sqlite_search._POST_COLUMNS
-_NOT_DELETED_OR_HIDDEN = sqlite_search._NOT_DELETED_OR_HIDDEN
 
 
 class PostgresSearchStore:
@@ -205,11 +206,11 @@ class PostgresSearchStore:
         if not scores:
             return [], False
         rows = await self._fetch(
-            f"SELECT {_POST_COLUMNS}, ts_headline('{SEARCH_CONFIGURATION}', p.title || ' ' || p.summary, "
+            f"SELECT {POST_COLUMNS}, ts_headline('{SEARCH_CONFIGURATION}', p.title || ' ' || p.summary, "
             f"{_TSQUERY}, $3) AS snippet "
             "FROM posts p LEFT JOIN threads t ON t.post_id = p.id WHERE p.id = ANY($2::bigint[])",
             expression, list(scores), _HEADLINE_OPTIONS)
-        hits = [SearchHit("post", _post(row), str(row["snippet"]), None, None, scores[int(row["id"])])
+        hits = [SearchHit("post", post_summary(row), str(row["snippet"]), None, None, scores[int(row["id"])])
                 for row in rows]
         hits.sort(key=lambda hit: (-hit.score, -hit.post.post_id))
         return hits, more
@@ -218,7 +219,7 @@ class PostgresSearchStore:
         rows = await self._fetch(
             "SELECT c.message_id, c.clean_content FROM comments_fts f "
             "JOIN comments c ON c.message_id = f.message_id JOIN posts p ON p.id = c.post_id "
-            f"WHERE f.document @@ {_TSQUERY} AND p.guild_id = $2 AND {_NOT_DELETED_OR_HIDDEN} "
+            f"WHERE f.document @@ {_TSQUERY} AND p.guild_id = $2 AND {NOT_DELETED_OR_HIDDEN} "
             "ORDER BY f.message_id DESC LIMIT $3",
             tsquery_expression(query), guild_id, RANKED_WINDOW)
         return [(int(row["message_id"]), str(row["clean_content"])) for row in rows]
@@ -244,7 +245,7 @@ class PostgresSearchStore:
         if not scores:
             return []
         rows = await self._fetch(
-            f"SELECT {_POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
+            f"SELECT {POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
             "c.thread_id AS comment_thread_id, "
             f"ts_headline('{SEARCH_CONFIGURATION}', c.clean_content, {_TSQUERY}, $3) AS snippet "
             "FROM comments c JOIN posts p ON p.id = c.post_id LEFT JOIN threads t ON t.post_id = p.id "
@@ -252,7 +253,7 @@ class PostgresSearchStore:
             tsquery_expression(query), list(scores), _HEADLINE_OPTIONS)
         hits: list[SearchHit] = []
         for row in rows:
-            post = _post(row)
+            post = post_summary(row)
             if post.thread_id is None and row["comment_thread_id"] is not None:
                 post = PostSummary(post.post_id, post.guild_id, post.title, post.url, post.published_at,
                                    int(row["comment_thread_id"]), post.comment_count)
@@ -276,7 +277,3 @@ class PostgresSearchStore:
                 "ORDER BY f.post_id DESC LIMIT $3",
                 tsquery_title_prefix(words), guild_id, limit)
         return [TitleChoice(int(row["id"]), str(row["title"])) for row in rows]
-
-
-def _post(row: Any) -> PostSummary:
-    return sqlite_search._post(row)
