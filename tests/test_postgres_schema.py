@@ -16,6 +16,7 @@ from bot.storage.db import connect_sync
 from bot.storage.migrate import Migration, MigrationError, apply_migrations
 from bot.storage.postgres import (
     apply_postgresql_migrations,
+    connect,
     current_postgresql_version,
     latest_postgresql_version,
     postgresql_migrations,
@@ -139,3 +140,12 @@ async def test_post_search_documents_weigh_the_title_and_keep_it_apart(connectio
         "INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
         "VALUES (2, 1, 'https://a.example/2', 'No summary', 'x', 'x')")
     assert await document_is_built(2)
+
+
+async def test_the_bot_s_connections_plan_every_statement_with_its_values(postgresql_url: str) -> None:
+    """Generic plans cannot see a search's tsquery (bench/README.md): every run gets a custom plan."""
+    connection = await connect(postgresql_url)
+    try:
+        assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await connection.close()

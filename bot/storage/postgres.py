@@ -32,9 +32,16 @@ def latest_postgresql_version() -> int:
     return migrations[-1].version if migrations else 0
 
 
+# asyncpg prepares every statement; after five runs PostgreSQL may switch a prepared statement to a
+# generic plan, which cannot see the tsquery: a search then walks the wrong index (bench/README.md,
+# bench/search_engines.py: 10 ms instead of 1 ms for a common word, 100 ms instead of 16 for a rare
+# one at 100,000 comments). A custom plan per run costs well under a millisecond of planning.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 async def connect(url: str) -> asyncpg.Connection:
     """One connection to the database at ``url`` (postgresql://...)."""
-    return await asyncpg.connect(dsn=url)
+    return await asyncpg.connect(dsn=url, server_settings=SERVER_SETTINGS)
 
 
 async def current_postgresql_version(connection: asyncpg.Connection) -> int:
