@@ -119,6 +119,8 @@ def test_copy_db_copies_every_row_of_every_table(postgresql_url: str, env_file: 
             assert await connection.fetchval("SELECT count(*) FROM comments_fts") == len(expected["comments"])
             assert await connection.fetchval(
                 "SELECT count(*) FROM posts_fts WHERE document @@ to_tsquery('conversation_search', 'cafe')") > 0
+            # The GIN indexes' pending lists were merged: nothing left to merge.
+            assert await connection.fetchval("SELECT gin_clean_pending_list('comments_fts_document')") == 0
             # Schema 8's rows: the filters, the post a filter dropped, every state of WebSub subscription.
             assert await connection.fetchval("SELECT count(*) FROM feed_filters") == 2
             assert await connection.fetchval(
