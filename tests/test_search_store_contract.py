@@ -19,8 +19,9 @@ from bot.lookup.search import search_in
 from bot.storage import Database
 from bot.storage.copydb import copy_sqlite_to_postgresql
 from bot.storage.db import to_db_time
-from bot.storage.search import SNIPPET_END, SNIPPET_START, SearchHit
+from bot.storage.search import RANKED_WINDOW, SNIPPET_END, SNIPPET_START, SearchHit
 from bot.storage.search_store import (
+    GIN_FIRST_MATCHES,
     PostgresSearchStore,
     SearchQuery,
     SearchStore,
@@ -232,3 +233,35 @@ async def test_both_engines_give_the_same_results(postgresql_url: str, tmp_path:
     finally:
         await database.close()
         await connection.close()
+
+
+async def test_many_and_few_matches_give_the_newest_on_both_engines(postgresql_url: str, tmp_path: Path) -> None:
+    """More comments match than PostgreSQL reads through the GIN index (it walks newest first), or
+    few (it reads them all): the same newest RANKED_WINDOW as SQLite's either way."""
+    path = tmp_path / "search.db"
+    await build_fixture(path)
+    many = GIN_FIRST_MATCHES + 100
+    database = await Database.open(path)
+    try:
+        def bulk(connection: sqlite3.Connection) -> None:
+            stamp = to_db_time(BASE_TIME)
+            connection.executemany(
+                "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
+                "clean_content, created_at) VALUES (?, 3, ?, 7, 'bulk', ?, ?, ?)",
+                [(next_id(), THREAD_BASE + 3, text, text, stamp) for text in (
+                    f"bulk {'rare' if number % 500 == 7 else 'common'} word {number}" for number in range(many))])
+
+        await database.write(bulk)
+        connection = await asyncpg.connect(postgresql_url)
+        try:
+            await copy_sqlite_to_postgresql(path, connection)
+            sqlite_store, postgresql_store = SqliteSearchStore(database), PostgresSearchStore(connection)
+            for text, expected in (("common", RANKED_WINDOW), ("bulk", RANKED_WINDOW), ("rare", 5),
+                                   ("bulk -common", 5), ("word 1234", 1)):
+                on_sqlite = await sqlite_store.comment_candidates(GUILD, query(text))
+                assert len(on_sqlite) == expected, text
+                assert await postgresql_store.comment_candidates(GUILD, query(text)) == on_sqlite, text
+        finally:
+            await connection.close()
+    finally:
+        await database.close()

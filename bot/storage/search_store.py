@@ -182,6 +182,21 @@ def tsquery_title_prefix(words: Sequence[str]) -> str:
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIGURATION}', $1)"
 
 
+# comment_candidates: up to this many matches in all guilds, a search reads them all through the
+# GIN index; more, it walks the comments newest first (bench/README.md has both at 100,000 comments).
+GIN_FIRST_MATCHES = 2000
+_FEW_COMMENT_MATCHES = (
+    f"SELECT count(*) <= $2 FROM (SELECT 1 FROM comments_fts WHERE document @@ {_TSQUERY} LIMIT $2 + 1) AS found")
+_CANDIDATE_ROWS = (
+    "SELECT c.message_id, c.clean_content FROM {matches} JOIN comments c ON c.message_id = f.message_id "
+    "JOIN posts p ON p.id = c.post_id WHERE {condition} AND p.guild_id = $2 AND " + NOT_DELETED_OR_HIDDEN + " "
+    "ORDER BY f.message_id DESC LIMIT $3")
+_CANDIDATES_FROM_GIN = (
+    f"WITH m AS MATERIALIZED (SELECT message_id FROM comments_fts WHERE document @@ {_TSQUERY}) "
+    + _CANDIDATE_ROWS.format(matches="m f", condition="TRUE"))
+_CANDIDATES_NEWEST_FIRST = _CANDIDATE_ROWS.format(matches="comments_fts f", condition=f"f.document @@ {_TSQUERY}")
+
+
 class PostgresSearchStore:
     """:class:`SearchStore` on PostgreSQL (an asyncpg connection or pool)."""
 
@@ -216,12 +231,14 @@ class PostgresSearchStore:
         return hits, more
 
     async def comment_candidates(self, guild_id: int, query: SearchQuery) -> list[tuple[int, str]]:
-        rows = await self._fetch(
-            "SELECT c.message_id, c.clean_content FROM comments_fts f "
-            "JOIN comments c ON c.message_id = f.message_id JOIN posts p ON p.id = c.post_id "
-            f"WHERE f.document @@ {_TSQUERY} AND p.guild_id = $2 AND {NOT_DELETED_OR_HIDDEN} "
-            "ORDER BY f.message_id DESC LIMIT $3",
-            tsquery_expression(query), guild_id, RANKED_WINDOW)
+        expression = tsquery_expression(query)
+        # Few matches (a rare word): all of them from the GIN index, then the newest. Many: walk the
+        # comments newest first testing each document, which stops after RANKED_WINDOW matches. The
+        # planner cannot tell the two apart (it guesses a rare word's frequency), so ask: at most
+        # GIN_FIRST_MATCHES + 1 matches are counted, cheaply either way.
+        few = await self._connection.fetchval(_FEW_COMMENT_MATCHES, expression, GIN_FIRST_MATCHES)
+        rows = await self._fetch(_CANDIDATES_FROM_GIN if few else _CANDIDATES_NEWEST_FIRST,
+                                 expression, guild_id, RANKED_WINDOW)
         return [(int(row["message_id"]), str(row["clean_content"])) for row in rows]
 
     async def term_sample_counts(self, terms: Sequence[SearchTerm]) -> tuple[int, list[int]]:
