@@ -5,14 +5,22 @@ Discord emulator."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.announce.machine import INVITE_LINE
 from bot.lookup.open_thread import NOT_ALLOWED
-from tests.announcements_support import add_feed, announcement_messages, first_cycle, queue_post, wait_for
-from tests.conftest import bot_settings, running_bot
+from tests.announcements_support import (
+    add_feed,
+    announcement_messages,
+    cog_of,
+    first_cycle,
+    queue_post,
+    wait_for,
+)
+from tests.conftest import TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message, Perm
@@ -85,8 +93,9 @@ async def test_a_filtered_post_gets_its_thread_from_post_show(emulator: FakeDisc
             assert await state_of(bot.database, pasta) == "skipped"
 
             kind, text = await click(emulator, first, world.alice)
-            assert kind == 7 and text == (f"**Cooking pasta** is being announced in <#{world.announcements.id}>; "
-                                          "its discussion thread opens there in a moment.")
+            assert kind == 7 and text == (f"**Cooking pasta** is queued for announcement in <#{world.announcements.id}>"
+                                          "; its discussion thread opens there as soon as the channel's "
+                                          "announcement rate allows.")
             assert OPEN not in buttons(emulator.message(first.id))  # taken off: nothing left to open
             await wait_for(lambda: bot.database.fetch_value(
                 "SELECT state = 'threaded' FROM announcements WHERE post_id = ?", (pasta,)))
@@ -127,7 +136,7 @@ async def test_the_button_works_after_a_restart_and_knows_a_removed_feed(emulato
     async with running_bot(emulator, settings) as bot:  # a new process: the buttons still work
         await first_cycle(bot)
         kind, text = await click(emulator, shown, world.owner)
-        assert kind == 7 and f"is being announced in <#{world.forum.id}>" in text
+        assert kind == 7 and f"is queued for announcement in <#{world.forum.id}>" in text
         await wait_for(lambda: bot.database.fetch_value(
             "SELECT state = 'threaded' FROM announcements WHERE post_id = ?", (old.post_id,)))
         [forum_post] = [t for t in emulator.threads_in(world.forum) if t.name == "Before the feed was added"]
@@ -141,3 +150,26 @@ async def test_the_button_works_after_a_restart_and_knows_a_removed_feed(emulato
                                       "no channel to open its thread in.")
         assert await state_of(bot.database, orphan.post_id) == "skipped"
         assert [t.name for t in emulator.threads_in(world.forum)] == ["Before the feed was added"]
+
+
+async def test_a_requested_thread_waits_for_the_channels_rate(emulator: FakeDiscord, world: World,
+                                                              tmp_path: Path) -> None:
+    # One announcement per channel per hour: the second requested post is queued, not sent.
+    tuning = replace(TEST_TUNING, announce_flood_window_seconds=3600.0)
+    settings = bot_settings(emulator, tmp_path, tuning=tuning, announcements_per_cycle=1)
+    async with running_bot(emulator, settings) as bot:
+        await first_cycle(bot)
+        feed_id = await add_feed(bot.database, world.guild.id, world.announcements.id)
+        posts = [await queue_post(bot.database, world.guild.id, world.announcements.id, title=f"Skipped {n}",
+                                  feed_id=feed_id, state="skipped") for n in (1, 2)]
+        answers = [await show(emulator, world, world.alice, post.post_id) for post in posts]
+        assert (await click(emulator, answers[0], world.alice))[0] == 7
+        await wait_for(lambda: bot.database.fetch_value(
+            "SELECT state = 'threaded' FROM announcements WHERE post_id = ?", (posts[0].post_id,)))
+        kind, text = await click(emulator, answers[1], world.alice)
+        assert kind == 7 and "is queued for announcement" in text
+        report = await cog_of(bot).announce_now()  # a whole cycle that sees it queued: the rate holds it back
+        assert report.announced == [] and report.room_at is not None
+        assert await state_of(bot.database, posts[1].post_id) == "queued"
+        assert [m.embeds[0]["title"] for m in announcement_messages(emulator, world.announcements.id)] == [
+            "Skipped 1"]

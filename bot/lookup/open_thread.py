@@ -38,9 +38,11 @@ def describe(result: ThreadRequest, guild_id: int) -> str:
     title = f"**{safe_text(result.title, 200)}**"
     where = f"<#{result.channel_id}>" if result.channel_id is not None else "its feed's channel"
     if result.outcome == "queued":
-        return f"{title} is being announced in {where}; its discussion thread opens there in a moment."
+        return (f"{title} is queued for announcement in {where}; its discussion thread opens there as soon as "
+                "the channel's announcement rate allows.")
     if result.outcome == "under_way":
-        return f"{title} is already being announced in {where}; its discussion thread opens there in a moment."
+        return (f"{title} is already queued for announcement in {where}; its discussion thread opens there as "
+                "soon as the channel's announcement rate allows.")
     if result.outcome == "threaded" and result.thread_id is not None:
         return f"{title} already has a discussion thread: {link('Join the discussion', thread_url(guild_id, result.thread_id))}"
     if result.outcome == "failed":

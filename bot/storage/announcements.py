@@ -411,8 +411,8 @@ async def request_thread(database: Database, guild_id: int, post_id: int) -> Thr
         now = _now()
         updated = connection.execute(
             "UPDATE announcements SET state = 'queued', channel_id = ?1, message_id = NULL, thread_id = NULL, "
-            "attempts = 0, error = NULL, error_code = NULL, error_reported = 0, next_attempt_at = NULL, "
-            "retrying_since = NULL, updated_at = ?2 WHERE post_id = ?3 AND state = 'skipped'",
+            "attempts = 0, needs_edit = 0, error = NULL, error_code = NULL, error_reported = 0, "
+            "next_attempt_at = NULL, retrying_since = NULL, updated_at = ?2 WHERE post_id = ?3 AND state = 'skipped'",
             (found.channel_id, now, post_id)).rowcount
         if not updated:
             connection.execute(
