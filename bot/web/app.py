@@ -226,13 +226,13 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
 
     async def build() -> EncodedDiscussion:
         discussion = await load_discussion(database, found, public_only=public_only)
-        return await asyncio.to_thread(encode_discussion, discussion, invite_url=invite_url)
+        return await asyncio.to_thread(encode_discussion, discussion, invite_url=invite_url, page_limit=PAGE_LIMIT)
 
     encoded = await request.app[API_CACHE_KEY].get(post.id, post.version, build)
     bounds = encoded.page_bounds(after, limit)
     if bounds is None:
         return json_error(request, 400, "after is not a top-level comment of this discussion")
-    if encoded.size > OFF_LOOP_BYTES and bounds[1] - bounds[0] > 1:
+    if bounds != encoded.first_bounds and encoded.size > OFF_LOOP_BYTES and bounds[1] - bounds[0] > 1:
         body = await asyncio.to_thread(encoded.page, *bounds)
     else:
         body = encoded.page(*bounds)
@@ -299,16 +299,18 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
                                  "Cross-Origin-Resource-Policy": "cross-origin"})
 
 
-HEALTH_WAIT = 0.02  # how long /healthz waits for a fresh database answer before using the last one
+HEALTH_REFRESH = 1.0  # feed and webhook figures in /healthz are at most this old (plus one check)
 HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
 STALL_WORDS = {"locked": "locked by another process", "full": "the disk is full",
                "readonly": "the database file is read-only", "io": "disk I/O errors", "memory": "out of memory"}
 
 
 class DatabaseHealth:
-    """The database part of /healthz. Each request starts a check (one at a time) but waits for it
-    only briefly: under load the check queues behind the API's reads on the one reader connection,
-    and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
+    """The database part of /healthz. A probe answers from the last check and starts a new one (one at
+    a time) when that is older than HEALTH_REFRESH; it never waits for it, except for the very first.
+    Under load a check queues behind the API's reads on the one reader connection, and a probe that
+    waited for it (or added two reads per probe) would measure that queue instead of the server. The
+    writer's stall is read from the writer's own state on every probe, so it shows at once."""
 
     def __init__(self, database: Database, webhook_urls: tuple[str, ...] = ()) -> None:
         self._database = database
@@ -321,13 +323,14 @@ class DatabaseHealth:
     async def current(self) -> blog.FeedHealth | None:
         """The latest feed figures, or None when the database has not answered lately."""
         loop = asyncio.get_running_loop()
-        if self._pending is None or self._pending.done():
+        idle = self._pending is None or self._pending.done()
+        if idle and loop.time() - self._answered_at >= HEALTH_REFRESH:
             self._pending = asyncio.create_task(self._check(), name="web-health-check")
-        wait = HEALTH_WAIT if self._last is not None else HEALTH_STALE
-        try:
-            await asyncio.wait_for(asyncio.shield(self._pending), wait)
-        except TimeoutError:
-            pass
+        if self._last is None and self._pending is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pending), HEALTH_STALE)
+            except TimeoutError:
+                pass
         if loop.time() - self._answered_at > HEALTH_STALE:
             return None
         return self._last
