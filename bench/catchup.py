@@ -54,6 +54,19 @@ def report(phase: str, seconds: float, emu: FakeDiscord, start: int) -> None:
         print(f"    {count:6d}  {route}")
 
 
+def insert_tracked_thread(connection: sqlite3.Connection, thread: Any, starter: Any, guild_id: int, parent_id: int,
+                          now: str, *, archived: bool = False, reconciled: str | None = None) -> None:
+    """A post and its thread as the announcer records them."""
+    post_id = connection.execute(
+        "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) "
+        "VALUES (?, ?, ?, ?, ?)", (guild_id, f"https://blog.example/{thread.id}", thread.name, now, now)
+    ).lastrowid
+    connection.execute(
+        "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, starter_message_id, name, "
+        "archived, created_at, updated_at, last_reconciled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (thread.id, post_id, guild_id, parent_id, starter.id, thread.name, int(archived), now, now, reconciled))
+
+
 def store_old_world(old: list[tuple[Any, Any, list[Any]]], guild_id: int, parent_id: int,
                     author: Any) -> Any:
     """The rows the announcer wrote for the old posts, their comments, reconciled a day ago."""
@@ -62,14 +75,8 @@ def store_old_world(old: list[tuple[Any, Any, list[Any]]], guild_id: int, parent
 
     def op(connection: sqlite3.Connection) -> None:
         for thread, starter, said in old:
-            post_id = connection.execute(
-                "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) "
-                "VALUES (?, ?, ?, ?, ?)", (guild_id, f"https://blog.example/{thread.id}", thread.name, now, now)
-            ).lastrowid
-            connection.execute(
-                "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, starter_message_id, name, "
-                "archived, created_at, updated_at, last_reconciled_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                (thread.id, post_id, guild_id, parent_id, starter.id, thread.name, now, now, reconciled))
+            insert_tracked_thread(connection, thread, starter, guild_id, parent_id, now, archived=True,
+                                  reconciled=reconciled)
             for item in said:
                 message = IncomingMessage(
                     message_id=item.id, channel_id=thread.id, guild_id=guild_id, author_id=author.id,
@@ -84,14 +91,7 @@ def store_active_world(active: list[tuple[Any, Any, list[Any]]], guild_id: int, 
 
     def op(connection: sqlite3.Connection) -> None:
         for thread, starter, _ in active:
-            post_id = connection.execute(
-                "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) "
-                "VALUES (?, ?, ?, ?, ?)", (guild_id, f"https://blog.example/{thread.id}", thread.name, now, now)
-            ).lastrowid
-            connection.execute(
-                "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, starter_message_id, name, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (thread.id, post_id, guild_id, parent_id, starter.id, thread.name, now, now))
+            insert_tracked_thread(connection, thread, starter, guild_id, parent_id, now)
     return op
 
 

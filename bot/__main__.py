@@ -24,6 +24,7 @@ from bot.config import (
 from bot.storage import Database, MigrationError
 from bot.storage.copies import UnusablePath, backup_database, ensure_folder
 from bot.storage.migrate import current_version, latest_version
+from bot.storage.process_lock import DatabaseInUse, ProcessLock
 from bot.storage.readonly import connect_read_only
 
 if TYPE_CHECKING:
@@ -172,18 +173,35 @@ async def backup(settings: Settings, destination: Path) -> int:
 
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     """Open the shared resources, run the bot until it is stopped, close them (nothing lost)."""
-    from bot.app import run_until_stopped
+    process_lock = None
+    if not sync_only:
+        # SQLite: one bot process per database file, else two processes would both announce.
+        ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
+        try:
+            process_lock = ProcessLock.acquire(settings.database_path)
+        except DatabaseInUse as error:
+            print(f"conversation-engine: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        return await _run_bot_with_database(settings, sync_only=sync_only)
+    finally:
+        if process_lock is not None:
+            process_lock.release()
+
+
+async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
+    from bot.app import OncePerBot, run_until_stopped
     from cogs import extension_names
 
     database = await open_database(settings)
     web_server = None
-    webhooks = None
+    once_per_bot = OncePerBot()  # the bot's cogs add theirs; it outlives a bot that could not connect
     try:
         if not sync_only:
             from bot.web.webhooks import WebhookDispatcher
 
             webhooks = WebhookDispatcher(database, settings)  # blog owners' webhooks, from the outbox
-            await webhooks.start()
+            await once_per_bot.add("webhook delivery", webhooks.start, webhooks.stop)
         if settings.web_port is not None and not sync_only:
             from bot.web import WebServer
 
@@ -194,12 +212,12 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
                 print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
                 return EXIT_CONFIG
         status = await run_until_stopped(settings, database, extensions=extension_names(), sync_only=sync_only,
+                                         once_per_bot=once_per_bot,
                                          on_bot=_web_watcher(web_server) if web_server is not None else None)
     finally:
         if web_server is not None:
             await web_server.stop()
-        if webhooks is not None:
-            await webhooks.stop()
+        await once_per_bot.remove("webhook delivery")
         await database.close()
     if status == EXIT_OK:
         log.info("stopped cleanly")
@@ -207,12 +225,14 @@ async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
 
 
 def _web_watcher(web_server: WebServer) -> Callable[[ConversationBot], None]:
-    """What the web server gets of each bot: its gateway status, and the poster of blog replies."""
+    """What the web server gets of each bot: its gateway status, the poster of blog replies, and the
+    announcer's wake-up for posts a WebSub push stored."""
     from cogs._reply_discord import DiscordReplies
 
     def attach(bot: ConversationBot) -> None:
         web_server.watch_bot(bot)
         web_server.attach_poster(DiscordReplies(bot))
+        web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
 
     return attach
 

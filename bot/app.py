@@ -27,6 +27,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.announce.wake import AnnounceWake
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.storage import Database
@@ -129,27 +130,76 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
         log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
 
 
-class ConversationBot(commands.Bot):
-    """Holds the shared resources the cogs use: ``settings``, ``database`` and ``feed_session``;
-    loads the ``extensions`` it is given (module names) when it logs in."""
+class OncePerBot:
+    """The work that must run in exactly one process of the bot, not in each of its processes:
+    feed polling, announcing, the reconcile of discussions, webhook delivery. Each piece is added
+    with its start and stop and runs while this process holds the bot-wide role (``held``). With
+    SQLite that is always: one process per database (``bot/storage/process_lock.py``). With a
+    shared database, an election sets ``held`` here and starts or stops the pieces on a change."""
+
+    def __init__(self) -> None:
+        self.held = True
+        self._work: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = {}
+        self._running: set[str] = set()
+
+    @property
+    def running(self) -> list[str]:
+        """The names of the pieces running in this process, in the order they were added."""
+        return [name for name in self._work if name in self._running]
+
+    async def add(self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        """Register ``name``; it starts now when this process holds the bot-wide role."""
+        if name in self._work:
+            raise ValueError(f"{name} is already registered")
+        self._work[name] = (start, stop)
+        if self.held:
+            await start()
+            self._running.add(name)
+
+    async def remove(self, name: str) -> None:
+        """Stop ``name`` (if it runs here) and forget it."""
+        work = self._work.pop(name, None)
+        if work is not None and name in self._running:
+            self._running.discard(name)
+            await work[1]()
+
+
+class ConversationBot(commands.AutoShardedBot):
+    """Holds the shared resources the cogs use: ``settings``, ``database``, ``feed_session`` and
+    ``announce_wake`` (what stores posts wakes the announcement loop through it); loads the
+    ``extensions`` it is given (module names) when it logs in.
+
+    Always sharded (discord.py's ``AutoShardedBot``), on ``SHARD_COUNT``/``SHARD_IDS``, or unset on
+    the count Discord recommends: one shard for a small bot. Per-session work listens to
+    ``on_shard_ready`` (a shard's fresh session: its guilds), not ``on_ready`` (fired once, when
+    every shard of the process first became ready).
+    """
 
     def __init__(self, settings: Settings, database: Database, *, extensions: Sequence[str],
                  feed_session: aiohttp.ClientSession | None = None,
-                 sync_mode: SyncMode = "auto", **options: Any) -> None:
+                 sync_mode: SyncMode = "auto", once_per_bot: OncePerBot | None = None,
+                 **options: Any) -> None:
         options.setdefault("allowed_mentions", NO_MENTIONS)
         # No message cache: discord.py applies an edit to its cached copy of a message in place, and
         # with frames arriving together that happens before our on_message listener has run, so the
         # comment would be stored with its edited text and the original lost. Every listener of this
         # bot reads the events themselves (on_message, on_raw_*), never the cache.
         options.setdefault("max_messages", None)
+        if settings.shard_count is not None:
+            options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids is not None:
+            options.setdefault("shard_ids", list(settings.shard_ids))
         super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
                          tree_cls=ConversationTree, help_command=None, **options)
         self.settings = settings
         self.database = database
         self.extension_names = tuple(extensions)
+        # Feed polling, announcing, the reconcile, webhook delivery: started through here only.
+        self.once_per_bot = once_per_bot or OncePerBot()
         self._own_feed_session = feed_session is None
         self._feed_session = feed_session
         self._feed_scheduler: FeedScheduler | None = None
+        self.announce_wake = AnnounceWake()
         self.sync_mode: SyncMode = sync_mode
         self._startup_frozen = False
 
@@ -160,7 +210,8 @@ class ConversationBot(commands.Bot):
         if self._feed_scheduler is None:
             from bot.feeds.scheduler import FeedScheduler
 
-            self._feed_scheduler = FeedScheduler(self.database, self.feed_session, self.settings)
+            self._feed_scheduler = FeedScheduler(self.database, self.feed_session, self.settings,
+                                                 on_posts_stored=self.announce_wake.wake)
         return self._feed_scheduler
 
     @property
@@ -181,9 +232,27 @@ class ConversationBot(commands.Bot):
             await self.sync_commands_if_changed(force=self.sync_mode == "force")
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        # discord.py's own hook, with the pause before identifying again taken from the settings.
+        # discord.py's own hook, with the pause before identifying again taken from the settings:
+        # called for every shard's IDENTIFY; ``initial`` only for the first shard at start-up, so
+        # the shards of a process identify one pause apart, as Discord's identify rate asks.
         if not initial:
             await asyncio.sleep(self.settings.tuning.reidentify_pause_seconds)
+
+    def gateway_connected(self) -> bool:
+        """Whether every shard of this process is ready and connected to the gateway (what
+        /healthz reports): ``is_ready()`` alone stays true while one shard of several is down."""
+        return (self.is_ready() and not self.is_closed() and bool(self.shards)
+                and not any(shard.is_closed() for shard in self.shards.values()))
+
+    @property
+    def worst_latency(self) -> float:
+        """The slowest shard's heartbeat latency in seconds (``inf`` or ``nan`` before any)."""
+        latencies = [latency for _, latency in self.latencies]
+        return max(latencies) if latencies else float("nan")
+
+    def shard_guilds(self, shard_id: int) -> list[discord.Guild]:
+        """The guilds whose events come through shard ``shard_id`` of this process."""
+        return [guild for guild in self.guilds if guild.shard_id == shard_id]
 
     async def on_message(self, message: discord.Message, /) -> None:
         # Slash commands only: parsing every message of every channel the bot sees for a prefix
@@ -234,7 +303,7 @@ class ConversationBot(commands.Bot):
 
 
 async def run_until_stopped(settings: Settings, database: Database, *, extensions: Sequence[str],
-                            sync_only: bool = False,
+                            sync_only: bool = False, once_per_bot: OncePerBot | None = None,
                             on_bot: Callable[[ConversationBot], None] | None = None) -> int:
     """Log in and run until SIGINT/SIGTERM or a fatal error; returns the process exit status.
 
@@ -270,7 +339,7 @@ async def run_until_stopped(settings: Settings, database: Database, *, extension
             if failed:
                 log.info("Discord is reachable again")
             bot = ConversationBot(settings, database, extensions=extensions,
-                                  sync_mode="force" if sync_only else "auto")
+                                  sync_mode="force" if sync_only else "auto", once_per_bot=once_per_bot)
             current[:] = [bot]
             if on_bot is not None:
                 on_bot(bot)  # e.g. the web server's health check watches the gateway connection

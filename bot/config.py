@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 MIN_POLL_INTERVAL = 60
+MAX_SHARDS = 4096  # far beyond any bot's need; a typo like 40000 is caught
 THREAD_ARCHIVE_CHOICES = (60, 1440, 4320, 10080)
 _SNOWFLAKE = re.compile(r"[1-9][0-9]{14,18}")  # ASCII digits only (int() takes other scripts' digits too)
 MAX_SNOWFLAKE = 2**63 - 1  # Discord ids are 64-bit signed
@@ -45,16 +46,17 @@ class Tuning:
     """The bot's internal pacing: fixed in production, not read from the environment, not shown by
     ``check``. Tests pass their own (short intervals, no pauses) when they build :class:`Settings`."""
 
-    # How often queued announcements are drained (each cycle sends at most the per-cycle limit per
-    # channel) and due feeds are looked for; feeds themselves are polled at their own slots.
+    # How often queued announcements are drained when nothing wakes the announcer (storing new posts
+    # does, at once) and due feeds are looked for; feeds themselves are polled at their own slots.
     announce_interval_seconds: float = 60.0
     feed_tick_seconds: float = 60.0
-    # The span in which a channel gets at most the per-cycle limit of announcements; None: the poll
-    # interval. 0 makes the limit per cycle only.
-    announce_flood_window_seconds: float | None = None
+    # The sliding window of the announcement rate: a channel gets at most ANNOUNCEMENTS_PER_CYCLE
+    # announcements in any such span. 0 makes it a limit per cycle only.
+    announce_flood_window_seconds: float = 600.0
     # How long the Previous/Next buttons under a /comments answer work.
     pager_lifetime_seconds: float = 300.0
-    # The pause before identifying again after Discord ended a session (discord.py's default).
+    # The pause before identifying again after Discord ended a session, and between the first
+    # IDENTIFYs of a process's shards at start-up (discord.py's default; Discord's identify rate).
     reidentify_pause_seconds: float = 5.0
     # Writes waiting for the database writer before a caller is made to wait.
     write_queue_limit: int = 10_000
@@ -68,6 +70,16 @@ class Tuning:
     reply_interval_seconds: float = 10.0
     replies_per_hour: int = 30
     replies_per_address_per_minute: int = 10
+    # WebSub: how often subscriptions are looked after (asked for, renewed, retried, unsubscribed);
+    # the lease asked of hubs, renewed once this part of it has passed; how long a hub has to verify
+    # a request; the first wait after a failed subscription (doubling up to a day); and how often a
+    # feed whose push subscription is live is still polled, in case a notification is lost.
+    websub_tick_seconds: float = 60.0
+    websub_lease_seconds: int = 10 * 86_400
+    websub_renew_after: float = 0.85
+    websub_verify_wait_seconds: float = 300.0
+    websub_retry_first_seconds: float = 600.0
+    websub_fallback_poll_seconds: int = 6 * 3600
 
 
 # Settings whose values never reach a log line or a traceback through repr().
@@ -100,6 +112,10 @@ class Settings:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
     allow_private_webhooks: bool = False
+    # None: discord.py asks Discord how many shards to run (GET /gateway/bot) and runs them all.
+    shard_count: int | None = None
+    # None: every shard of ``shard_count``; else only these (other processes run the rest).
+    shard_ids: tuple[int, ...] | None = None
     tuning: Tuning = field(default_factory=Tuning)
 
     def __repr__(self) -> str:
@@ -114,6 +130,12 @@ class Settings:
     def replying_enabled(self) -> bool:
         """Readers may reply from the blog (sign in with Discord) only when both settings are given."""
         return bool(self.discord_client_secret and self.public_url)
+
+    @property
+    def websub_enabled(self) -> bool:
+        """Feeds with a hub are subscribed to only when hubs can reach the callback: PUBLIC_URL and
+        the web server (WEB_PORT) are both set."""
+        return bool(self.public_url and self.web_port)
 
     def summary(self) -> list[tuple[str, str]]:
         """What ``check`` prints: every setting with the token hidden."""
@@ -138,10 +160,12 @@ class Settings:
             ("DISCORD_INVITE_URL", self.discord_invite_url or "(none)"),
             ("WEB_INCLUDE_PRIVATE", str(self.web_include_private).lower()),
             ("DISCORD_CLIENT_SECRET", "set" if self.discord_client_secret else "not set"),
-            ("PUBLIC_URL", self.public_url or "(none: replying from the blog is off)"),
+            ("PUBLIC_URL", self.public_url or "(none: replying from the blog and WebSub push are off)"),
             ("WEBHOOK_URLS", ", ".join(self.webhook_urls) or "(none)"),
             ("WEBHOOK_SECRET", "set" if self.webhook_secret else "not set"),
             ("ALLOW_PRIVATE_WEBHOOKS", str(self.allow_private_webhooks).lower()),
+            ("SHARD_COUNT", str(self.shard_count) if self.shard_count else "(Discord's recommendation)"),
+            ("SHARD_IDS", ",".join(map(str, self.shard_ids)) if self.shard_ids is not None else "(all)"),
         ]
 
 
@@ -230,6 +254,16 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
             "WEBHOOK_SECRET: " + ("not set" if not webhook_secret else "too short")
             + ", but WEBHOOK_URLS lists webhooks; expected a random secret of at least 16 characters "
             "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') that the receivers also know")
+    shard_count = parsed("SHARD_COUNT", None, _integer(1, MAX_SHARDS))
+    shard_ids = parsed("SHARD_IDS", None, _shard_ids)
+    if shard_ids is not None:
+        if shard_count is None:
+            raise ConfigError(f"SHARD_IDS: set to {raw('SHARD_IDS')!r} but SHARD_COUNT is not; expected "
+                              "SHARD_COUNT (the total number of shards) set too, or neither")
+        too_big = [shard for shard in shard_ids if shard >= shard_count]
+        if too_big:
+            raise ConfigError(f"SHARD_IDS: got {raw('SHARD_IDS')!r}, expected ids each less than "
+                              f"SHARD_COUNT={shard_count} (0 to {shard_count - 1})")
     return Settings(
         discord_token=token,
         database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
@@ -255,6 +289,8 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
         webhook_urls=webhook_urls,
         webhook_secret=webhook_secret,
         allow_private_webhooks=parsed("ALLOW_PRIVATE_WEBHOOKS", False, _boolean),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
 
 
@@ -276,6 +312,16 @@ def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
         return int(value)
 
     return parse
+
+
+def _shard_ids(name: str, value: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in value.split(",")]
+    if not all(_WHOLE_NUMBER.fullmatch(part) for part in parts):
+        raise _fail(name, value, "comma-separated shard ids (whole numbers from 0, like 0,1)")
+    ids = tuple(int(part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise _fail(name, value, "distinct shard ids (each at most once)")
+    return ids
 
 
 def _hours(name: str, value: str) -> float:

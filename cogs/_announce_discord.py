@@ -119,8 +119,12 @@ class DiscordAnnouncePort:
         channel = await self._channel(channel_id)
         if isinstance(channel, discord.ForumChannel | discord.TextChannel):
             # Before its first thread exists: the web server serves only threads of public channels.
+            everyone = None
+            if channel.guild.unavailable:  # a guild of another process's shard: its roles by REST
+                with discord_errors():
+                    everyone = (await self.bot.fetch_guild(channel.guild.id)).default_role
             await channels_seen(self.bot.database, channel.guild.id,
-                                            {channel.id: everyone_can_view(channel)})
+                                {channel.id: everyone_can_view(channel, everyone)})
         if isinstance(channel, discord.ForumChannel):
             tags = tuple(ForumTag(tag.id, tag.name) for tag in channel.available_tags)
             return ChannelInfo(channel.id, "forum", tags, channel.flags.require_tag)

@@ -1,4 +1,4 @@
-"""Feed and server administration: /feed add|remove|list|poll|pause|resume|test and /settings.
+"""Feed administration: /feed add|remove|list|poll|pause|resume|retry|test|filter (/settings: server_settings).
 
 Manage Server is required twice: ``default_permissions`` hides the commands from other members,
 and a runtime check refuses them anyway (a server can override who sees a command). Every answer
@@ -14,14 +14,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.announce.admin import get_guild_settings, retry_failed, update_guild_settings
+from bot.announce.admin import retry_failed
 from bot.app import NO_MENTIONS, ConversationBot, has_permission
 from bot.errors import UserFacingError
-from bot.feeds import registry
+from bot.feeds import registry, websub
 from bot.feeds.errors import FeedError
+from bot.feeds.filters import FilterError
 from bot.feeds.scheduler import preview_feed
 from bot.lookup import admin_text
-from bot.lookup.format import fit_lines
+from bot.lookup.format import fit_lines, safe_text
 from bot.model.ids import parse_id
 from bot.model.posts import ChannelKind
 from bot.storage.announcements import failed_announcements
@@ -75,8 +76,6 @@ def missing_channel_permissions(channel: discord.TextChannel | discord.ForumChan
 class Admin(commands.Cog):
     feed = app_commands.Group(name="feed", description="Manage the blog feeds this server follows",
                               guild_only=True, default_permissions=MANAGE_SERVER)
-    settings = app_commands.Group(name="settings", description="Announcement settings for this server",
-                                  guild_only=True, default_permissions=MANAGE_SERVER)
 
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
@@ -159,7 +158,10 @@ class Admin(commands.Cog):
         guild_id = guild_of(interaction)
         statuses = await list_feeds(self.bot.database, guild_id)
         failures = await failed_announcements(self.bot.database, guild_id, limit=10)
-        await answer(interaction, admin_text.format_feed_list(statuses, failures))
+        filters = await registry.guild_filters(self.bot.database, guild_id)
+        push = await websub.subscriptions_for_guild(self.bot.database, guild_id)
+        await answer(interaction, admin_text.format_feed_list(statuses, failures, filters, push,
+                                                              push_enabled=self.bot.settings.websub_enabled))
 
     @feed.command(name="poll", description="Check a feed (or every feed) for new posts now")
     @app_commands.describe(feed="The feed to poll; leave empty for all of them")
@@ -213,15 +215,25 @@ class Admin(commands.Cog):
         if count == 0:
             await answer(interaction, "No failed announcements to retry.")
             return
-        await answer(interaction, f"Trying {count} failed announcement{'s' if count != 1 else ''} again on the "
-                                  "next announcement cycle (within a minute); nothing is posted twice.")
+        self.bot.announce_wake.wake()
+        await answer(interaction, f"Trying {count} failed announcement{'s' if count != 1 else ''} again now "
+                                  "(at the channel's announcement rate); nothing is posted twice.")
 
-    @feed.command(name="test", description="Dry run: show what a feed would announce, saving nothing")
-    @app_commands.describe(url="The feed address to try")
+    @feed.command(name="test", description="Dry run of a feed address, or of a followed feed's filter")
+    @app_commands.describe(url="A feed address to try: shows what it would announce, saving nothing",
+                           feed="A followed feed: which of its 10 newest posts its filter keeps and drops")
+    @app_commands.autocomplete(feed=feed_autocomplete)
     @needs_manage_server
     async def feed_test(self, interaction: discord.Interaction[ConversationBot],
-                        url: app_commands.Range[str, 1, 2000]) -> None:
+                        url: app_commands.Range[str, 1, 2000] | None = None, feed: str | None = None) -> None:
         guild_of(interaction)
+        if feed is not None:
+            found = await self.guild_feed(interaction, feed)
+            described, verdicts = await registry.try_filter(self.bot.database, found.id)
+            await answer(interaction, admin_text.format_filter_test(found, described, verdicts))
+            return
+        if url is None:
+            raise UserFacingError("Give `url` (a feed address to try) or `feed` (a followed feed's filter).")
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             preview = await preview_feed(self.bot.feed_session, url.strip(),
@@ -230,34 +242,33 @@ class Admin(commands.Cog):
             raise UserFacingError(f"That feed cannot be read: {error.message}") from error
         await answer(interaction, admin_text.format_feed_test(preview))
 
-    @settings.command(name="show", description="This server's announcement settings")
+    @feed.command(name="filter", description="Announce only a feed's posts that match (words or /regex/)")
+    @app_commands.describe(feed="The feed to filter",
+                           include="Announce only posts matching: words (comma or space separated) or /regex/",
+                           exclude="Never announce posts matching: words (comma or space separated) or /regex/",
+                           clear="Remove the filter: every new post is announced again")
+    @app_commands.autocomplete(feed=feed_autocomplete)
     @needs_manage_server
-    async def settings_show(self, interaction: discord.Interaction[ConversationBot]) -> None:
-        current = await get_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings)
-        await answer(interaction, admin_text.format_guild_settings(current))
-
-    @settings.command(name="announcements", description="At most this many announcements per channel per poll")
-    @app_commands.describe(per_cycle="Announcements per channel per poll cycle (1-50); the rest wait their turn")
-    @needs_manage_server
-    async def settings_announcements(self, interaction: discord.Interaction[ConversationBot],
-                                     per_cycle: app_commands.Range[int, 1, 50]) -> None:
-        changed = await update_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings,
-                                              announcements_per_cycle=per_cycle)
-        await answer(interaction, "Saved.\n" + admin_text.format_guild_settings(changed))
-
-    @settings.command(name="thread-archive", description="How long new discussion threads stay open when quiet")
-    @app_commands.describe(after="Archive a discussion thread after this much inactivity")
-    @app_commands.choices(after=[app_commands.Choice(name="1 hour", value=60),
-                                 app_commands.Choice(name="24 hours", value=1440),
-                                 app_commands.Choice(name="3 days", value=4320),
-                                 app_commands.Choice(name="1 week", value=10080)])
-    @needs_manage_server
-    async def settings_thread_archive(self, interaction: discord.Interaction[ConversationBot],
-                                      after: app_commands.Choice[int]) -> None:
-        changed = await update_guild_settings(self.bot.database, guild_of(interaction), self.bot.settings,
-                                              thread_auto_archive_minutes=after.value)
-        await answer(interaction, "Saved; threads created from now on use it.\n"
-                     + admin_text.format_guild_settings(changed))
+    async def feed_filter(self, interaction: discord.Interaction[ConversationBot], feed: str,
+                          include: app_commands.Range[str, 1, 300] | None = None,
+                          exclude: app_commands.Range[str, 1, 300] | None = None, clear: bool = False) -> None:
+        found = await self.guild_feed(interaction, feed)
+        label = admin_text.feed_label(found)
+        if not clear and include is None and exclude is None:
+            current = (await registry.guild_filters(self.bot.database, found.guild_id)).get(found.id, "none")
+            await answer(interaction, f"**{label}**: filter {safe_text(current, 900)}. Give `include` "
+                                      "and/or `exclude` to set it, `clear:true` to remove it.")
+            return
+        try:
+            saved = await registry.set_filter(self.bot.database, found.id, None if clear else include,
+                                              None if clear else exclude)
+        except FilterError as error:
+            raise UserFacingError(f"Filter not saved: {error}.") from error
+        if saved.empty:
+            await answer(interaction, f"**{label}**: no filter; every new post is announced.")
+            return
+        await answer(interaction, f"**{label}**: filter {safe_text(saved.describe(), 900)}. New posts "
+                                  "it drops are stored but not announced; `/feed test feed:` shows its effect.")
 
 
 # discord.py offers forum *and* media channels for a ForumChannel parameter; announcements go to

@@ -21,6 +21,8 @@ from cogs._announce_discord import DiscordAnnouncePort
 from cogs._background import Supervised
 
 log = logging.getLogger(__name__)
+# A cycle for a channel whose window frees at T runs just after T (the window counts T itself).
+ROOM_MARGIN_SECONDS = 0.05
 
 
 class Announcements(commands.Cog):
@@ -29,12 +31,9 @@ class Announcements(commands.Cog):
         self.port = DiscordAnnouncePort(bot)
         settings = bot.settings
         tuning = settings.tuning
-        flood_window = tuning.announce_flood_window_seconds
-        if flood_window is None:
-            flood_window = settings.poll_interval_seconds
         self.announcer = Announcer(bot.database, self.port, per_cycle=settings.announcements_per_cycle,
                                    archive_minutes=settings.thread_auto_archive_minutes,
-                                   flood_window=timedelta(seconds=flood_window),
+                                   flood_window=timedelta(seconds=tuning.announce_flood_window_seconds),
                                    retry_schedule=RetrySchedule(
                                        first=timedelta(seconds=tuning.announce_retry_first_seconds),
                                        longest=timedelta(seconds=tuning.announce_retry_longest_seconds),
@@ -43,15 +42,21 @@ class Announcements(commands.Cog):
         self.announcer.notify_admins = self.port.notify_admins
         self._cycle_lock = asyncio.Lock()
         self._registered = False
-        self.announce_loop.change_interval(seconds=tuning.announce_interval_seconds)
+        self.announce_interval = tuning.announce_interval_seconds
         self.feed_loop.change_interval(seconds=min(tuning.feed_tick_seconds, float(settings.poll_interval_seconds)))
         self.loops = (Supervised(self.announce_loop), Supervised(self.feed_loop))
 
     async def cog_load(self) -> None:
+        await self.bot.once_per_bot.add("feed polling and announcing", self._start_loops, self._stop_loops)
+
+    async def cog_unload(self) -> None:
+        await self.bot.once_per_bot.remove("feed polling and announcing")
+
+    async def _start_loops(self) -> None:
         for loop in self.loops:
             loop.start()
 
-    async def cog_unload(self) -> None:
+    async def _stop_loops(self) -> None:
         for loop in self.loops:
             loop.stop()
 
@@ -76,12 +81,18 @@ class Announcements(commands.Cog):
                 len(report.announced), len(report.failed), len(report.retry), len(report.edited))
         return report
 
-    @tasks.loop(seconds=60)  # the interval is set from the settings' tuning in __init__
+    @tasks.loop(seconds=0)  # paces itself: a cycle, then a sleep until woken or due
     async def announce_loop(self) -> None:
+        wake = self.bot.announce_wake
+        wake.clear()  # posts stored from now on wake the next sleep at once
+        pause = self.announce_interval
         try:
-            await self.announce_now()
+            room_at = (await self.announce_now()).room_at
+            if room_at is not None:  # a channel's backlog gets room again then (the rate's window)
+                pause = min(pause, (room_at - self.announcer.clock()).total_seconds() + ROOM_MARGIN_SECONDS)
         except Exception:  # the loop must survive anything (a database hiccup, a bug)
             log.exception("announcement cycle failed; the next one runs as scheduled")
+        await wake.sleep(pause)
 
     @announce_loop.before_loop
     async def _before_announce(self) -> None:

@@ -1,7 +1,8 @@
 """Discussion capture glue: discord.py events in, :class:`DiscussionCapture` called.
 
-Catch-up runs on every fresh session (``on_ready`` fires after IDENTIFY, not after a RESUME, which
-replays what was missed) for the threads with activity within ``CATCH_UP_DAYS``; a periodic loop
+Catch-up runs on every fresh session of a shard (``on_shard_ready`` fires after its IDENTIFY, not
+after a RESUME, which replays what was missed) for that shard's guilds' threads with activity
+within ``CATCH_UP_DAYS``; a periodic loop
 reconciles whole threads (deletes made while offline), after the start-up catch-up, and leaves out
 archived threads with no recent activity once they were reconciled.
 
@@ -49,8 +50,9 @@ class Discussions(commands.Cog):
         self.history = DiscordHistory(bot)
         self._sync_lock = asyncio.Lock()
         self._catch_up_task: asyncio.Task[None] | None = None
-        self._catch_up_again = False
-        self._caught_up = asyncio.Event()  # the first catch-up is over: the reconcile may start
+        self._shards_to_catch_up: set[int] = set()  # fresh sessions not caught up yet
+        self._shards_caught_up: set[int] = set()
+        self._caught_up = asyncio.Event()  # every shard was caught up once: the reconcile may start
         self._new_thread_catch_ups: set[asyncio.Task[None]] = set()
         self._unloaded = False
         self.reconcile_loop.change_interval(hours=bot.settings.reconcile_interval_hours)
@@ -60,11 +62,17 @@ class Discussions(commands.Cog):
         await self.capture.load()
         if self.bot.user is not None:
             self.capture.own_user_id = self.bot.user.id
+        await self.bot.once_per_bot.add("reconcile of discussions", self._start_reconcile, self._stop_reconcile)
+
+    async def _start_reconcile(self) -> None:
         self.reconcile_supervisor.start()
+
+    async def _stop_reconcile(self) -> None:
+        self.reconcile_supervisor.stop()
 
     async def cog_unload(self) -> None:
         self._unloaded = True
-        self.reconcile_supervisor.stop()
+        await self.bot.once_per_bot.remove("reconcile of discussions")
         if self._catch_up_task is not None:
             self._catch_up_task.cancel()
         for task in list(self._new_thread_catch_ups):
@@ -168,15 +176,15 @@ class Discussions(commands.Cog):
     # -- catch-up and reconcile -----------------------------------------------------------------
 
     @commands.Cog.listener()
-    async def on_ready(self) -> None:
+    async def on_shard_ready(self, shard_id: int) -> None:
         if self._unloaded:  # dispatched just before the bot closed
             return
         if self.bot.user is not None:
             self.capture.own_user_id = self.bot.user.id
         await self.capture.load()
+        self._shards_to_catch_up.add(shard_id)
         if self._catch_up_task is not None and not self._catch_up_task.done():
-            self._catch_up_again = True
-            return
+            return  # the running catch-up takes this shard in its next round
         self._catch_up_task = asyncio.create_task(self._catch_up_all(), name="discussion-catch-up")
 
     async def _catch_up_all(self) -> None:
@@ -185,22 +193,25 @@ class Discussions(commands.Cog):
         except Exception:
             log.exception("the catch-up of the discussions failed; the next session or reconcile retries")
         finally:
-            self._caught_up.set()
+            if self._shards_caught_up >= set(self.bot.shard_ids or range(self.bot.shard_count or 1)):
+                self._caught_up.set()
 
     def window_start(self) -> int:
         """The smallest message id within the catch-up window."""
         return window_start(self.bot.settings.catch_up_days)
 
-    async def threads_to_catch_up(self, since_id: int) -> list[ThreadState]:
-        """What Discord shows of the threads: the active ones from the session's GUILD_CREATE (no
-        request), and those archived within the window (one listing per channel, newest archived
-        first: talked in while the bot was away, archived again since); the capture picks."""
+    async def threads_to_catch_up(self, since_id: int, shard_ids: set[int]) -> list[ThreadState]:
+        """What Discord shows of the threads of the guilds of ``shard_ids``: the active ones from
+        the session's GUILD_CREATE (no request), and those archived within the window (one listing
+        per channel, newest archived first: talked in while the bot was away, archived again
+        since); the capture picks."""
+        guilds = [guild for guild in self.bot.guilds if guild.shard_id in shard_ids]
         seen = [ThreadSeen(thread.id, thread.archived, thread.last_message_id)
-                for guild in self.bot.guilds for thread in guild.threads if not thread.archived]
+                for guild in guilds for thread in guild.threads if not thread.archived]
         since = snowflake_time(since_id)
         for parent_id in await self.capture.parent_channel_ids():
             parent = self.bot.get_channel(parent_id)
-            if not isinstance(parent, discord.TextChannel | discord.ForumChannel):
+            if not isinstance(parent, discord.TextChannel | discord.ForumChannel) or parent.guild not in guilds:
                 continue
             try:
                 async for archived in parent.archived_threads(limit=None):
@@ -209,7 +220,9 @@ class Discussions(commands.Cog):
                     seen.append(ThreadSeen(archived.id, True, archived.last_message_id))
             except discord.HTTPException as error:
                 log.warning("could not list the archived threads of channel %s: %s", parent_id, error)
-        return await self.capture.threads_to_catch_up(since_id, seen)
+        guild_ids = {guild.id for guild in guilds}
+        return [thread for thread in await self.capture.threads_to_catch_up(since_id, seen)
+                if thread.guild_id in guild_ids]
 
     def _thread_recorded(self, thread_id: int) -> None:
         """A thread just recorded by the announcer is caught up once (one history page): replies
@@ -238,27 +251,33 @@ class Discussions(commands.Cog):
                          report.edited, report.deleted)
 
     async def _catch_up_rounds(self) -> None:
-        while True:
-            self._catch_up_again = False
-            async with self._sync_lock:
-                since_id = self.window_start()
-                threads = await self.threads_to_catch_up(since_id)
-                for thread in threads:
-                    try:
-                        report = await self.capture.catch_up(thread, self.history, since_id=since_id)
-                    except ThreadGone:
-                        await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
-                    except discord.HTTPException as error:
-                        log.warning("catch-up of thread %s failed: %s", thread.thread_id, error)
-                    except Exception:
-                        log.exception("catch-up of thread %s failed", thread.thread_id)
-                    else:
-                        if report.stored or report.edited or report.deleted:
-                            log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
-                                     report.stored, report.edited, report.deleted)
-            log.info("catch-up of %d discussion thread(s) done", len(threads))
-            if not self._catch_up_again:
-                return
+        while self._shards_to_catch_up:
+            shard_id = min(self._shards_to_catch_up)  # one shard at a time: one log line each
+            self._shards_to_catch_up.discard(shard_id)
+            try:
+                threads = await self._catch_up_shards({shard_id})
+            finally:
+                self._shards_caught_up.add(shard_id)  # tried: a failure is retried by the reconcile
+            log.info("catch-up of %d discussion thread(s) done (shard %d)", len(threads), shard_id)
+
+    async def _catch_up_shards(self, shard_ids: set[int]) -> list[ThreadState]:
+        async with self._sync_lock:
+            since_id = self.window_start()
+            threads = await self.threads_to_catch_up(since_id, shard_ids)
+            for thread in threads:
+                try:
+                    report = await self.capture.catch_up(thread, self.history, since_id=since_id)
+                except ThreadGone:
+                    await self.capture.on_thread_change(ThreadChange(thread.thread_id, deleted=True))
+                except discord.HTTPException as error:
+                    log.warning("catch-up of thread %s failed: %s", thread.thread_id, error)
+                except Exception:
+                    log.exception("catch-up of thread %s failed", thread.thread_id)
+                else:
+                    if report.stored or report.edited or report.deleted:
+                        log.info("caught up thread %s: %d new, %d edited, %d deleted", thread.thread_id,
+                                 report.stored, report.edited, report.deleted)
+        return threads
 
     @tasks.loop(hours=24)
     async def reconcile_loop(self) -> None:

@@ -1,7 +1,7 @@
 """Which discussion channels @everyone can view: what the web server may show the blog.
 
 A thread is as visible as its parent channel (text, news or forum channel). The bot records each
-channel that holds discussions or receives announcements: at every start (``on_ready``, which also
+channel that holds discussions or receives announcements: at every fresh session of a shard, for its guilds (``on_shard_ready``, which also
 fills in databases migrated from a version that did not record it), when it announces in a channel
 (cogs/_announce_discord.py), and when a channel's overwrites or the @everyone role change. Until a
 channel is recorded, the web server treats it as private.
@@ -20,8 +20,17 @@ from bot.discussions.visibility import channels_seen, channels_to_watch
 log = logging.getLogger(__name__)
 
 
-def everyone_can_view(channel: discord.abc.GuildChannel) -> bool:
-    return channel.permissions_for(channel.guild.default_role).view_channel
+def everyone_can_view(channel: discord.abc.GuildChannel, everyone: discord.Role | None = None) -> bool:
+    """Whether @everyone can view ``channel``; ``everyone`` is the guild's @everyone role (fetched)
+    when the channel's guild is not in this process's cache (it is on another process's shard)."""
+    if everyone is None:
+        return channel.permissions_for(channel.guild.default_role).view_channel
+    permissions = discord.Permissions(everyone.permissions.value)
+    if permissions.administrator:
+        return True
+    allow, deny = channel.overwrites_for(everyone).pair()
+    permissions.handle_overwrite(allow=allow.value, deny=deny.value)
+    return permissions.view_channel
 
 
 class ChannelVisibility(commands.Cog):
@@ -40,9 +49,9 @@ class ChannelVisibility(commands.Cog):
         await channels_seen(self.bot.database, guild.id, seen)
 
     @commands.Cog.listener()
-    async def on_ready(self) -> None:
+    async def on_shard_ready(self, shard_id: int) -> None:
         known = await channels_to_watch(self.bot.database)
-        for guild in self.bot.guilds:
+        for guild in self.bot.shard_guilds(shard_id):
             try:
                 await self.refresh(guild, known.get(guild.id, set()))
             except Exception:

@@ -33,22 +33,21 @@ async def test_configured_feed_is_registered_polled_and_announced(emulator: Fake
                                  allow_private_feeds=True, poll_interval_seconds=60)
         async with running_bot(emulator, settings) as bot:
             cog = cog_of(bot)
-            queued = "SELECT count(*) FROM announcements WHERE state = 'queued'"
-            await wait_for(lambda: bot.database.fetch_value(queued))
+            # The announcement interval is an hour (TEST_TUNING): the poll's own wake announces.
+            threaded = "SELECT count(*) FROM announcements WHERE state = 'threaded'"
+            await wait_for(lambda: bot.database.fetch_value(threaded))
             feed = await bot.database.fetch_one("SELECT * FROM feeds")
             assert feed is not None and feed["guild_id"] == world.guild.id
             assert feed["channel_id"] == world.announcements.id and feed["channel_kind"] == "text"
-            await cog.announce_now()
             [first] = announcement_messages(emulator, world.announcements.id)
             assert first.embeds[0]["title"] == "Post 3"  # backfill: only the newest item of a new feed
             assert first.embeds[0]["footer"]["text"] == "Local Blog"
 
             served.body = rss_document(numbered_items(5, newest=now - timedelta(minutes=5)), title="Local Blog")
             await cog.scheduler.poll_feed(feed["id"])
-            await cog.announce_now()
+            await wait_for(lambda: len(emulator.threads_in(world.announcements)) == 3)
             titles = [m.embeds[0]["title"] for m in announcement_messages(emulator, world.announcements.id)]
             assert titles == ["Post 3", "Post 4", "Post 5"]  # the new ones oldest first
-            assert len(emulator.threads_in(world.announcements)) == 3
 
         # A restart registers nothing twice.
         async with running_bot(emulator, settings) as bot:

@@ -12,6 +12,7 @@ async def test_lookup_command_payloads_match_discord_spec() -> None:
     bot = ConversationBot(Settings(discord_token="x" * 30), None, extensions=(), sync_mode="never")  # type: ignore[arg-type]
     await bot.load_extension("cogs.lookup")
     await bot.load_extension("cogs.admin")
+    await bot.load_extension("cogs.server_settings")
     payload = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
     assert {command["name"] for command in payload} == {"post", "comments", "stats", "feed", "settings"}
     pointer = _pointer("paths", "/applications/{application_id}/commands", "put", "requestBody", "content",

@@ -82,7 +82,7 @@ def test_tuning_is_fixed_in_production_and_never_shown() -> None:
     assert settings.tuning == Tuning()  # not read from the environment
     assert (Tuning().announce_interval_seconds, Tuning().feed_tick_seconds, Tuning().announce_flood_window_seconds,
             Tuning().pager_lifetime_seconds, Tuning().reidentify_pause_seconds,
-            Tuning().write_queue_limit) == (60.0, 60.0, None, 300.0, 5.0, 10_000)
+            Tuning().write_queue_limit) == (60.0, 60.0, 600.0, 300.0, 5.0, 10_000)
     assert len(settings.summary()) == len(fields(Settings)) - 1  # ``check`` shows every setting but the tuning
     tuned = replace(settings, tuning=Tuning(announce_interval_seconds=1.0))
     assert TOKEN not in repr(tuned) and "announce_interval_seconds=1.0" in repr(tuned)

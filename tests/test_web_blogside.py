@@ -7,6 +7,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -237,3 +238,17 @@ async def test_reaction_summary_leaves_out_hidden_and_deleted(client: Client, da
     assert [(item["emoji"], item["count"]) for item in summary["top"]] == [("👍", 9), ("❤️", 2), (":blobcat:", 1)]
     discussion = await (await client.get("/api/v1/discussion", params={"url": POST_URL})).json()
     assert discussion["reactions"] == summary
+
+
+async def test_public_url_names_the_links_whatever_the_host_header(database: Database) -> None:
+    ids = await seed_discussion(database)
+    settings = replace(SETTINGS, public_url="https://comments.example.com/base")
+    app = create_app(database, settings, lambda: DiscordStatus(connected=True, latency_ms=1.0))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for host in ("127.0.0.1", "evil.example"):
+            sitemap = await (await client.get("/sitemap.xml", headers={"Host": host})).text()
+            assert f"<loc>https://comments.example.com/base/p/{ids['post']}</loc>" in sitemap
+            assert "evil.example" not in sitemap
+        feed = feedparser.parse(await (await client.get(f"/feeds/p/{ids['post']}.atom")).read())
+        assert feed.feed.id == f"https://comments.example.com/base/p/{ids['post']}"
+        assert all(entry.id.startswith("https://comments.example.com/base/p/") for entry in feed.entries)

@@ -12,12 +12,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.web import DiscordStatus, WebServer
-from tests.web_support import HOSTILE_COMMENTS, add_attachment, add_comment, add_post, add_reaction, next_id
+from tests.web_support import (
+    HOSTILE_COMMENTS,
+    BlogPage,
+    add_attachment,
+    add_comment,
+    add_post,
+    add_reaction,
+    next_id,
+)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -93,25 +100,16 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
     long_post = await add_post(database, LONG_POST_URL, "A long one", thread_id=next_id())
     for index in range(205):
         await add_comment(database, long_post, f"long comment {index}", minutes=index)
-    blog_app = web.Application()
-    page_html: dict[str, str] = {}
-
-    async def blog_page(request: web.Request) -> web.Response:
-        return web.Response(text=page_html["html"], content_type="text/html")
-
-    blog_app.router.add_get("/post", blog_page)
-    blog_runner = web.AppRunner(blog_app, access_log=None)
-    await blog_runner.setup()
-    await web.TCPSite(blog_runner, "127.0.0.1", 0).start()
-    blog_port = int(blog_runner.addresses[0][1])
-    blog_origin = f"http://127.0.0.1:{blog_port}"
+    blog = BlogPage("/post")
+    await blog.start()
+    blog_port, blog_origin = blog.port, blog.origin
 
     settings = Settings(discord_token="", web_port=1, web_host="127.0.0.1", web_allowed_origins=(blog_origin,),
                         discord_invite_url="https://discord.gg/example")
     server = WebServer(database, settings, lambda: DiscordStatus(connected=True), port=0)
     await server.start()
     api = f"http://127.0.0.1:{server.port}"
-    page_html["html"] = BLOG_PAGE.replace("{api}", api).replace("{post_url}", POST_URL)
+    blog.html = BLOG_PAGE.replace("{api}", api).replace("{post_url}", POST_URL)
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -201,7 +199,7 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 await widget.screenshot(path=str(SCREENSHOT))
 
                 # A long discussion comes in pages: the rest loads when the reader asks.
-                page_html["html"] = (BLOG_PAGE.replace("{api}", api).replace("{post_url}", LONG_POST_URL)
+                blog.html = (BLOG_PAGE.replace("{api}", api).replace("{post_url}", LONG_POST_URL)
                                      .replace('style="height: 3000px"', 'style="height: 10px"'))
                 await page.goto(f"{blog_origin}/post")
                 long_widget = page.locator(".conversation-engine-comments").first
@@ -220,7 +218,7 @@ async def test_embed_renders_nested_comments_and_runs_no_user_code(database: Dat
                 await browser.close()
     finally:
         await server.stop()
-        await blog_runner.cleanup()
+        await blog.stop()
 
 
 LISTING_PAGE = """<!doctype html>
@@ -249,22 +247,14 @@ async def test_counts_script_fills_listing_pages_with_one_request(database: Data
     await add_comment(database, other, "<b>not markup</b>", thread_id=thread)
     await add_reaction(database, ids["reply"], "👍", 9)
     await add_reaction(database, ids["reply"], "<img src=x onerror=\"window.__pwned='emoji'\">", 1)
-    blog_app = web.Application()
-    page_html: dict[str, str] = {}
-
-    async def listing(request: web.Request) -> web.Response:
-        return web.Response(text=page_html["html"], content_type="text/html")
-
-    blog_app.router.add_get("/", listing)
-    blog_runner = web.AppRunner(blog_app, access_log=None)
-    await blog_runner.setup()
-    await web.TCPSite(blog_runner, "127.0.0.1", 0).start()
-    blog_origin = f"http://127.0.0.1:{int(blog_runner.addresses[0][1])}"
+    blog = BlogPage("/")
+    await blog.start()
+    blog_origin = blog.origin
     settings = Settings(discord_token="", web_port=1, web_host="127.0.0.1", web_allowed_origins=(blog_origin,))
     server = WebServer(database, settings, lambda: DiscordStatus(connected=True), port=0)
     await server.start()
     api = f"http://127.0.0.1:{server.port}"
-    page_html["html"] = (LISTING_PAGE.replace("{api}", api).replace("{post_url}", POST_URL)
+    blog.html = (LISTING_PAGE.replace("{api}", api).replace("{post_url}", POST_URL)
                          .replace("{other_url}", other_url))
     try:
         async with async_playwright() as playwright:
@@ -296,4 +286,4 @@ async def test_counts_script_fills_listing_pages_with_one_request(database: Data
                 await browser.close()
     finally:
         await server.stop()
-        await blog_runner.cleanup()
+        await blog.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.storage import Database
 from tests.discussions_support import eventually
@@ -14,6 +13,7 @@ from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _browser_available
 from tests.test_web_replies import _thread_locked, site
+from tests.web_support import BlogPage
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>A post</title></head><body>
 <h1>A post</h1><script src="{api}/embed.js" data-url="{post_url}" async></script></body></html>"""
@@ -26,21 +26,13 @@ async def test_sign_in_post_reply_refusal_sign_out(emulator: FakeDiscord, world:
         pytest.skip(f"browser test skipped: {reason}")
     from playwright.async_api import async_playwright
 
-    blog_app = web.Application()
-    html: dict[str, str] = {}
-
-    async def blog_page(request: web.Request) -> web.Response:
-        return web.Response(text=html["page"], content_type="text/html")
-
-    blog_app.router.add_get("/post", blog_page)
-    runner = web.AppRunner(blog_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    blog_origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    blog = BlogPage("/post")
+    await blog.start()
+    blog_origin = blog.origin
     try:
         async with site(emulator, world, database, tmp_path, web_allowed_origins=(blog_origin,)) as s, \
                 async_playwright() as playwright:
-            html["page"] = PAGE.replace("{api}", s.base).replace("{post_url}", s.post_url)
+            blog.html = PAGE.replace("{api}", s.base).replace("{post_url}", s.post_url)
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = await (await browser.new_context()).new_page()
@@ -98,4 +90,4 @@ async def test_sign_in_post_reply_refusal_sign_out(emulator: FakeDiscord, world:
             finally:
                 await browser.close()
     finally:
-        await runner.cleanup()
+        await blog.stop()

@@ -1,6 +1,6 @@
 """Webhooks for blog owners, delivered to a local aiohttp receiver on 127.0.0.1: the events and
 their signatures, nothing for hidden, opted-out or private comments, retries until the receiver
-comes back (and /healthz saying so meanwhile), no loss across a restart, the SSRF guard."""
+comes back (and /healthz saying so meanwhile), no loss across a restart or a SIGKILL, the SSRF guard."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import hashlib
 import hmac
 import json
 import logging
+import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +31,17 @@ SECRET = "a-test-secret-of-32-characters!!"
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB"
 FAST = WebhookTuning(poll_seconds=0.02, retry_first_seconds=0.05, retry_longest_seconds=0.2)
 BLOG = "https://blog.example.com"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class Receiver:
-    """A blog owner's endpoint: records what arrives; ``mode`` is ok, fail or hang."""
+    """A blog owner's endpoint: records what arrives; ``mode`` is ok, fail or hang; with ``hang_after``
+    set, it hangs once it has taken that many."""
 
     url: str = ""
     mode: str = "ok"
+    hang_after: int | None = None
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     attempts: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,6 +50,8 @@ class Receiver:
         self.attempts += 1
         body = await request.read()
         self.arrived.set()
+        if self.hang_after is not None and len(self.received) >= self.hang_after:
+            self.mode = "hang"
         if self.mode == "hang":
             await asyncio.sleep(3600)
         if self.mode == "fail":
@@ -249,6 +256,75 @@ async def test_no_event_is_lost_across_a_restart(tmp_path: Path, receiver: Recei
     events = receiver.events()
     assert [event["type"] for event in events] == ["post.thread_created", "comment.created"]
     assert events[1]["comment"]["id"] == str(comment)
+
+
+# The writing side of the bot in a process of its own: comments stored (their events go into the
+# outbox in the same transaction) while the dispatcher delivers; the test kills it with SIGKILL.
+KILLED_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from bot.config import Settings
+from bot.storage.db import Database
+from bot.web.webhooks import WebhookDispatcher, WebhookTuning
+from tests.web_support import add_comment, add_post, next_id
+
+async def main() -> None:
+    database = await Database.open(Path(sys.argv[1]))
+    settings = Settings(discord_token="", webhook_urls=(sys.argv[2],), webhook_secret=sys.argv[3],
+                        allow_private_webhooks=True)
+    dispatcher = WebhookDispatcher(database, settings, tuning=WebhookTuning(poll_seconds=0.02))
+    await dispatcher.start()
+    thread = next_id()
+    post = await add_post(database, "https://blog.example.com/k/", "K", thread_id=thread)
+    for number in range(20):
+        await add_comment(database, post, f"comment {number}", thread_id=thread)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_no_event_is_lost_across_a_sigkill(tmp_path: Path, receiver: Receiver) -> None:
+    path = tmp_path / "killed.db"
+    database = await Database.open(path)  # migrated here, so the child only writes
+    await database.close()
+    receiver.hang_after = 5  # the sixth delivery is in flight when the process dies
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED_WRITER, str(path), receiver.url,
+                                                 SECRET, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL)
+    try:
+        await wait_until(lambda: receiver.mode == "hang", timeout=60.0)
+        child.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), 30)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    before = {json.loads(body)["id"] for _, body in receiver.received}
+    assert len(before) == 5
+
+    receiver.mode, receiver.hang_after = "ok", None
+    database = await Database.open(path)
+    try:
+        texts = {row[0] for row in await database.fetch_all("SELECT content FROM comments")}
+        committed = 1 + len(texts)  # the thread's event and one per comment (delivered ones leave the outbox)
+        dispatcher = WebhookDispatcher(database, settings_for(receiver.url), tuning=FAST)
+        await dispatcher.start()
+        try:
+            await wait_until(lambda: len({json.loads(body)["id"] for _, body in receiver.received}) == committed)
+            await asyncio.sleep(0.2)
+        finally:
+            await dispatcher.stop()
+    finally:
+        await database.close()
+    assert committed > 6
+    events = receiver.events()
+    ids = [event["id"] for event in events]
+    # Every committed event arrives, in order; only the one in flight at the kill may come twice
+    # (receivers dedupe by X-Conversation-Delivery, as the README says).
+    assert ids == sorted(ids) and len(ids) - len(set(ids)) <= 1
+    assert sorted(set(ids)) == list(range(ids[0], ids[0] + committed))
+    assert events[0]["type"] == "post.thread_created"
+    assert {event["comment"]["text"] for event in events[1:]} == texts
 
 
 async def test_private_addresses_are_refused_unless_allowed(database: Database, receiver: Receiver,

@@ -6,7 +6,10 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
 
 from bot.storage.db import Database, to_db_time
 
@@ -123,3 +126,32 @@ HOSTILE_COMMENTS = (
     "> <iframe src=\"javascript:window.__pwned='iframe'\"></iframe> quoted iframe",
     "<@1> and <@&2> and <#3> mentions of unknown ids",
 )
+
+
+@dataclass
+class BlogPage:
+    """A blog on 127.0.0.1 that serves ``html`` at ``path``: the page the browser tests embed the widget in."""
+
+    path: str
+    html: str = ""
+    port: int = 0
+    _runner: web.AppRunner | None = field(default=None, repr=False)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(text=self.html, content_type="text/html")
+
+        app = web.Application()
+        app.router.add_get(self.path, page)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -119,6 +119,9 @@ class CycleReport:
     retry: list[int] = field(default_factory=list)
     edited: list[int] = field(default_factory=list)
     reported: list[int] = field(default_factory=list)
+    # The earliest moment a channel whose queued posts waited for the rate gets room again (None:
+    # none waits, or the rate is per cycle only): the loop runs its next cycle then.
+    room_at: datetime | None = None
 
 
 def explain(error: DiscordError, step: str, channel_id: int | None = None) -> str:
@@ -162,9 +165,10 @@ class Announcer:
                  retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE,
                  flood_window: timedelta = timedelta(0), clock: Callable[[], datetime] = utcnow) -> None:
         self.database = database
-        # per_cycle also bounds every flood_window (the poll interval): cycles run more often than
-        # feeds are polled, so new posts go out promptly, yet a channel never gets more than
-        # per_cycle announcements per poll interval.
+        # per_cycle is a rate: at most that many announcements per channel in any flood_window
+        # (a sliding window, 10 minutes in production). Cycles run whenever posts are stored, so
+        # new posts go out at once, yet a backlog drains at that rate and a flood is impossible.
+        # A zero window makes it a limit per cycle only.
         self.flood_window = flood_window
         self.clock = clock
         self.port = port
@@ -178,8 +182,8 @@ class Announcer:
         self._told_threads_full: set[int] = set()  # ... whose admins were told since it was hit
 
     async def run_cycle(self) -> CycleReport:
-        """Interrupted announcements first, then at most ``per_cycle`` new ones per channel (oldest
-        first); then the edits of updated posts; then failures are reported once."""
+        """Interrupted announcements first, then new ones per channel (oldest first) as far as the
+        channel's rate allows; then the edits of updated posts; then failures are reported once."""
         report = CycleReport()
         overrides = await store.guild_overrides(self.database)
         archive = {guild: o.thread_auto_archive_minutes for guild, o in overrides.items()
@@ -188,16 +192,17 @@ class Announcer:
                      if o.announcements_per_cycle is not None}
         recent: dict[int, int] = {}
         if self.flood_window > timedelta(0):
-            recent = await store.recent_announcement_counts(self.database, self.clock() - self.flood_window)
+            recent = {channel: sends.count for channel, sends in (
+                await store.recent_announcements(self.database, self.clock() - self.flood_window)).items()}
         # While a guild is at Discord's active thread limit, its waiting threads go first and no new
         # message is sent there (it could get no thread).
         self._threads_full = await store.guilds_waiting_for_threads(self.database, MAX_ACTIVE_THREADS)
         self._told_threads_full &= self._threads_full
-        chosen = choose_for_cycle(
-            await store.cycle_candidates(self.database, self.clock()),
-            lambda guild: per_cycle.get(guild, self.per_cycle),
-            recent,
-        )
+        candidates = await store.cycle_candidates(self.database, self.clock())
+        chosen = choose_for_cycle(candidates, lambda guild: per_cycle.get(guild, self.per_cycle), recent)
+        picked = {candidate.announcement_id for candidate in chosen}
+        waiting = {candidate.channel_id for candidate in candidates
+                   if candidate.state == "queued" and candidate.announcement_id not in picked}
         for candidate in chosen:
             if candidate.state != "sent" and candidate.guild_id in self._threads_full:
                 continue
@@ -213,7 +218,17 @@ class Announcer:
                 outcome, []).append(candidate.announcement_id)
         report.edited = await self.apply_edits()
         report.reported = await self.report_failures()
+        report.room_at = await self._room_at(waiting)
         return report
+
+    async def _room_at(self, waiting: set[int]) -> datetime | None:
+        """When the first of the ``waiting`` channels (queued posts held back by the rate) gets
+        room: the oldest announcement of its window leaves the window then."""
+        if not waiting or self.flood_window <= timedelta(0):
+            return None
+        recent = await store.recent_announcements(self.database, self.clock() - self.flood_window)
+        moments = [recent[channel].oldest + self.flood_window for channel in waiting if channel in recent]
+        return min(moments, default=None)
 
     async def announce(self, announcement_id: int, archive_minutes: int | None = None) -> Outcome:
         """Take one announcement as far as it goes: to ``threaded``, ``failed``, or (after a passing

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import email.utils
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,15 +113,18 @@ def private_address_message(host: str, address: str) -> str:
 
 
 class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that drops non-public addresses unless the current request allows them."""
+    """aiohttp resolver that drops non-public addresses unless allowed: by ``allow_private`` when given
+    (webhooks: one setting for the session), else by the current feed request."""
 
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, inner: AbstractResolver | None = None, *, allow_private: bool | None = None) -> None:
         self._inner = inner if inner is not None else ThreadedResolver()
+        self._allow_private = allow_private
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if _allow_private.get():
+        allowed = _allow_private.get() if self._allow_private is None else self._allow_private
+        if allowed:
             return results
         for result in results:
             if not is_public_address(result["host"]):
@@ -326,9 +330,64 @@ async def _finish(response: aiohttp.ClientResponse, url: str, final_url: str, mo
             raise _too_large()
         chunks.append(chunk)
     content_type: Any = headers.get("Content-Type")
+    links = link_header_rels(headers.getall("Link", []), final_url)
+    self_links = links.get("self", [])
     return FetchResult(url, final_url, status, b"".join(chunks), content_type, etag, last_modified, moved_to,
-                       tuple(visited[1:]))
+                       tuple(visited[1:]), hub_urls=tuple(links.get("hub", [])),
+                       self_url=self_links[0] if self_links else None)
+
+
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[A-Za-z*-]+\s*=\s*(?:"[^"]*"|[^;,\s]*))*)')
+_LINK_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))', re.IGNORECASE)
+
+
+def link_header_rels(values: list[str], base: str) -> dict[str, list[str]]:
+    """The http(s) URLs of ``Link`` headers (RFC 8288) by relation, resolved against ``base``."""
+    found: dict[str, list[str]] = {}
+    for value in values:
+        for match in _LINK.finditer(value[:8192]):
+            rel = _LINK_REL.search(match.group(2))
+            if rel is None:
+                continue
+            target = urljoin(base, match.group(1).strip())
+            if urlsplit(target).scheme not in ("http", "https"):
+                continue
+            for name in (rel.group(1) if rel.group(1) is not None else rel.group(2)).lower().split():
+                found.setdefault(name, []).append(target)
+    return found
 
 
 def _too_large() -> FeedTooLarge:
     return FeedTooLarge(f"feed too large: over {MAX_BODY_BYTES // (1024 * 1024)} MiB; the bot stops reading there")
+
+
+@dataclass(frozen=True, slots=True)
+class FormAnswer:
+    status: int
+    text: str
+
+
+async def post_form(session: aiohttp.ClientSession, url: str, form: dict[str, str], *, allow_private: bool,
+                    timeouts: FetchTimeouts | None = None) -> FormAnswer:
+    """POST a form to ``url`` under the same rules as a feed fetch (public addresses only, checked
+    before the request and again at connect time), without following redirects; the answer's text
+    is cut at 1 KiB. Raises a :class:`FeedError` subclass for what is not an HTTP answer."""
+    url = validate_feed_url(url)
+    limits = timeouts or DEFAULT_TIMEOUTS
+    token = _allow_private.set(allow_private)
+    timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect, sock_connect=limits.connect)
+    try:
+        async with asyncio.timeout(limits.total):
+            if not allow_private:
+                await check_public_host(url)
+            async with session.post(url, data=form, allow_redirects=False, timeout=timeout) as response:
+                body = await response.content.read(1024)
+                return FormAnswer(response.status, body.decode("utf-8", errors="replace"))
+    except TimeoutError:
+        raise FeedTimeout(f"{_host_label(url)} did not answer within {limits.total:g} seconds (timed out)") from None
+    except aiohttp.ClientConnectorError as error:
+        raise _connector_error(url, error) from None
+    except aiohttp.ClientError:
+        raise FeedConnectionError(f"the request to {_host_label(url)} failed") from None
+    finally:
+        _allow_private.reset(token)

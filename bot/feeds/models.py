@@ -23,6 +23,10 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     problem: str | None = None
     skipped: int = 0
+    # WebSub: the hubs the document advertises (``<link rel="hub">``, JSON Feed ``hubs``) and the
+    # URL it names as its own (``rel="self"``, ``feed_url``).
+    hub_urls: tuple[str, ...] = ()
+    self_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,9 @@ class FetchResult:
     last_modified: str | None
     moved_to: str | None = None
     redirects: tuple[str, ...] = ()
+    # WebSub discovery from the response's ``Link`` header: ``rel="hub"`` and ``rel="self"``.
+    hub_urls: tuple[str, ...] = ()
+    self_url: str | None = None
 
     @property
     def not_modified(self) -> bool:

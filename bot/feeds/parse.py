@@ -236,7 +236,26 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str | None, mime: str |
     for raw in raw_entries:
         drafts.append(_draft_from_feedparser(raw, url, seen_at))
     entries, skipped = _finish_entries(drafts, base, seen_at)
-    return ParsedFeed(kind, title, home_url, entries, problem, skipped)
+    hubs, self_url = _feed_links(feed.get("links"), url)
+    return ParsedFeed(kind, title, home_url, entries, problem, skipped, hubs, self_url)
+
+
+def _feed_links(links: Any, base: str) -> tuple[tuple[str, ...], str | None]:
+    """The WebSub hubs and the self URL among a feed's ``<link>`` elements (Atom, and atom:link in RSS)."""
+    hubs: list[str] = []
+    self_url: str | None = None
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, Mapping):
+            continue
+        href = _http_url(link.get("href"), base, canonical=False)
+        rels = str(link.get("rel") or "").lower().split()
+        if href is None:
+            continue
+        if "hub" in rels and href not in hubs:
+            hubs.append(href)
+        if "self" in rels and self_url is None:
+            self_url = href
+    return tuple(hubs), self_url
 
 
 def _xml_error(exception: SAXParseException) -> str:
@@ -445,7 +464,13 @@ def _parse_json_feed(body: bytes, url: str, seen_at: datetime) -> ParsedFeed:
             "raw_date": published_text or modified_text,
         })
     entries, skipped = _finish_entries(drafts, base, seen_at)
-    return ParsedFeed("json", title, home_url, entries, None, skipped)
+    hubs = document.get("hubs")
+    hub_urls = tuple(dict.fromkeys(
+        found for hub in (hubs if isinstance(hubs, list) else []) if isinstance(hub, dict)
+        and str(hub.get("type") or "").lower() in ("websub", "pubsubhubbub")
+        and (found := _http_url(jsonfeed.text_field(hub, "url"), url, canonical=False)) is not None))
+    self_url = _http_url(jsonfeed.text_field(document, "feed_url"), url, canonical=False)
+    return ParsedFeed("json", title, home_url, entries, None, skipped, hub_urls, self_url)
 
 
 def _decode_json_text(body: bytes) -> str:

@@ -4,11 +4,16 @@ and a feed is found whichever way its address is typed."""
 
 from __future__ import annotations
 
+import asyncio
+
+from bot.feeds.filters import FeedFilter, FilterError
 from bot.feeds.urls import canonicalize_url
 from bot.model.posts import ChannelKind
 from bot.storage import feeds as feed_store
+from bot.storage import filters as filter_store
 from bot.storage.db import Database
 from bot.storage.feeds import Feed, FeedNotice
+from bot.storage.filters import RecentPost, StoredFilter
 
 
 async def register_feed(database: Database, *, guild_id: int, url: str, channel_id: int,
@@ -47,3 +52,40 @@ async def resume_feed(database: Database, feed: Feed) -> bool:
 async def mark_notice_sent(database: Database, notice: FeedNotice) -> None:
     """The admins were told (or cannot be): the notice is not posted again."""
     await feed_store.mark_feed_notice_sent(database, notice)
+
+
+async def set_filter(database: Database, feed_id: int, include: str | None, exclude: str | None) -> FeedFilter:
+    """Check and save a feed's filter (both rules empty: no filter); raises :class:`FilterError`."""
+    checked = FeedFilter.parse(include, exclude)
+    await filter_store.save_filter(database, feed_id, checked.include.text if checked.include else None,
+                                   checked.exclude.text if checked.exclude else None)
+    return checked
+
+
+async def guild_filters(database: Database, guild_id: int) -> dict[int, str]:
+    """Each filtered feed of the guild with its filter as ``/feed list`` shows it."""
+    return {feed_id: _describe(stored) for feed_id, stored in
+            (await filter_store.filters_of_guild(database, guild_id)).items()}
+
+
+async def try_filter(database: Database, feed_id: int, limit: int = 10) -> tuple[str, list[tuple[RecentPost, bool]]]:
+    """The feed's filter and, for its ``limit`` newest stored posts, whether the filter keeps each."""
+    stored = await filter_store.get_filter(database, feed_id)
+    posts = await filter_store.recent_posts(database, feed_id, limit)
+    if stored is None:
+        return "none", [(post, True) for post in posts]
+    try:
+        feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+    except FilterError as error:  # saved under older rules: polls do not use it either
+        return f"{_describe(stored)} (not used: {error})", [(post, True) for post in posts]
+
+    def decide() -> list[tuple[RecentPost, bool]]:  # in a thread: regex matching never runs on the loop
+        return [(post, feed_filter.keeps(post.title, post.categories, post.summary)) for post in posts]
+
+    return feed_filter.describe(), await asyncio.to_thread(decide)
+
+
+def _describe(stored: StoredFilter) -> str:
+    parts = ([f"include {stored.include}"] if stored.include else []) + (
+        [f"exclude {stored.exclude}"] if stored.exclude else [])
+    return "; ".join(parts) or "none"

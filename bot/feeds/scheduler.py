@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -27,11 +28,14 @@ import aiohttp
 from bot.config import Settings
 from bot.feeds.errors import FeedError, FeedRetryLater
 from bot.feeds.fetch import FetchTimeouts, fetch_feed
+from bot.feeds.filters import FeedFilter, FilterError, dropped_identities
 from bot.feeds.models import FeedPreview, FetchResult, ParsedFeed, PollOutcome, PollReport, PollStatus
 from bot.feeds.parse import parse_feed_in_worker
 from bot.feeds.urls import canonicalize_url
 from bot.storage import feeds as feed_store
+from bot.storage import filters as filter_store
 from bot.storage import posts as post_store
+from bot.storage import websub as websub_store
 from bot.storage.db import Database, utcnow
 from bot.storage.feeds import Feed
 
@@ -82,11 +86,72 @@ async def preview_feed(session: aiohttp.ClientSession, url: str, *, allow_privat
     )
 
 
+def announce_policy(feed: Feed) -> post_store.AnnouncePolicy:
+    """Which new posts of a feed's document are announced (the same for a poll and a push)."""
+    return post_store.AnnouncePolicy(
+        first_fetch=not feed.initialized,
+        backfill=feed.backfill,
+        old_before=(feed.last_success_at - OLD_ITEM_GRACE) if feed.last_success_at else None,
+        max_queued=max(feed.backfill, MAX_QUEUED_PER_POLL),
+    )
+
+
+def first_hub(result: FetchResult, parsed: ParsedFeed | None) -> str | None:
+    """The WebSub hub to use: the Link header's first, else the document's (None: no push)."""
+    hubs = result.hub_urls + (parsed.hub_urls if parsed is not None else ())
+    return hubs[0] if hubs else None
+
+
+async def filtered_out(database: Database, feed_id: int, parsed: ParsedFeed | None) -> frozenset[str]:
+    """The identities the feed's filter drops (``/feed filter``); none without a filter. Polls and
+    pushes both ask it."""
+    if parsed is None or not parsed.entries:
+        return frozenset()
+    stored = await filter_store.get_filter(database, feed_id)
+    if stored is None:
+        return frozenset()
+    try:
+        feed_filter = FeedFilter.parse(stored.include, stored.exclude)
+    except FilterError as error:  # checked when saved; a later version of the rules may refuse it
+        log.warning("feed %d: its filter is not used: %s", feed_id, error)
+        return frozenset()
+    # Only new posts can be announced: matching the ones stored already would be wasted time
+    # (a slow expression costs up to its time limit per post).
+    known = await post_store.known_identities(database, feed_id, [entry.identity for entry in parsed.entries])
+    return await dropped_identities(feed_filter, [e for e in parsed.entries if e.identity not in known])
+
+
+async def store_pushed(database: Database, feed_id: int, parsed: ParsedFeed, now: datetime) -> PollOutcome:
+    """Store the entries a hub pushed for a feed, under the same identity and announcement rules as
+    a poll; the poll bookkeeping (validators, schedule, failures) is left alone. A paused or
+    disabled feed takes nothing."""
+    dropped = await filtered_out(database, feed_id, parsed)
+
+    def op(connection: sqlite3.Connection) -> PollOutcome:
+        feed = feed_store.load_feed_sync(connection, feed_id)
+        if feed is None or feed.paused or feed.disabled:
+            return PollOutcome(feed_id, "skipped", error="the feed is removed, paused or disabled")
+        stored = post_store.store_entries_sync(
+            connection, guild_id=feed.guild_id, feed_id=feed.id, channel_id=feed.channel_id,
+            feed_title=parsed.title or feed.title, entries=parsed.entries, policy=announce_policy(feed), now=now,
+            filtered_out=dropped)
+        return PollOutcome(feed_id, "changed", new_posts=stored.new_posts, queued=stored.queued,
+                           updated_posts=stored.updated)
+
+    return await database.write(op)
+
+
 class FeedScheduler:
-    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``."""
+    """Polls feeds. ``run_due`` once per tick (the cog's loop); ``poll_feed`` for ``/feed poll``.
+
+    ``on_posts_stored`` is called (on the event loop) each time a poll's write committed posts to
+    announce: the bot wakes its announcement loop with it, so they go out at once.
+    """
 
     def __init__(self, database: Database, session: aiohttp.ClientSession, settings: Settings, *,
-                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None) -> None:
+                 clock: Clock = utcnow, timeouts: FetchTimeouts | None = None,
+                 on_posts_stored: Callable[[], None] | None = None) -> None:
+        self.on_posts_stored = on_posts_stored
         self.database = database
         self.session = session
         self.settings = settings
@@ -175,15 +240,14 @@ class FeedScheduler:
     async def _record_success(self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None,
                               digest: str | None, now: datetime, status: PollStatus,
                               wait_for_commit: bool) -> PollOutcome:
-        interval = self.interval
-        policy = post_store.AnnouncePolicy(
-            first_fetch=not feed.initialized,
-            backfill=feed.backfill,
-            old_before=(feed.last_success_at - OLD_ITEM_GRACE) if feed.last_success_at else None,
-            max_queued=max(feed.backfill, MAX_QUEUED_PER_POLL),
-        )
+        interval = await self.interval_for(feed.id, now)
+        policy = announce_policy(feed)
+        hub = first_hub(result, parsed)
+        topic = result.self_url or (parsed.self_url if parsed is not None else None) or result.final_url
+        new_token, new_secret = secrets.token_urlsafe(32), secrets.token_hex(32)
 
         moved_to = None if result.moved_to is None else canonicalize_url(result.moved_to)
+        dropped = await filtered_out(self.database, feed.id, parsed)
 
         def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
             url = feed.url
@@ -197,12 +261,16 @@ class FeedScheduler:
                 stored = post_store.store_entries_sync(
                     connection, guild_id=feed.guild_id, feed_id=feed.id, channel_id=feed.channel_id,
                     feed_title=parsed.title, entries=parsed.entries, policy=policy, now=now,
+                    filtered_out=dropped,
                 )
             feed_store.record_success_sync(
                 connection, feed.id, now=now, next_poll_at=next_slot(url, now, interval),
                 etag=result.etag, last_modified=result.last_modified, body_hash=digest,
                 title=parsed.title if parsed is not None else None, initialized=parsed is not None,
             )
+            if parsed is not None:  # what the document (and the response's Link header) say of a hub
+                websub_store.note_hub_sync(connection, feed.id, hub_url=hub, topic_url=topic, now=now,
+                                           token=new_token, secret=new_secret)
             if moved == "taken":
                 assert result.moved_to is not None
                 feed_store.record_failure_sync(
@@ -216,12 +284,24 @@ class FeedScheduler:
             await self.database.enqueue(op)
             return PollOutcome(feed.id, status, next_poll_at=next_slot(feed.url, now, interval))
         stored, moved, url = await self.database.write(op)
+        if stored.queued and self.on_posts_stored is not None:
+            self.on_posts_stored()
         return PollOutcome(
             feed.id, status,
             new_posts=stored.new_posts, queued=stored.queued, updated_posts=stored.updated,
             moved_to=result.moved_to if moved != "unchanged" else None,
             next_poll_at=next_slot(url, now, interval),
         )
+
+    async def interval_for(self, feed_id: int, now: datetime) -> int:
+        """The poll interval of a feed: the slow fallback pace while its push subscription is live
+        (and pushes can arrive: without PUBLIC_URL and the web server none do)."""
+        if not self.settings.websub_enabled:
+            return self.interval
+        subscription = await websub_store.for_feed(self.database, feed_id)
+        if subscription is not None and subscription.live_at(now):
+            return max(self.interval, self.settings.tuning.websub_fallback_poll_seconds)
+        return self.interval
 
     async def _record_failure(self, feed: Feed, message: str, error: FeedError | None,
                               now: datetime) -> PollOutcome:

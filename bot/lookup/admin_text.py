@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from bot.announce.admin import GuildSettings
 from bot.feeds.models import FeedPreview, PollOutcome
 from bot.lookup.format import MESSAGE_LIMIT, fit_lines, link, plural, safe_text, timestamp
 from bot.render.text import cut_at_word
 from bot.storage.announcements import FailedAnnouncement
+from bot.storage.db import utcnow
 from bot.storage.feeds import Feed, FeedStatus
+from bot.storage.filters import RecentPost
+from bot.storage.websub import Subscription
 
 PREVIEW_ITEMS = 3
 
@@ -86,7 +90,37 @@ def feed_state(status: FeedStatus) -> str:
     return "✅ ok"
 
 
-def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAnnouncement]) -> str:
+def format_filter_test(feed: Feed, described: str, verdicts: Sequence[tuple[RecentPost, bool]]) -> str:
+    """``/feed test feed:``: which of the feed's newest stored posts its filter keeps and drops."""
+    lines = [f"**{feed_label(feed)}**: filter {safe_text(described, 420)}"]
+    if not verdicts:
+        lines.append("No posts stored yet for this feed; `/feed poll` it first.")
+    for post, kept in verdicts:
+        lines.append(f"{'✅ kept' if kept else '🚫 dropped'}: {link(safe_text(post.title, 150), post.canonical_url)}")
+    return cut_at_word("\n".join(lines), MESSAGE_LIMIT)
+
+
+def push_state(feed: Feed, subscription: Subscription | None, enabled: bool, now: datetime) -> str:
+    """The WebSub line of a feed in ``/feed list``: live until when, or why not."""
+    if subscription is None:
+        if not feed.initialized:
+            return "push: not known before the first poll"
+        return "push: no (the feed names no WebSub hub; polled)"
+    if not enabled:
+        return "push: off (the feed has a WebSub hub, but PUBLIC_URL and WEB_PORT must both be set)"
+    if subscription.live_at(now):
+        return f"push: live until {timestamp(subscription.expires_at, 'f')}"
+    if subscription.state == "failed":
+        retry = f" (next try {timestamp(subscription.next_action_at)})" if subscription.next_action_at else ""
+        return f"push: failed: {safe_text(subscription.last_error or 'unknown error', 200)}{retry}"
+    if subscription.state == "pending":
+        return "push: pending (waiting for the hub to confirm)"
+    return "push: subscribing soon"
+
+
+def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAnnouncement],
+                     filters: Mapping[int, str] | None = None, push: Mapping[int, Subscription] | None = None,
+                     *, push_enabled: bool = False, now: datetime | None = None) -> str:
     if not statuses and not failures:
         return "No feeds yet. Add one with `/feed add url:<feed address> channel:<#channel>`."
     blocks = []
@@ -98,7 +132,9 @@ def format_feed_list(statuses: Sequence[FeedStatus], failures: Sequence[FailedAn
             f"**{feed_label(feed)}** → <#{feed.channel_id}>\n"
             f"  {feed_state(status)}\n"
             f"  last success {success} · next poll {due} · {plural(status.posts_announced, 'post')} announced · "
-            f"{link('feed', feed.url)}")
+            f"{link('feed', feed.url)}"
+            + (f"\n  filter: {safe_text(filters[feed.id], 420)}" if filters and feed.id in filters else "")
+            + (f"\n  {push_state(feed, push.get(feed.id), push_enabled, now or utcnow())}" if push is not None else ""))
     if failures:
         blocks.append("**Announcements that failed** (fix the channel or permissions; they are not retried):")
         blocks.extend(
@@ -133,6 +169,6 @@ def format_guild_settings(settings: GuildSettings) -> str:
     archive = {60: "1 hour", 1440: "24 hours", 4320: "3 days", 10080: "1 week"}.get(
         settings.thread_auto_archive_minutes, f"{settings.thread_auto_archive_minutes} minutes")
     return (f"**Settings for this server**{origin}\n"
-            f"• Announcements per channel per poll cycle: **{settings.announcements_per_cycle}** "
+            f"• Announcements per channel per 10 minutes: **{settings.announcements_per_cycle}** "
             "(`/settings announcements`)\n"
             f"• New discussion threads archive after: **{archive}** of inactivity (`/settings thread-archive`)")

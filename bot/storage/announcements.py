@@ -133,12 +133,26 @@ async def guilds_waiting_for_threads(database: Database, code: int) -> set[int]:
     return {int(row["guild_id"]) for row in rows}
 
 
-async def recent_announcement_counts(database: Database, since: datetime) -> dict[int, int]:
-    """Per channel, how many announcements went out (or started to) since ``since``."""
+@dataclass(frozen=True, slots=True)
+class RecentSends:
+    """A channel's announcements in the rate window: how many, and when the oldest of them began."""
+
+    count: int
+    oldest: datetime
+
+
+async def recent_announcements(database: Database, since: datetime) -> dict[int, RecentSends]:
+    """Per channel, the announcements that went out (or started to) since ``since``."""
     rows = await database.fetch_all(
-        "SELECT channel_id, count(*) AS sent FROM announcements WHERE announced_at >= ? GROUP BY channel_id",
+        "SELECT channel_id, count(*) AS sent, min(announced_at) AS oldest FROM announcements "
+        "WHERE announced_at >= ? GROUP BY channel_id",
         (to_db_time(since),))
-    return {int(row["channel_id"]): int(row["sent"]) for row in rows}
+    recent = {}
+    for row in rows:
+        oldest = from_db_time(row["oldest"])
+        assert oldest is not None
+        recent[int(row["channel_id"])] = RecentSends(int(row["sent"]), oldest)
+    return recent
 
 
 async def load_work(database: Database, announcement_id: int) -> AnnouncementWork | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Literal
 
 from bot.model.posts import ChannelKind
+from bot.storage import websub as websub_store
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
 
 NoticeKind = Literal["disabled", "moved"]
@@ -153,9 +154,14 @@ async def find_feed(database: Database, guild_id: int, url: str) -> Feed | None:
 
 
 async def remove_feed(database: Database, *, guild_id: int, feed_id: int) -> bool:
-    """Delete a guild's feed (its posts stay, with ``feed_id`` cleared). False if there was none."""
+    """Delete a guild's feed (its posts stay, with ``feed_id`` cleared). False if there was none.
+    Its WebSub subscription, if any, is left to be unsubscribed."""
+    when = utcnow()
 
     def op(connection: sqlite3.Connection) -> bool:
+        exists = connection.execute("SELECT 1 FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id))
+        if exists.fetchone() is not None:
+            websub_store.retire_feed_sync(connection, feed_id, when)
         cursor = connection.execute("DELETE FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id))
         return cursor.rowcount > 0
 

@@ -1,4 +1,4 @@
-"""Per-guild settings (guild_settings table): announcements per cycle and thread auto-archive.
+"""Per-guild settings (guild_settings table): the announcement rate (per channel per 10 minutes) and thread auto-archive.
 
 NULL means the guild follows the process-wide default; the feature code resolves the defaults.
 """

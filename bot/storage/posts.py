@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.model.posts import Entry
-from bot.storage.db import to_db_time
+from bot.storage.db import Database, to_db_time
 
 _SENT_STATES = ("pending", "sent", "threaded")
 _CHUNK = 400  # host parameters per IN (...) list, well under SQLite's limit
@@ -57,6 +57,19 @@ class StoreResult:
     updated: int = 0
 
 
+async def known_identities(database: Database, feed_id: int, identities: Sequence[str]) -> set[str]:
+    """Which of ``identities`` the feed has stored already (a read; the rest are new posts)."""
+    unique = list(dict.fromkeys(identities))
+    known: set[str] = set()
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = await database.fetch_all(
+            f"SELECT identity FROM feed_items WHERE feed_id = ? AND identity IN ({_marks(len(chunk))})",
+            (feed_id, *chunk))
+        known.update(row["identity"] for row in rows)
+    return known
+
+
 def content_hash(title: str, link: str, summary: str) -> str:
     return hashlib.sha256("\x1f".join((title, link, summary)).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -75,8 +88,11 @@ def _announced_identities(entries: Sequence[Entry], policy: AnnouncePolicy, new:
 
 def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id: int, channel_id: int,
                        feed_title: str | None, entries: Sequence[Entry], policy: AnnouncePolicy,
-                       now: datetime) -> StoreResult:
-    """Store one poll's entries (newest first) and their announcement rows; runs in a write op."""
+                       now: datetime, filtered_out: frozenset[str] = frozenset()) -> StoreResult:
+    """Store one poll's entries (newest first) and their announcement rows; runs in a write op.
+
+    A new post the policy would announce but whose identity is in ``filtered_out`` (the feed's
+    filter dropped it) is stored with a ``skipped`` announcement marked ``filtered``."""
     # Two queries for the whole document rather than two per item: this runs on the writer thread,
     # and every Python step there is GIL time the event loop waits for.
     known: dict[str, int | None] = {}
@@ -121,11 +137,12 @@ def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id
         else:
             post_id = _insert_post(connection, guild_id, feed_id, feed_title, entry, stamp)
             new_posts += 1
-            state = "queued" if entry.identity in announce else "skipped"
+            filtered = entry.identity in announce and entry.identity in filtered_out
+            state = "queued" if entry.identity in announce and not filtered else "skipped"
             connection.execute(
-                "INSERT INTO announcements (post_id, guild_id, channel_id, state, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO NOTHING",
-                (post_id, guild_id, channel_id, state, stamp, stamp),
+                "INSERT INTO announcements (post_id, guild_id, channel_id, state, filtered, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO NOTHING",
+                (post_id, guild_id, channel_id, state, int(filtered), stamp, stamp),
             )
             if state == "queued":
                 queued += 1

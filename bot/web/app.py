@@ -27,6 +27,7 @@ from aiohttp import web
 
 import bot
 from bot.config import Settings
+from bot.feeds.websub import PostsStored, PushReceiver
 from bot.storage import blog
 from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
@@ -47,6 +48,7 @@ from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
 from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
 from bot.web.urls import BadUrl, canonical_post_url
 from bot.web.webhooks import WebhookTuning
+from bot.web.websub import add_websub_routes
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +418,7 @@ async def _hide_server_version(request: web.Request, response: web.StreamRespons
 
 
 def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None,
-               reply_poster: PosterRelay | None = None) -> web.Application:
+               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None) -> web.Application:
     app = web.Application(middlewares=[cors_middleware, error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
@@ -438,6 +440,8 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     # Replying from the blog (sign in with Discord): routes under /auth/ and /api/v1/comments.
     BlogReplies(database, settings, reply_poster or PosterRelay()).add_routes(app)
     add_blogside_routes(app)
+    # WebSub callbacks of the feeds' hub subscriptions.
+    add_websub_routes(app, push_receiver or PushReceiver(database, settings))
     return app
 
 
@@ -458,9 +462,12 @@ class BuiltDocument:
 
 
 def _base_url(request: web.Request) -> str | None:
-    """This server's address as the client reached it (for absolute links in feeds and the sitemap):
-    the Host header, and X-Forwarded-Proto from a TLS proxy. Each answer is cached under the base URL
-    it names, so a client sending odd headers only gets odd links itself."""
+    """This server's address for absolute links in feeds and the sitemap: PUBLIC_URL when set, else as
+    the client reached it (the Host header, and X-Forwarded-Proto from a TLS proxy). Each answer is
+    cached under the base URL it names, so a client sending odd headers only gets odd links itself."""
+    public_url = request.app[SETTINGS_KEY].public_url
+    if public_url:
+        return public_url.rstrip("/")
     host = request.host
     if not _HOST.match(host):
         return None
@@ -638,14 +645,13 @@ def add_blogside_routes(app: web.Application) -> None:
 
 
 class GatewayClient(Protocol):
-    """What the health check needs of the bot (a discord.py Client has all of it)."""
+    """What the health check needs of the bot (``bot.app.ConversationBot`` has it): whether every
+    shard is connected, and the slowest shard's latency in seconds."""
 
     @property
-    def latency(self) -> float: ...
+    def worst_latency(self) -> float: ...
 
-    def is_closed(self) -> bool: ...
-
-    def is_ready(self) -> bool: ...
+    def gateway_connected(self) -> bool: ...
 
 
 class WebServer:
@@ -657,7 +663,8 @@ class WebServer:
         if discord_status is not None:
             self.discord_status.bind(discord_status)
         self.reply_poster = PosterRelay()
-        self._app = create_app(database, settings, self.discord_status, self.reply_poster)
+        self.push_receiver = PushReceiver(database, settings)
+        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._limits = limits
@@ -690,8 +697,8 @@ class WebServer:
         """Let /healthz report ``client``'s gateway connection."""
 
         def status() -> DiscordStatus:
-            connected = client.is_ready() and not client.is_closed()
-            latency = client.latency
+            connected = client.gateway_connected()
+            latency = client.worst_latency
             return DiscordStatus(connected=connected,
                                  latency_ms=round(latency * 1000, 1) if connected and math.isfinite(latency) else None)
 
@@ -701,7 +708,12 @@ class WebServer:
         """Let readers reply from the blog through ``poster`` (the bot side)."""
         self.reply_poster.bind(poster)
 
+    def attach_announcer(self, posts_stored: PostsStored) -> None:
+        """Let a WebSub push that stored posts to announce wake the announcer (the bot side)."""
+        self.push_receiver.on_posts_stored = posts_stored
+
     async def stop(self) -> None:
+        await self.push_receiver.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = self._site = None

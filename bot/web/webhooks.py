@@ -20,18 +20,15 @@ import hmac
 import ipaddress
 import json
 import logging
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from bot.config import Settings
-from bot.feeds.fetch import USER_AGENT, PrivateAddressError, is_public_address
+from bot.feeds.fetch import USER_AGENT, GuardedResolver, PrivateAddressError, is_public_address
 from bot.storage import blog
 from bot.storage import webhooks as outbox
 from bot.storage.db import Database
@@ -65,26 +62,6 @@ def label(url: str) -> str:
     return urlsplit(url).hostname or "?"
 
 
-class _GuardedResolver(AbstractResolver):
-    """Refuses host names that resolve to private addresses (unless allowed)."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = ThreadedResolver()
-        self._allow_private = allow_private
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if not self._allow_private:
-            for result in results:
-                if not is_public_address(result["host"]):
-                    raise PrivateAddressError(host, result["host"])
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def _private_literal(url: str) -> str | None:
     """An IP-literal host that is not public (aiohttp does not ask the resolver about those)."""
     host = urlsplit(url).hostname or ""
@@ -113,7 +90,7 @@ class WebhookDispatcher:
         if not urls:
             return
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=_GuardedResolver(self._settings.allow_private_webhooks),
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=self._settings.allow_private_webhooks),
                                            use_dns_cache=False, limit_per_host=1),
             timeout=aiohttp.ClientTimeout(total=self._tuning.timeout_seconds),
             headers={"User-Agent": USER_AGENT})

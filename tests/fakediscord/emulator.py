@@ -87,13 +87,19 @@ class FakeDiscord:
 
     def __init__(self, *, token: str | None = None, bot_name: str = "Conversation Engine",
                  message_content_enabled: bool = True, members_intent_enabled: bool = False,
-                 presence_intent_enabled: bool = False, interaction_deadline: float = 3.0) -> None:
+                 presence_intent_enabled: bool = False, interaction_deadline: float = 3.0,
+                 recommended_shards: int = 1, max_concurrency: int = 1) -> None:
         self.state = State()
         self.gateway = Gateway(self)
         self.state.set_dispatcher(self.gateway.dispatch)
         self.token = token or f"ZmFrZWRpc2NvcmQ.{secrets.token_urlsafe(6)}.{secrets.token_urlsafe(27)}"
         self.ratelimits = RateLimiter()
         self.interaction_deadline = interaction_deadline
+        # What GET /gateway/bot answers: the shard count Discord recommends, and how many shards may
+        # identify at once (session_start_limit.max_concurrency).
+        self.recommended_shards = recommended_shards
+        self.max_concurrency = max_concurrency
+        self.session_start_total = 1000
         self.requests_log: list[LoggedRequest] = []
         self.files: dict[int, bytes] = {}
         self.command_syncs = 0
@@ -368,11 +374,17 @@ class FakeDiscord:
         return user
 
     def create_guild(self, name: str, owner: Ref, *, add_bot: bool = True,
-                     everyone_permissions: int | None = None) -> Guild:
+                     everyone_permissions: int | None = None, shard: tuple[int, int] | None = None) -> Guild:
+        """A guild; with ``shard=(id, count)`` its id puts it on that shard of a bot running ``count``."""
         from .models import DEFAULT_EVERYONE
 
         state = self.state
-        guild = Guild(state.new_id(), name, _id(owner))
+        guild_id = state.new_id()
+        if shard is not None:
+            shard_id, shard_count = shard
+            # Moved back by a few milliseconds: still a fresh id (the increment bits are unused).
+            guild_id -= ((guild_id >> 22) - shard_id) % shard_count << 22
+        guild = Guild(guild_id, name, _id(owner))
         guild.roles[guild.id] = Role(guild.id, "@everyone",
                                      DEFAULT_EVERYONE if everyone_permissions is None else everyone_permissions)
         state.guilds[guild.id] = guild
@@ -387,7 +399,7 @@ class FakeDiscord:
             guild.members[self.bot.id] = Member(self.bot.id, roles=[bot_role.id], joined_at=iso())
             # A bot added while connected: Discord sends GUILD_CREATE.
             for session in self.gateway.live_sessions():
-                if session.intents & Intent.GUILDS:
+                if session.intents & Intent.GUILDS and session.carries(guild.id):
                     session.push({"op": 0, "t": "GUILD_CREATE", "d": state.guild_create_json(
                         guild, all_members=bool(session.intents & Intent.GUILD_MEMBERS))})
         state.changed()
@@ -718,20 +730,21 @@ class FakeDiscord:
                        trigger_id=after.record.id)
 
     # ------------------------------------------------------------------ gateway & rate-limit controls
-    async def drop_connection(self, code: int = 4000) -> None:
-        """Close the bot's socket abnormally; discord.py resumes and gets what it missed."""
-        await self.gateway.drop(code)
+    async def drop_connection(self, code: int = 4000, *, shard_id: int | None = None) -> None:
+        """Close the bot's socket abnormally (every shard's, or ``shard_id``'s); discord.py resumes and
+        gets what it missed."""
+        await self.gateway.drop(code, shard_id=shard_id)
 
-    async def force_reconnect(self) -> None:
-        """Send op 7 RECONNECT."""
-        await self.gateway.send_op(RECONNECT, None)
+    async def force_reconnect(self, *, shard_id: int | None = None) -> None:
+        """Send op 7 RECONNECT (to every shard, or ``shard_id``)."""
+        await self.gateway.send_op(RECONNECT, None, shard_id=shard_id)
 
-    async def invalidate_session(self, resumable: bool = False) -> None:
-        """Send op 9 INVALID_SESSION (``resumable`` is its ``d``)."""
+    async def invalidate_session(self, resumable: bool = False, *, shard_id: int | None = None) -> None:
+        """Send op 9 INVALID_SESSION (``resumable`` is its ``d``; to every shard, or ``shard_id``)."""
         if resumable:
-            await self.gateway.send_op(INVALID_SESSION, True)
+            await self.gateway.send_op(INVALID_SESSION, True, shard_id=shard_id)
         else:
-            await self.gateway.invalidate(False)
+            await self.gateway.invalidate(False, shard_id=shard_id)
 
     async def wait_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the tests' deadline)
         await self.wait_until(lambda: self.gateway.connected, timeout=timeout)

@@ -1,4 +1,8 @@
-"""The gateway: HELLO, IDENTIFY, READY + GUILD_CREATE, heartbeats, RESUME with replay, intents."""
+"""The gateway: HELLO, IDENTIFY, READY + GUILD_CREATE, heartbeats, RESUME with replay, intents, shards.
+
+A session identified with ``shard: [id, count]`` gets the events of the guilds whose shard is ``id``
+(``(guild_id >> 22) % count``, Discord's formula) and, on shard 0 only, the events of no guild.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,12 @@ ALWAYS = {"READY", "RESUMED", "INTERACTION_CREATE", "APPLICATION_COMMAND_PERMISS
           "GUILD_MEMBERS_CHUNK"}
 CONTENT_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE"}
 VALID_INTENTS = (1 << 26) - 1
+MAX_SHARD_COUNT = 4096
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that carries ``guild_id``'s events when a bot runs ``shard_count`` shards."""
+    return (guild_id >> 22) % shard_count
 
 
 @dataclass(eq=False)
@@ -50,6 +60,7 @@ class Connection:
 class Session:
     id: str
     intents: int
+    shard: tuple[int, int] = (0, 1)  # (id, count), from IDENTIFY
     seq: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     connection: Connection | None = None
@@ -62,6 +73,11 @@ class Session:
         if self.connection is not None:
             self.connection.outbox.put_nowait(payload)
 
+    def carries(self, guild_id: int | None) -> bool:
+        """Whether this session receives the events of ``guild_id`` (None: events of no guild)."""
+        shard_id, shard_count = self.shard
+        return shard_id == (0 if guild_id is None else shard_of(guild_id, shard_count))
+
 
 class Gateway:
     def __init__(self, emulator: FakeDiscord) -> None:
@@ -70,18 +86,22 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.heartbeat_interval_ms = 41250
         self.identify_count = 0
+        self.identified_shards: list[tuple[int, int]] = []  # (id, count) of every accepted IDENTIFY
         self.resume_count = 0
         self.received: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ dispatching
-    def live_sessions(self) -> list[Session]:
-        return [s for s in self.sessions.values() if s.alive]
+    def live_sessions(self, shard_id: int | None = None) -> list[Session]:
+        """The live sessions (of shard ``shard_id`` only, when given)."""
+        return [s for s in self.sessions.values() if s.alive and (shard_id is None or s.shard[0] == shard_id)]
 
     def dispatch(self, event: str, data: dict[str, Any], intent: int, guild_id: int | None) -> None:
         if not self._bot_can_see(event, data):
             return
         for session in self.live_sessions():
+            if not session.carries(guild_id):
+                continue
             if event not in ALWAYS and not session.intents & intent:
                 continue
             payload = {"op": DISPATCH, "t": event, "d": self._shape_for(session, event, data)}
@@ -107,19 +127,19 @@ class Gateway:
         return any(s.connection is not None for s in self.live_sessions())
 
     # ------------------------------------------------------------------ test controls
-    async def drop(self, code: int = 4000) -> None:
-        for session in self.live_sessions():
+    async def drop(self, code: int = 4000, *, shard_id: int | None = None) -> None:
+        for session in self.live_sessions(shard_id):
             if session.connection is not None:
                 session.connection.server_closed = True
                 await session.connection.ws.close(code=code, message=b"dropped by the emulator")
 
-    async def send_op(self, op: int, data: Any) -> None:
-        for session in self.live_sessions():
+    async def send_op(self, op: int, data: Any, *, shard_id: int | None = None) -> None:
+        for session in self.live_sessions(shard_id):
             if session.connection is not None:
                 session.connection.outbox.put_nowait({"op": op, "d": data, "s": None, "t": None})
 
-    async def invalidate(self, resumable: bool) -> None:
-        for session in self.live_sessions():
+    async def invalidate(self, resumable: bool, *, shard_id: int | None = None) -> None:
+        for session in self.live_sessions(shard_id):
             if not resumable:
                 session.alive = False
             if session.connection is not None:
@@ -212,10 +232,17 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~self.emu.privileged_intents_enabled:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return None
-        session = Session(id=secrets.token_hex(16), intents=intents, connection=connection)
+        shard = data.get("shard", [0, 1])
+        if not (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)
+                and 0 < shard[1] <= MAX_SHARD_COUNT and 0 <= shard[0] < shard[1]):
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
+        session = Session(id=secrets.token_hex(16), intents=intents, shard=(shard[0], shard[1]),
+                          connection=connection)
         self.sessions[session.id] = session
+        self.identified_shards.append(session.shard)
         state = self.emu.state
-        guilds = [g for g in state.guilds.values() if state.bot_user_id in g.members]
+        guilds = [g for g in state.guilds.values() if state.bot_user_id in g.members and session.carries(g.id)]
         ready = {
             "v": 10, "user": {**state.user_json(state.bot_user_id), "verified": True, "mfa_enabled": False,
                               "email": None},
@@ -225,7 +252,7 @@ class Gateway:
             "application": {"id": str(state.application_id), "flags": self.emu.application_flags},
             "private_channels": [], "relationships": [], "user_settings": {}, "presences": [],
             "guild_join_requests": [], "geo_ordered_rtc_regions": [], "auth_session_id_hash": "",
-            "_trace": ["fakediscord"], "shard": data.get("shard", [0, 1]),
+            "_trace": ["fakediscord"], "shard": list(session.shard),
         }
         session.push({"op": DISPATCH, "t": "READY", "d": ready})
         all_members = bool(intents & Intent.GUILD_MEMBERS)

@@ -201,8 +201,10 @@ def base_payload(emu: FakeDiscord, kind: int, data: dict[str, Any], channel: Cha
 def deliver(emu: FakeDiscord, payload: dict[str, Any], channel: Channel, user_id: int,
             message_id: int | None = None, trigger_id: int | None = None) -> InteractionHandle:
     """Record the interaction and send INTERACTION_CREATE to the bot."""
-    if not emu.gateway.connected:
-        raise RuntimeError("no bot is connected to the gateway: nobody would receive this interaction")
+    if not any(session.connection is not None and session.carries(channel.guild_id)
+               for session in emu.gateway.live_sessions()):
+        raise RuntimeError("no bot is connected to the gateway (on this guild's shard): nobody would receive "
+                           "this interaction")
     now = time.monotonic()
     record = InteractionRecord(
         id=int(payload["id"]), token=payload["token"], type=payload["type"], data=payload["data"],

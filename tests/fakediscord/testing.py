@@ -67,3 +67,7 @@ class RecordingBot(commands.Bot):
 
     def kinds(self, kind: str) -> list[Any]:
         return [value for k, value in self.seen if k == kind]
+
+
+class RecordingShardedBot(RecordingBot, commands.AutoShardedBot):
+    """:class:`RecordingBot` as discord.py's ``AutoShardedBot`` (pass ``shard_count``/``shard_ids``)."""

@@ -34,8 +34,10 @@ def register(router: web.UrlDispatcher, emu: FakeDiscord, prefix: str) -> None:
         return json_response({"url": emu.gateway_url})
 
     async def gateway_bot(request: web.Request) -> web.Response:
-        return json_response({"url": emu.gateway_url, "shards": 1, "session_start_limit": {
-            "total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}})
+        total = emu.session_start_total
+        return json_response({"url": emu.gateway_url, "shards": emu.recommended_shards, "session_start_limit": {
+            "total": total, "remaining": max(0, total - emu.gateway.identify_count),
+            "reset_after": 14400000, "max_concurrency": emu.max_concurrency}})
 
     router.add_get(prefix + "/users/@me", me)
     router.add_get(prefix + "/users/{user_id}", user)
