@@ -24,7 +24,8 @@ RSS before and after the slow readers.
 
 ``--without first-page`` serves the default page like any other page (joined per request, in a
 thread when big) instead of the bytes joined once per version; ``--without health-cache`` makes
-every /healthz probe start a database check (as before session 8) instead of at most one a second.
+every /healthz probe start a database check (as before session 8) instead of at most one a second;
+``--without admission`` lets every request into its handler at once (no ``max_in_service``).
 Production has no such switch: the bench patches the mechanism out.
 """
 
@@ -48,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.web import DiscordStatus, WebServer
+from bot.web.server import ServerLimits
 
 POST_URL = "https://blog.example.com/2026/10/a-long-discussion/"
 GUILD = 100000000000000001
@@ -248,7 +250,7 @@ def patch_out(mechanisms: list[str]) -> None:
         web_app.HEALTH_REFRESH = 0.0  # type: ignore[misc]
 
 
-async def main(comments: int, clients: int, seconds: float, without: list[str]) -> None:
+async def main(comments: int, clients: int, seconds: float, without: list[str], max_in_service: int) -> None:
     patch_out(without)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "web.db"
@@ -256,8 +258,9 @@ async def main(comments: int, clients: int, seconds: float, without: list[str]) 
         await database.close()
         seed(path, comments)
         database = await Database.open(path)
+        limits = ServerLimits(max_in_service=1_000_000 if "admission" in without else max_in_service)
         server = WebServer(database, Settings(discord_token="", web_port=1, web_host="127.0.0.1"),
-                           lambda: DiscordStatus(connected=True, latency_ms=40.0), port=0)
+                           lambda: DiscordStatus(connected=True, latency_ms=40.0), port=0, limits=limits)
         await server.start()
         gc.collect()
         gc.freeze()  # as the bot does once ready (bot/app.py)
@@ -273,7 +276,7 @@ async def main(comments: int, clients: int, seconds: float, without: list[str]) 
         ticking = asyncio.create_task(ticker())
         rss_start = rss_mib()
         print(f"{comments} comments, {clients} clients, {seconds:g} s per phase; server RSS {rss_start:.0f} MiB"
-              + (f"; without {', '.join(without)}" if without else ""))
+              + (f"; without {', '.join(without)}" if without else f"; {limits.max_in_service} in service"))
         context = multiprocessing.get_context("spawn")
         report = context.Queue()
         probes = context.Queue()
@@ -322,7 +325,10 @@ if __name__ == "__main__":
     parser.add_argument("--comments", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--without", action="append", default=[], choices=("first-page", "health-cache"),
+    parser.add_argument("--without", action="append", default=[], choices=("first-page", "health-cache", "admission"),
                         help="switch a speed mechanism off (repeatable)")
+    parser.add_argument("--max-in-service", type=int, default=ServerLimits().max_in_service,
+                        help="requests admitted to their handlers at once")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds, arguments.without))
+    asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds, arguments.without,
+                     arguments.max_in_service))

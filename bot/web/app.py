@@ -45,7 +45,7 @@ from bot.web.discussion import (
 from bot.web.indexing import message_url, sitemap_xml
 from bot.web.page import render_discussion_fragment, render_discussion_page, render_not_found_page
 from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
-from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
+from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits, admission_middleware
 from bot.web.urls import BadUrl, canonical_post_url
 from bot.web.webhooks import WebhookTuning
 from bot.web.websub import add_websub_routes
@@ -418,8 +418,10 @@ async def _hide_server_version(request: web.Request, response: web.StreamRespons
 
 
 def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None,
-               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None) -> web.Application:
-    app = web.Application(middlewares=[cors_middleware, error_middleware])
+               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None,
+               *, limits: ServerLimits = DEFAULT_LIMITS) -> web.Application:
+    app = web.Application(middlewares=[admission_middleware(limits.max_in_service), cors_middleware,
+                                       error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = discord_status or DiscordStatusRelay()
@@ -664,7 +666,8 @@ class WebServer:
             self.discord_status.bind(discord_status)
         self.reply_poster = PosterRelay()
         self.push_receiver = PushReceiver(database, settings)
-        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver)
+        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver,
+                               limits=limits)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._limits = limits
