@@ -23,10 +23,8 @@ sent during the phase, the longest stall of the server's event loop (a 5 ms tick
 RSS before and after the slow readers.
 
 ``--without first-page`` serves the default page like any other page (joined per request, in a
-thread when big) instead of the bytes joined once per version; ``--without health-cache`` makes
-every /healthz probe start a database check (as before session 8) instead of at most one a second;
-``--without admission`` lets every request into its handler at once (no ``max_in_service``).
-Production has no such switch: the bench patches the mechanism out.
+thread when big) instead of the bytes joined once per version; ``--without admission`` lets every
+request into its handler at once (no ``max_in_service``). Production has no such switch: the bench patches the mechanism out.
 """
 
 from __future__ import annotations
@@ -246,8 +244,6 @@ def patch_out(mechanisms: list[str]) -> None:
             return replace(plain(*args, **kwargs), first_bounds=(-1, -1))  # never the requested page
 
         web_app.encode_discussion = without_first_page  # type: ignore[assignment]
-    if "health-cache" in mechanisms:
-        web_app.HEALTH_REFRESH = 0.0  # type: ignore[misc]
 
 
 async def main(comments: int, clients: int, seconds: float, without: list[str], max_in_service: int) -> None:
@@ -325,7 +321,7 @@ if __name__ == "__main__":
     parser.add_argument("--comments", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--without", action="append", default=[], choices=("first-page", "health-cache", "admission"),
+    parser.add_argument("--without", action="append", default=[], choices=("first-page", "admission"),
                         help="switch a speed mechanism off (repeatable)")
     parser.add_argument("--max-in-service", type=int, default=ServerLimits().max_in_service,
                         help="requests admitted to their handlers at once")

@@ -281,7 +281,7 @@ async def test_healthz(database: Database) -> None:
         await add_feed(database, "https://b.example/feed", disabled="410 Gone")
         await add_feed(database, "https://c.example/feed", paused=True)
         await add_feed(database, "https://d.example/feed")
-        # Feed figures come from a check at most HEALTH_REFRESH old: they show within a few seconds.
+        # Feed figures come from the last finished check (one at a time): they show a probe or two later.
         deadline = asyncio.get_running_loop().time() + 5
         data = await (await client.get("/healthz")).json()
         while data["feeds"]["total"] != 4 and asyncio.get_running_loop().time() < deadline:

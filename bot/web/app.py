@@ -301,18 +301,18 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
                                  "Cross-Origin-Resource-Policy": "cross-origin"})
 
 
-HEALTH_REFRESH = 1.0  # feed and webhook figures in /healthz are at most this old (plus one check)
 HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
 STALL_WORDS = {"locked": "locked by another process", "full": "the disk is full",
                "readonly": "the database file is read-only", "io": "disk I/O errors", "memory": "out of memory"}
 
 
 class DatabaseHealth:
-    """The database part of /healthz. A probe answers from the last check and starts a new one (one at
-    a time) when that is older than HEALTH_REFRESH; it never waits for it, except for the very first.
-    Under load a check queues behind the API's reads on the one reader connection, and a probe that
-    waited for it (or added two reads per probe) would measure that queue instead of the server. The
-    writer's stall is read from the writer's own state on every probe, so it shows at once."""
+    """The database part of /healthz. A probe answers from the last finished check and starts a new
+    one unless one is running; it never waits for it, except for the very first. Under load a check
+    queues behind the API's reads on the one reader connection, and a probe that waited for it would
+    measure that queue instead of the server. So feed and webhook figures show a change from the next
+    probe after a check ran (one at a time, whatever the probe rate). The writer's stall is read from
+    the writer's own state on every probe, so it shows at once."""
 
     def __init__(self, database: Database, webhook_urls: tuple[str, ...] = ()) -> None:
         self._database = database
@@ -325,10 +325,9 @@ class DatabaseHealth:
     async def current(self) -> blog.FeedHealth | None:
         """The latest feed figures, or None when the database has not answered lately."""
         loop = asyncio.get_running_loop()
-        idle = self._pending is None or self._pending.done()
-        if idle and loop.time() - self._answered_at >= HEALTH_REFRESH:
+        if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._check(), name="web-health-check")
-        if self._last is None and self._pending is not None:
+        if self._last is None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._pending), HEALTH_STALE)
             except TimeoutError:
