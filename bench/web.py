@@ -123,7 +123,7 @@ def summary(values: list[float]) -> str:
 # -- the client process -----------------------------------------------------------------------
 
 
-async def client_phases(port: int, clients: int, seconds: float, report: Any) -> None:
+async def client_phases(port: int, clients: int, seconds: float, report: Any, blog_side: bool) -> None:
     import aiohttp
 
     base = f"http://127.0.0.1:{port}"
@@ -163,7 +163,7 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             report.put((name, latencies, began, time.time()))
 
         # The blog side's other endpoints: the cold (first) answer, then 200-bursts (cached by version).
-        for name, path in BLOG_SIDE_ENDPOINTS:
+        for name, path in BLOG_SIDE_ENDPOINTS if blog_side else ():
             began = time.time()
             cold: list[float] = []
             started = time.perf_counter()
@@ -203,8 +203,8 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             sock.close()
 
 
-def client_main(port: int, clients: int, seconds: float, report: Any) -> None:
-    asyncio.run(client_phases(port, clients, seconds, report))
+def client_main(port: int, clients: int, seconds: float, report: Any, blog_side: bool) -> None:
+    asyncio.run(client_phases(port, clients, seconds, report, blog_side))
 
 
 async def probe(port: int, stop: Any, out: Any) -> None:
@@ -246,7 +246,8 @@ def patch_out(mechanisms: list[str]) -> None:
         web_app.encode_discussion = without_first_page  # type: ignore[assignment]
 
 
-async def main(comments: int, clients: int, seconds: float, without: list[str], max_in_service: int) -> None:
+async def main(comments: int, clients: int, seconds: float, without: list[str], max_in_service: int,
+               blog_side: bool) -> None:
     patch_out(without)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "web.db"
@@ -280,7 +281,7 @@ async def main(comments: int, clients: int, seconds: float, without: list[str], 
         prober = context.Process(target=probe_main, args=(server.port, stop_probing, probes))
         prober.start()
         started = time.perf_counter()
-        client = context.Process(target=client_main, args=(server.port, clients, seconds, report))
+        client = context.Process(target=client_main, args=(server.port, clients, seconds, report, blog_side))
         client.start()
         loop = asyncio.get_running_loop()
         rss_before_slow = rss_after = rss_mib()
@@ -325,6 +326,7 @@ if __name__ == "__main__":
                         help="switch a speed mechanism off (repeatable)")
     parser.add_argument("--max-in-service", type=int, default=ServerLimits().max_in_service,
                         help="requests admitted to their handlers at once")
+    parser.add_argument("--widget-only", action="store_true", help="skip the blog side's endpoints")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds, arguments.without,
-                     arguments.max_in_service))
+                     arguments.max_in_service, not arguments.widget_only))

@@ -22,7 +22,9 @@ again, so 200 requests arriving together made loop turns of 60-230 ms (each requ
 write of the body in the same turn), and a /healthz probe arriving meanwhile waited for them all. With
 at most ``max_in_service`` handlers running, a turn holds at most that many requests' work and the
 probe, which skips the line, is answered within a few turns. Needed for the /healthz target of
-bench/web.py (``--without admission`` there; bench/README.md, session 8).
+bench/web.py (``--without admission`` and ``--max-in-service`` there; bench/README.md, session 8):
+with 32 the probe took 50-54 ms in bursts of 200 full pages, with 8 it takes 10-17 ms. A handler
+waiting for something slow (a cold build of a discussion) holds its place meanwhile.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ KEEPALIVE_TIMEOUT = 75.0
 MAX_CONNECTIONS = 256
 MAX_LINE_SIZE = 8190  # request line and each header line (aiohttp's default, stated here on purpose)
 MAX_HEADERS = 64
-MAX_IN_SERVICE = 16  # requests inside their handlers at once; the rest wait their turn (FIFO)
+MAX_IN_SERVICE = 8  # requests inside their handlers at once; the rest wait their turn (FIFO)
 UNGATED_PATHS = frozenset({"/healthz"})
 SERVER_NAME = "conversation-engine"  # the Server header: no version numbers
 
