@@ -24,7 +24,8 @@ RSS before and after the slow readers.
 
 ``--without first-page`` serves the default page like any other page (joined per request, in a
 thread when big) instead of the bytes joined once per version; ``--without admission`` lets every
-request into its handler at once (no ``max_in_service``). Production has no such switch: the bench patches the mechanism out.
+request into its handler at once (no ``max_in_service``); ``--without shared-lookups`` makes every
+request look its post up itself instead of sharing a concurrent lookup of the same URL. Production has no such switch: the bench patches the mechanism out.
 """
 
 from __future__ import annotations
@@ -236,6 +237,14 @@ def patch_out(mechanisms: list[str]) -> None:
     """Switch speed mechanisms off in this process (the bench's side-by-side figures)."""
     import bot.web.app as web_app
 
+    if "shared-lookups" in mechanisms:
+        from bot.web.cache import SharedCalls
+
+        class NotShared(SharedCalls[Any, Any]):
+            async def run(self, key: Any, call: Any) -> Any:
+                return await call()
+
+        web_app.SharedCalls = NotShared  # type: ignore[misc]
     if "first-page" in mechanisms:
         plain = web_app.encode_discussion
 
@@ -322,7 +331,7 @@ if __name__ == "__main__":
     parser.add_argument("--comments", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--without", action="append", default=[], choices=("first-page", "admission"),
+    parser.add_argument("--without", action="append", default=[], choices=("first-page", "admission", "shared-lookups"),
                         help="switch a speed mechanism off (repeatable)")
     parser.add_argument("--max-in-service", type=int, default=ServerLimits().max_in_service,
                         help="requests admitted to their handlers at once")

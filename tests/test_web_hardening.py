@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.storage import comments as store
 from bot.storage.db import Database
 from bot.web import DiscordStatus, ServerLimits, WebServer
+from bot.web.cache import SharedCalls
 from bot.web.server import admission_middleware
 from tests.web_support import (
     GUILD,
@@ -364,3 +365,36 @@ async def test_requests_enter_handlers_a_few_at_a_time_and_healthz_skips_the_lin
         release.set()
         assert await slow_answer == "slow"
         assert await fast_answer == "fast"
+
+
+async def test_concurrent_lookups_of_one_key_share_one_run() -> None:
+    shared: SharedCalls[str, int] = SharedCalls()
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def lookup(key: str) -> int:
+        runs.append(key)
+        await release.wait()
+        if key == "bad":
+            raise ValueError(key)
+        return runs.count(key)
+
+    first = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    await asyncio.sleep(0)
+    gone = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    second = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    other = asyncio.create_task(shared.run("b", lambda: lookup("b")))
+    failing = [asyncio.create_task(shared.run("bad", lambda: lookup("bad"))) for _ in range(2)]
+    await asyncio.sleep(0)
+    gone.cancel()  # a caller that goes away does not cancel the run for the others
+    release.set()
+    assert await first == await second == 1 and await other == 1
+    for task in failing:
+        try:
+            await task
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("the run's error reaches every caller")
+    assert sorted(runs) == ["a", "b", "bad"]
+    assert await shared.run("a", lambda: lookup("a")) == 2  # a finished run is not reused

@@ -33,7 +33,7 @@ from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
 from bot.web.atom import FEED_ENTRIES, Feed, FeedEntry, render_feed
-from bot.web.cache import VersionedCache
+from bot.web.cache import SharedCalls, VersionedCache
 from bot.web.discussion import (
     API_VERSION,
     EncodedDiscussion,
@@ -82,6 +82,8 @@ API_CACHE_KEY: web.AppKey[VersionedCache[EncodedDiscussion]] = web.AppKey("api_c
 PAGE_CACHE_KEY: web.AppKey[VersionedCache[bytes]] = web.AppKey("page_cache", VersionedCache)
 # Part of every discussion ETag: what else shapes the body (code and settings) besides the data.
 ETAG_SALT_KEY: web.AppKey[str] = web.AppKey("etag_salt", str)
+# Concurrent lookups of one post by URL share one query (a burst of readers of one discussion).
+POST_LOOKUPS_KEY: web.AppKey[SharedCalls[tuple[str, bool], BlogPost | None]] = web.AppKey("post_lookups", SharedCalls)
 HEALTH_KEY: web.AppKey[DatabaseHealth] = web.AppKey("database_health", object)  # type: ignore[arg-type]
 
 
@@ -211,10 +213,12 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
         return json_error(request, 400, str(error))
     database = request.app[DATABASE_KEY]
     public_only = _public_only(request)
-    post = await blog.post_by_url(database, url, public_only=public_only)
+    lookups = request.app[POST_LOOKUPS_KEY]
+    post = await lookups.run((url, public_only), lambda: blog.post_by_url(database, url, public_only=public_only))
     if post is None and "#" in url:
         # The feed code keeps fragments, but a reader's "#comments" is not part of a post's link.
-        post = await blog.post_by_url(database, url.split("#", 1)[0], public_only=public_only)
+        bare = url.split("#", 1)[0]
+        post = await lookups.run((bare, public_only), lambda: blog.post_by_url(database, bare, public_only=public_only))
     if post is None:
         return json_error(request, 404, "no post with this url is known to the bot")
     if output_format == "html":
@@ -432,6 +436,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
     app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
     app[HEALTH_KEY] = DatabaseHealth(database, settings.webhook_urls)
+    app[POST_LOOKUPS_KEY] = SharedCalls()
     app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
