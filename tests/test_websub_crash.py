@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from tests.conftest import TEST_TUNING, bot_settings
 from tests.fakediscord import FakeDiscord, Message
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, Item, numbered_items
+from tests.web_support import free_port
 from tests.websub_support import TestHub, rss_with_hub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,12 +78,6 @@ def pushed_items(now: datetime) -> list[Item]:
     """Three new posts, newest first, a minute apart."""
     return [Item(f"Pushed post {n}", f"https://blog.example.com/pushed-{n}/", f"pushed-{n}",
                  now - timedelta(minutes=4 - n), f"<p>Body of pushed post {n}</p>") for n in (3, 2, 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
