@@ -7,6 +7,7 @@ a temporary database holding one post with ``--comments`` comments (a third of t
 with reactions and attachments). The clients run in a second process (so their CPU does not sit
 on the server's event loop) and go through these phases, each ``--seconds`` long:
 
+- 304 first burst: all clients at once, each on a new connection (reported on its own);
 - 304 bursts: all clients send GET /api/v1/discussion with the ETag (If-None-Match) at once, wait for
   every answer, pause 0.1 s, again;
 - 200 bursts: the same without the ETag (the first page: up to 200 comments);
@@ -16,9 +17,16 @@ on the server's event loop) and go through these phases, each ``--seconds`` long
   counts with reactions, the cold first answer, then 200-bursts for half of ``--seconds``;
 - slow:  ``--clients`` raw connections each ask for the discussion and never read the answer.
 
-Throughout, one more client asks for /healthz every 50 ms. Printed: the first (cold) request, per
-phase the requests served and p50/p99/max latency, /healthz p50/p99/max, the longest stall of the
-server's event loop (a 5 ms ticker), and the server's RSS before and after the slow readers.
+Throughout, a third process asks for /healthz every 20 ms (its own process: a prober on the
+clients' event loop measured that busy loop too, not only the server). Printed: the first (cold)
+request, per phase the requests served and p50/p99/max latency, /healthz p50/p99/max of the probes
+sent during the phase, the longest stall of the server's event loop (a 5 ms ticker), and the server's
+RSS before and after the slow readers.
+
+``--without first-page`` serves the default page like any other page (joined per request, in a
+thread when big) instead of the bytes joined once per version; ``--without admission`` lets every
+request into its handler at once (no ``max_in_service``); ``--without shared-lookups`` makes every
+request look its post up itself instead of sharing a concurrent lookup of the same URL. Production has no such switch: the bench patches the mechanism out.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.web import DiscordStatus, WebServer
+from bot.web.server import ServerLimits
 
 POST_URL = "https://blog.example.com/2026/10/a-long-discussion/"
 GUILD = 100000000000000001
@@ -116,7 +125,7 @@ def summary(values: list[float]) -> str:
 # -- the client process -----------------------------------------------------------------------
 
 
-async def client_phases(port: int, clients: int, seconds: float, report: Any) -> None:
+async def client_phases(port: int, clients: int, seconds: float, report: Any, blog_side: bool) -> None:
     import aiohttp
 
     base = f"http://127.0.0.1:{port}"
@@ -126,20 +135,6 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
         async with session.get(discussion) as response:
             etag = response.headers["ETag"]
             await response.read()
-        health: list[float] = []
-        stop_health = asyncio.Event()
-
-        async def probe() -> None:
-            async with aiohttp.ClientSession() as own:
-                while not stop_health.is_set():
-                    started = time.perf_counter()
-                    async with own.get(f"{base}/healthz") as answer:
-                        await answer.read()
-                    health.append(time.perf_counter() - started)
-                    await asyncio.sleep(0.05)
-
-        prober = asyncio.create_task(probe())
-
         async def burst(headers: dict[str, str], expected: int, until: float, out: list[float]) -> None:
             while time.perf_counter() < until:
                 await asyncio.gather(*(hammer(headers, expected, 0.0, out) for _ in range(clients)))
@@ -157,21 +152,28 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             while time.perf_counter() < until:
                 await once(headers, expected, out)
 
+        # The first burst opens the clients' 200 connections (as readers arriving at once would); the
+        # phases after it reuse them.
+        latencies: list[float] = []
+        began = time.time()
+        await asyncio.gather(*(once({"If-None-Match": etag}, 304, latencies) for _ in range(clients)))
+        report.put(("304 first burst, 200 new connections", latencies, began, time.time()))
+        await asyncio.sleep(0.1)
         phases = (("304 bursts", {"If-None-Match": etag}, 304, True), ("200 bursts", {}, 200, True),
                   ("304 closed loop", {"If-None-Match": etag}, 304, False))
         for name, headers, expected, bursts in phases:
-            health.clear()
-            latencies: list[float] = []
+            latencies = []
+            began = time.time()
             until = time.perf_counter() + seconds
             if bursts:
                 await burst(headers, expected, until, latencies)
             else:
                 await asyncio.gather(*(hammer(headers, expected, until, latencies) for _ in range(clients)))
-            report.put((name, latencies, list(health)))
+            report.put((name, latencies, began, time.time()))
 
         # The blog side's other endpoints: the cold (first) answer, then 200-bursts (cached by version).
-        for name, path in BLOG_SIDE_ENDPOINTS:
-            health.clear()
+        for name, path in BLOG_SIDE_ENDPOINTS if blog_side else ():
+            began = time.time()
             cold: list[float] = []
             started = time.perf_counter()
             async with session.get(f"{base}{path}") as answer:
@@ -191,10 +193,9 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             while time.perf_counter() < until:
                 await asyncio.gather(*(fetch(f"{base}{path}", latencies) for _ in range(clients)))
                 await asyncio.sleep(0.1)
-            report.put((f"{name} (cold {cold[0] * 1000:.0f} ms)", latencies, list(health)))
+            report.put((f"{name} (cold {cold[0] * 1000:.0f} ms)", latencies, began, time.time()))
 
         # Slow readers: ask and never read; the server's RSS is measured meanwhile.
-        health.clear()
         request = f"GET /api/v1/discussion?url={POST_URL} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         slow = []
         for _ in range(clients):
@@ -203,72 +204,132 @@ async def client_phases(port: int, clients: int, seconds: float, report: Any) ->
             sock.connect(("127.0.0.1", port))
             sock.sendall(request)
             slow.append(sock)
-        report.put(("slow-open", [], []))
+        report.put(("slow-open", [], time.time(), time.time()))
+        began = time.time()
         await asyncio.sleep(seconds)
-        report.put(("slow", [], list(health)))
+        report.put(("slow", [], began, time.time()))
         for sock in slow:
             sock.close()
-        stop_health.set()
-        await prober
 
 
-def client_main(port: int, clients: int, seconds: float, report: Any) -> None:
-    asyncio.run(client_phases(port, clients, seconds, report))
+def client_main(port: int, clients: int, seconds: float, report: Any, blog_side: bool) -> None:
+    asyncio.run(client_phases(port, clients, seconds, report, blog_side))
+
+
+async def probe(port: int, stop: Any, out: Any) -> None:
+    """GET /healthz every PROBE_INTERVAL on one kept-alive connection: (wall time sent, latency, status)."""
+    import aiohttp
+
+    samples: list[tuple[float, float, int]] = []
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            sent, started = time.time(), time.perf_counter()
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                await answer.read()
+            samples.append((sent, time.perf_counter() - started, answer.status))
+            await asyncio.sleep(PROBE_INTERVAL)
+    out.put(samples)
+
+
+def probe_main(port: int, stop: Any, out: Any) -> None:
+    asyncio.run(probe(port, stop, out))
+
+
+PROBE_INTERVAL = 0.02
 
 
 # -- the server process -----------------------------------------------------------------------
 
 
-async def main(comments: int, clients: int, seconds: float) -> None:
+def patch_out(mechanisms: list[str]) -> None:
+    """Switch speed mechanisms off in this process (the bench's side-by-side figures)."""
+    import bot.web.app as web_app
+
+    if "shared-lookups" in mechanisms:
+        from bot.web.cache import SharedCalls
+
+        class NotShared(SharedCalls[Any, Any]):
+            async def run(self, key: Any, call: Any) -> Any:
+                return await call()
+
+        web_app.SharedCalls = NotShared  # type: ignore[misc]
+    if "first-page" in mechanisms:
+        plain = web_app.encode_discussion
+
+        def without_first_page(*args: Any, **kwargs: Any) -> Any:
+            from dataclasses import replace
+            return replace(plain(*args, **kwargs), first_bounds=(-1, -1))  # never the requested page
+
+        web_app.encode_discussion = without_first_page  # type: ignore[assignment]
+
+
+async def main(comments: int, clients: int, seconds: float, without: list[str], max_in_service: int,
+               blog_side: bool) -> None:
+    patch_out(without)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "web.db"
         database = await Database.open(path)
         await database.close()
         seed(path, comments)
         database = await Database.open(path)
+        limits = ServerLimits(max_in_service=1_000_000 if "admission" in without else max_in_service)
         server = WebServer(database, Settings(discord_token="", web_port=1, web_host="127.0.0.1"),
-                           lambda: DiscordStatus(connected=True, latency_ms=40.0), port=0)
+                           lambda: DiscordStatus(connected=True, latency_ms=40.0), port=0, limits=limits)
         await server.start()
         gc.collect()
         gc.freeze()  # as the bot does once ready (bot/app.py)
-        stalls: list[float] = []
+        stalls: list[tuple[float, float]] = []
 
         async def ticker() -> None:
             loop = asyncio.get_running_loop()
             while True:
                 started = loop.time()
                 await asyncio.sleep(0.005)
-                stalls.append(loop.time() - started - 0.005)
+                stalls.append((time.time(), loop.time() - started - 0.005))
 
         ticking = asyncio.create_task(ticker())
         rss_start = rss_mib()
-        print(f"{comments} comments, {clients} clients, {seconds:g} s per phase; server RSS {rss_start:.0f} MiB")
+        print(f"{comments} comments, {clients} clients, {seconds:g} s per phase; server RSS {rss_start:.0f} MiB"
+              + (f"; without {', '.join(without)}" if without else f"; {limits.max_in_service} in service"))
         context = multiprocessing.get_context("spawn")
         report = context.Queue()
+        probes = context.Queue()
+        stop_probing = context.Event()
+        prober = context.Process(target=probe_main, args=(server.port, stop_probing, probes))
+        prober.start()
         started = time.perf_counter()
-        client = context.Process(target=client_main, args=(server.port, clients, seconds, report))
+        client = context.Process(target=client_main, args=(server.port, clients, seconds, report, blog_side))
         client.start()
         loop = asyncio.get_running_loop()
-        rss_before_slow = rss_mib()
+        rss_before_slow = rss_after = rss_mib()
+        phases: list[tuple[str, list[float], float, float]] = []
         while True:
-            name, latencies, health = await loop.run_in_executor(None, report.get)
-            if name == "304 bursts":
-                print(f"client start + cold first request: {time.perf_counter() - started - seconds:.2f} s")
+            name, latencies, began, ended = await loop.run_in_executor(None, report.get)
+            if name.startswith("304 first burst"):
+                print(f"client start + cold first request + first burst: {time.perf_counter() - started:.2f} s")
             if name == "slow-open":
                 rss_before_slow = rss_mib()
-                stalls.clear()
                 continue
             if name == "slow":
                 rss_after = rss_mib()
-                print(f"slow readers: RSS {rss_before_slow:.0f} -> {rss_after:.0f} MiB "
-                      f"(+{rss_after - rss_before_slow:.0f}); /healthz {summary(health)}; "
-                      f"longest loop stall {max(stalls, default=0) * 1000:.1f} ms")
+            phases.append((name, latencies, began, ended))
+            if name == "slow":
                 break
-            print(f"{name}: {summary(latencies)} ({len(latencies) / seconds:.0f}/s)")
-            print(f"     /healthz {summary(health)}; longest loop stall {max(stalls, default=0) * 1000:.1f} ms")
-            stalls.clear()
+        stop_probing.set()
+        samples: list[tuple[float, float, int]] = await loop.run_in_executor(None, probes.get)
         await loop.run_in_executor(None, client.join)
+        await loop.run_in_executor(None, prober.join)
         ticking.cancel()
+        for name, latencies, began, ended in phases:
+            health = [latency for sent, latency, _ in samples if began <= sent < ended]
+            statuses = sorted({status for sent, _, status in samples if began <= sent < ended})
+            stall = max((value for at, value in stalls if began <= at < ended), default=0.0)
+            if name == "slow":
+                print(f"slow readers: RSS {rss_before_slow:.0f} -> {rss_after:.0f} MiB "
+                      f"(+{rss_after - rss_before_slow:.0f})")
+            else:
+                print(f"{name}: {summary(latencies)} ({len(latencies) / (ended - began):.0f}/s)")
+            print(f"     /healthz {summary(health)} {statuses}; longest loop stall {stall * 1000:.1f} ms")
         await server.stop()
         await database.close()
 
@@ -278,5 +339,11 @@ if __name__ == "__main__":
     parser.add_argument("--comments", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--without", action="append", default=[], choices=("first-page", "admission", "shared-lookups"),
+                        help="switch a speed mechanism off (repeatable)")
+    parser.add_argument("--max-in-service", type=int, default=ServerLimits().max_in_service,
+                        help="requests admitted to their handlers at once")
+    parser.add_argument("--widget-only", action="store_true", help="skip the blog side's endpoints")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds))
+    asyncio.run(main(arguments.comments, arguments.clients, arguments.seconds, arguments.without,
+                     arguments.max_in_service, not arguments.widget_only))

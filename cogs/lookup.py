@@ -1,9 +1,11 @@
 """Lookup commands for everyone: /post latest|search|show, /comments, /stats (thin glue over
-bot.lookup and bot.storage.search)."""
+bot.lookup and bot.storage.search); /post show's "Open a discussion thread" button for a post that
+never got one."""
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 import discord
@@ -14,6 +16,7 @@ from bot.app import GENERIC_FAILURE, NO_MENTIONS, ConversationBot, send_reply
 from bot.errors import UserFacingError
 from bot.lookup import format as fmt
 from bot.lookup import search
+from bot.lookup.open_thread import CUSTOM_ID_PREFIX, NOT_ALLOWED, can_open_thread, describe, open_thread
 from bot.lookup.pagination import COMMENTS_PER_PAGE, Pager
 from bot.lookup.query import build_fts_query
 from bot.storage.search import comment_page, guild_stats, latest_posts, post_details
@@ -21,6 +24,9 @@ from bot.storage.search import comment_page, guild_stats, latest_posts, post_det
 log = logging.getLogger(__name__)
 NOT_FOUND = ("No post matches that. Start typing a title and pick one of the suggestions, "
              "or use `/post search` to find it.")
+# The Open a discussion thread button works as long as its message exists (a dynamic item, found by
+# its custom id); the view it was sent with is only kept in memory this long.
+VIEW_KEPT_SECONDS = 60.0
 
 
 def guild_of(interaction: discord.Interaction[ConversationBot]) -> int:
@@ -95,11 +101,55 @@ class CommentPagerView(discord.ui.View):
         await send_reply(interaction, GENERIC_FAILURE, ephemeral=True)
 
 
+def may_open_threads(permissions: discord.Permissions) -> bool:
+    """Who may have a post announced for its thread: whoever may start a thread, or an admin."""
+    return permissions.create_public_threads or permissions.manage_guild or permissions.administrator
+
+
+class OpenThreadButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+                       template=re.escape(CUSTOM_ID_PREFIX) + r"(?P<post_id>[0-9]{1,19})"):
+    """Under /post show of a post without a thread: announces it in its feed's channel, thread and
+    all. The post id is in the custom id, so the button keeps working after a restart."""
+
+    def __init__(self, post_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Open a discussion thread", emoji="💬",
+                                           style=discord.ButtonStyle.primary,
+                                           custom_id=f"{CUSTOM_ID_PREFIX}{post_id}"))
+        self.post_id = post_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[ConversationBot],  # type: ignore[override]
+                             item: discord.ui.Button[discord.ui.View], match: re.Match[str]) -> OpenThreadButton:
+        return cls(int(match["post_id"]))
+
+    async def callback(self, interaction: discord.Interaction[ConversationBot]) -> None:  # type: ignore[override]
+        try:
+            guild_id = interaction.guild_id
+            if guild_id is None or not may_open_threads(interaction.permissions):
+                await send_reply(interaction, NOT_ALLOWED)
+                return
+            bot = interaction.client
+            result = await open_thread(bot.database, guild_id, self.post_id, wake=bot.announce_wake.wake)
+            text = describe(result, guild_id)
+            if result.outcome in ("queued", "under_way", "threaded"):  # nothing left to open: the button goes
+                await interaction.response.edit_message(view=None, allowed_mentions=NO_MENTIONS)
+            await send_reply(interaction, text)
+        except Exception:  # a button's failure is logged and answered, never left as "interaction failed"
+            log.exception("the Open a discussion thread button failed")
+            await send_reply(interaction, GENERIC_FAILURE)
+
+
 class Lookup(commands.Cog):
     post = app_commands.Group(name="post", description="Look up the blog's posts", guild_only=True)
 
     def __init__(self, bot: ConversationBot) -> None:
         self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(OpenThreadButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(OpenThreadButton)
 
     async def post_autocomplete(self, interaction: discord.Interaction[ConversationBot],
                                 current: str) -> list[app_commands.Choice[str]]:
@@ -136,7 +186,13 @@ class Lookup(commands.Cog):
         details = None if found is None else await post_details(self.bot.database, guild_id, found.post_id)
         if details is None:
             raise UserFacingError(NOT_FOUND)
-        await interaction.response.send_message(fmt.format_post_details(details), allowed_mentions=NO_MENTIONS)
+        view = discord.utils.MISSING
+        if may_open_threads(interaction.permissions) and await can_open_thread(
+                self.bot.database, guild_id, details.post.post_id):
+            view = discord.ui.View(timeout=VIEW_KEPT_SECONDS)
+            view.add_item(OpenThreadButton(details.post.post_id))
+        await interaction.response.send_message(fmt.format_post_details(details), view=view,
+                                                allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="comments", description="Read a post's discussion, page by page")
     @app_commands.describe(post="Start typing the post's title", page="Which page to start on",

@@ -24,7 +24,7 @@ FIRST = "https://blog.example.com/first-post/"
 
 async def api_document(database: Database, post: blog.BlogPost) -> Any:
     """The whole discussion as the web API's first page shows it."""
-    encoded = encode_discussion(await load_discussion(database, post, public_only=True), invite_url=None)
+    encoded = encode_discussion(await load_discussion(database, post, public_only=True), invite_url=None, page_limit=200)
     return json.loads(encoded.page(0, len(encoded.items)))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -14,14 +13,9 @@ import aiohttp
 
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
+from tests.web_support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def start_bot_process(emulator: FakeDiscord, database: Path, web_port: int) -> asyncio.subprocess.Process:

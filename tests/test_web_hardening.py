@@ -13,13 +13,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from bot.config import Settings
 from bot.storage import comments as store
 from bot.storage.db import Database
 from bot.web import DiscordStatus, ServerLimits, WebServer
+from bot.web.cache import SharedCalls
+from bot.web.server import admission_middleware
 from tests.web_support import (
     GUILD,
     add_attachment,
@@ -325,3 +328,73 @@ async def test_health_errors_and_headers_say_little(database: Database) -> None:
             assert rest.strip() == b"400 bad request"
     finally:
         await server.stop()
+
+
+async def test_requests_enter_handlers_a_few_at_a_time_and_healthz_skips_the_line() -> None:
+    """The admission middleware: with room for one request, a second waits for the first to finish,
+    and /healthz is answered meanwhile."""
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        inside.set()
+        await release.wait()
+        return web.Response(text="slow")
+
+    async def fast(request: web.Request) -> web.Response:
+        return web.Response(text="fast")
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[admission_middleware(1)])
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/fast", fast)
+    app.router.add_get("/healthz", health)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+
+        async def text(path: str) -> str:
+            answer = await client.get(path)
+            return await answer.text()
+
+        slow_answer = asyncio.create_task(text("/slow"))
+        await inside.wait()
+        fast_answer = asyncio.create_task(text("/fast"))
+        assert await text("/healthz") == "ok"  # while /slow holds the only place
+        assert not fast_answer.done()
+        release.set()
+        assert await slow_answer == "slow"
+        assert await fast_answer == "fast"
+
+
+async def test_concurrent_lookups_of_one_key_share_one_run() -> None:
+    shared: SharedCalls[str, int] = SharedCalls()
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def lookup(key: str) -> int:
+        runs.append(key)
+        await release.wait()
+        if key == "bad":
+            raise ValueError(key)
+        return runs.count(key)
+
+    first = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    await asyncio.sleep(0)
+    gone = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    second = asyncio.create_task(shared.run("a", lambda: lookup("a")))
+    other = asyncio.create_task(shared.run("b", lambda: lookup("b")))
+    failing = [asyncio.create_task(shared.run("bad", lambda: lookup("bad"))) for _ in range(2)]
+    await asyncio.sleep(0)
+    gone.cancel()  # a caller that goes away does not cancel the run for the others
+    release.set()
+    assert await first == await second == 1 and await other == 1
+    for task in failing:
+        try:
+            await task
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("the run's error reaches every caller")
+    assert sorted(runs) == ["a", "b", "bad"]
+    assert await shared.run("a", lambda: lookup("a")) == 2  # a finished run is not reused

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,16 +24,11 @@ from tests.conftest import TEST_TUNING, bot_log, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
+from tests.web_support import free_port
 
 BLOG = "https://blog.example"
 OTHER_BLOG = "https://other.example"
 FAST = replace(TEST_TUNING, reply_interval_seconds=0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

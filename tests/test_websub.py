@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -33,15 +32,10 @@ from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, ServedFeed, numbered_items, rss_document
 from tests.test_admin_commands import answer
+from tests.web_support import free_port
 from tests.websub_support import TestHub, rss_with_hub
 
 FAST = replace(TEST_TUNING, websub_tick_seconds=0.1, websub_retry_first_seconds=3600.0)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

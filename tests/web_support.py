@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ GUILD = 111111111111111111
 CHANNEL = 222222222222222222
 BASE_TIME = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1_300_000_000_000_000_000, 1_000_000)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def next_id() -> int:

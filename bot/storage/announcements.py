@@ -2,7 +2,8 @@
 
 States: ``queued`` (waiting for its turn) -> ``pending`` (written before every send attempt)
 -> ``sent`` (message id stored) -> ``threaded`` (thread id stored, ``threads`` row inserted in the
-same transaction); ``failed`` with a reason and error code; ``skipped`` (backfill, never sent).
+same transaction); ``failed`` with a reason and error code; ``skipped`` (backfill, filtered, never
+sent unless a member asks for the post's thread: :func:`request_thread` makes it ``queued``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
@@ -342,5 +344,80 @@ async def retry_failed(database: Database, guild_id: int, announcement_id: int |
             (_now(), guild_id, announcement_id, announcement_id),
         )
         return cursor.rowcount
+
+    return await database.write(op)
+
+
+# -- a thread on request (/post show) ---------------------------------------------------------------
+
+ThreadOutcome = Literal["queued", "possible", "threaded", "under_way", "failed", "no_feed", "not_found"]
+
+_THREAD_REQUEST_SELECT = """
+SELECT p.title, p.feed_id, f.channel_id AS feed_channel_id, a.id AS announcement_id, a.state,
+       a.channel_id AS announce_channel_id, coalesce(t.thread_id, a.thread_id) AS thread_id
+FROM posts AS p
+LEFT JOIN feeds AS f ON f.id = p.feed_id
+LEFT JOIN announcements AS a ON a.post_id = p.id
+LEFT JOIN threads AS t ON t.post_id = p.id
+WHERE p.guild_id = ? AND p.id = ?
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRequest:
+    """Where a post stands for a thread asked for by a member: ``possible`` (never announced: its
+    announcement was skipped, or it has none; its feed can still announce it), ``queued`` (the
+    request made it so), ``threaded`` (it has its thread), ``under_way`` (already being announced),
+    ``failed`` (its announcement failed; ``/feed retry`` is the way), ``no_feed`` (its feed was
+    removed: no channel to announce it in), ``not_found`` (no such post in the guild)."""
+
+    outcome: ThreadOutcome
+    title: str = ""
+    channel_id: int | None = None
+    thread_id: int | None = None
+
+
+def _thread_request(row: sqlite3.Row | None) -> ThreadRequest:
+    if row is None:
+        return ThreadRequest("not_found")
+    title = str(row["title"])
+    if row["thread_id"] is not None:
+        return ThreadRequest("threaded", title, row["announce_channel_id"], int(row["thread_id"]))
+    state = row["state"]
+    if state in ("queued", "pending", "sent"):
+        return ThreadRequest("under_way", title, row["announce_channel_id"])
+    if state == "failed":
+        return ThreadRequest("failed", title, row["announce_channel_id"])
+    if row["feed_channel_id"] is None:
+        return ThreadRequest("no_feed", title)
+    # skipped (or a 'threaded' row whose thread row is gone, which cannot be: one transaction), or none
+    return ThreadRequest("possible", title, int(row["feed_channel_id"]))
+
+
+async def thread_request_state(database: Database, guild_id: int, post_id: int) -> ThreadRequest:
+    """Whether a member could ask for the post's thread now (a read; ``possible`` if so)."""
+    return _thread_request(await database.fetch_one(_THREAD_REQUEST_SELECT, (guild_id, post_id)))
+
+
+async def request_thread(database: Database, guild_id: int, post_id: int) -> ThreadRequest:
+    """A member asked for the thread of a post that was never announced: its announcement becomes
+    ``queued`` in its feed's current channel (created if the post had none), so the announcer sends
+    it like any new post (same steps, same exactly-once, same rate). ``queued`` when this call did
+    it; otherwise where the post stands, unchanged."""
+    def op(connection: sqlite3.Connection) -> ThreadRequest:
+        found = _thread_request(connection.execute(_THREAD_REQUEST_SELECT, (guild_id, post_id)).fetchone())
+        if found.outcome != "possible":
+            return found
+        now = _now()
+        updated = connection.execute(
+            "UPDATE announcements SET state = 'queued', channel_id = ?1, message_id = NULL, thread_id = NULL, "
+            "attempts = 0, needs_edit = 0, error = NULL, error_code = NULL, error_reported = 0, "
+            "next_attempt_at = NULL, retrying_since = NULL, updated_at = ?2 WHERE post_id = ?3 AND state = 'skipped'",
+            (found.channel_id, now, post_id)).rowcount
+        if not updated:
+            connection.execute(
+                "INSERT INTO announcements (post_id, guild_id, channel_id, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'queued', ?, ?)", (post_id, guild_id, found.channel_id, now, now))
+        return ThreadRequest("queued", found.title, found.channel_id)
 
     return await database.write(op)

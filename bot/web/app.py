@@ -33,7 +33,7 @@ from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
 from bot.web.atom import FEED_ENTRIES, Feed, FeedEntry, render_feed
-from bot.web.cache import VersionedCache
+from bot.web.cache import SharedCalls, VersionedCache
 from bot.web.discussion import (
     API_VERSION,
     EncodedDiscussion,
@@ -45,7 +45,7 @@ from bot.web.discussion import (
 from bot.web.indexing import message_url, sitemap_xml
 from bot.web.page import render_discussion_fragment, render_discussion_page, render_not_found_page
 from bot.web.replies import BlogReplies, PosterRelay, ReplyPoster
-from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits
+from bot.web.server import DEFAULT_LIMITS, SERVER_NAME, GuardedSite, ServerLimits, admission_middleware
 from bot.web.urls import BadUrl, canonical_post_url
 from bot.web.webhooks import WebhookTuning
 from bot.web.websub import add_websub_routes
@@ -82,6 +82,8 @@ API_CACHE_KEY: web.AppKey[VersionedCache[EncodedDiscussion]] = web.AppKey("api_c
 PAGE_CACHE_KEY: web.AppKey[VersionedCache[bytes]] = web.AppKey("page_cache", VersionedCache)
 # Part of every discussion ETag: what else shapes the body (code and settings) besides the data.
 ETAG_SALT_KEY: web.AppKey[str] = web.AppKey("etag_salt", str)
+# Concurrent lookups of one post by URL share one query (a burst of readers of one discussion).
+POST_LOOKUPS_KEY: web.AppKey[SharedCalls[tuple[str, bool], BlogPost | None]] = web.AppKey("post_lookups", SharedCalls)
 HEALTH_KEY: web.AppKey[DatabaseHealth] = web.AppKey("database_health", object)  # type: ignore[arg-type]
 
 
@@ -211,10 +213,12 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
         return json_error(request, 400, str(error))
     database = request.app[DATABASE_KEY]
     public_only = _public_only(request)
-    post = await blog.post_by_url(database, url, public_only=public_only)
+    lookups = request.app[POST_LOOKUPS_KEY]
+    post = await lookups.run((url, public_only), lambda: blog.post_by_url(database, url, public_only=public_only))
     if post is None and "#" in url:
         # The feed code keeps fragments, but a reader's "#comments" is not part of a post's link.
-        post = await blog.post_by_url(database, url.split("#", 1)[0], public_only=public_only)
+        bare = url.split("#", 1)[0]
+        post = await lookups.run((bare, public_only), lambda: blog.post_by_url(database, bare, public_only=public_only))
     if post is None:
         return json_error(request, 404, "no post with this url is known to the bot")
     if output_format == "html":
@@ -228,13 +232,13 @@ async def discussion_handler(request: web.Request) -> web.StreamResponse:
 
     async def build() -> EncodedDiscussion:
         discussion = await load_discussion(database, found, public_only=public_only)
-        return await asyncio.to_thread(encode_discussion, discussion, invite_url=invite_url)
+        return await asyncio.to_thread(encode_discussion, discussion, invite_url=invite_url, page_limit=PAGE_LIMIT)
 
     encoded = await request.app[API_CACHE_KEY].get(post.id, post.version, build)
     bounds = encoded.page_bounds(after, limit)
     if bounds is None:
         return json_error(request, 400, "after is not a top-level comment of this discussion")
-    if encoded.size > OFF_LOOP_BYTES and bounds[1] - bounds[0] > 1:
+    if bounds != encoded.first_bounds and encoded.size > OFF_LOOP_BYTES and bounds[1] - bounds[0] > 1:
         body = await asyncio.to_thread(encoded.page, *bounds)
     else:
         body = encoded.page(*bounds)
@@ -301,16 +305,18 @@ async def embed_handler(request: web.Request) -> web.StreamResponse:
                                  "Cross-Origin-Resource-Policy": "cross-origin"})
 
 
-HEALTH_WAIT = 0.02  # how long /healthz waits for a fresh database answer before using the last one
 HEALTH_STALE = 10.0  # a database that has not answered for this long counts as down
 STALL_WORDS = {"locked": "locked by another process", "full": "the disk is full",
                "readonly": "the database file is read-only", "io": "disk I/O errors", "memory": "out of memory"}
 
 
 class DatabaseHealth:
-    """The database part of /healthz. Each request starts a check (one at a time) but waits for it
-    only briefly: under load the check queues behind the API's reads on the one reader connection,
-    and the health endpoint must still answer at once, from an answer at most HEALTH_STALE old."""
+    """The database part of /healthz. A probe answers from the last finished check and starts a new
+    one unless one is running; it never waits for it, except for the very first. Under load a check
+    queues behind the API's reads on the one reader connection, and a probe that waited for it would
+    measure that queue instead of the server. So feed and webhook figures show a change from the next
+    probe after a check ran (one at a time, whatever the probe rate). The writer's stall is read from
+    the writer's own state on every probe, so it shows at once."""
 
     def __init__(self, database: Database, webhook_urls: tuple[str, ...] = ()) -> None:
         self._database = database
@@ -325,11 +331,11 @@ class DatabaseHealth:
         loop = asyncio.get_running_loop()
         if self._pending is None or self._pending.done():
             self._pending = asyncio.create_task(self._check(), name="web-health-check")
-        wait = HEALTH_WAIT if self._last is not None else HEALTH_STALE
-        try:
-            await asyncio.wait_for(asyncio.shield(self._pending), wait)
-        except TimeoutError:
-            pass
+        if self._last is None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pending), HEALTH_STALE)
+            except TimeoutError:
+                pass
         if loop.time() - self._answered_at > HEALTH_STALE:
             return None
         return self._last
@@ -415,8 +421,10 @@ async def _hide_server_version(request: web.Request, response: web.StreamRespons
 
 
 def create_app(database: Database, settings: Settings, discord_status: StatusSource | None = None,
-               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None) -> web.Application:
-    app = web.Application(middlewares=[cors_middleware, error_middleware])
+               reply_poster: PosterRelay | None = None, push_receiver: PushReceiver | None = None,
+               *, limits: ServerLimits = DEFAULT_LIMITS) -> web.Application:
+    app = web.Application(middlewares=[admission_middleware(limits.max_in_service), cors_middleware,
+                                       error_middleware])
     app[DATABASE_KEY] = database
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = discord_status or DiscordStatusRelay()
@@ -428,6 +436,7 @@ def create_app(database: Database, settings: Settings, discord_status: StatusSou
     salt = f"{bot.__version__}|{API_VERSION}|{settings.discord_invite_url}|{settings.web_include_private}"
     app[ETAG_SALT_KEY] = hashlib.sha256(salt.encode()).hexdigest()[:8]
     app[HEALTH_KEY] = DatabaseHealth(database, settings.webhook_urls)
+    app[POST_LOOKUPS_KEY] = SharedCalls()
     app.on_response_prepare.append(_hide_server_version)
     app.router.add_get("/api/v1/discussion", discussion_handler)
     app.router.add_get("/api/v1/counts", counts_handler)
@@ -661,7 +670,8 @@ class WebServer:
             self.discord_status.bind(discord_status)
         self.reply_poster = PosterRelay()
         self.push_receiver = PushReceiver(database, settings)
-        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver)
+        self._app = create_app(database, settings, self.discord_status, self.reply_poster, self.push_receiver,
+                               limits=limits)
         self._host = settings.web_host
         self._port = settings.web_port if port is None else port
         self._limits = limits

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -74,3 +74,30 @@ class VersionedCache(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SharedCalls(Generic[K, T]):
+    """Concurrent calls with the same key share one run: a burst of 200 requests for one discussion
+    makes a handful of post lookups on the reader connection instead of 200. A caller gets the
+    answer of a run that started before it asked or while it waited, never an older one. The run is
+    its own task, so a caller that goes away does not cancel it for the others."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Task[T]] = {}
+
+    async def run(self, key: K, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(call())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: K, done: asyncio.Task[T]) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller may have gone

@@ -15,6 +15,16 @@ bot shares with its feed fetches and its Discord gateway. Here:
 
 aiohttp has no setting for the last two, so :class:`GuardedRequestHandler` adds them to its request
 handler (the protocol object of each connection) and :class:`GuardedSite` listens with it.
+
+Requests are also admitted to their handlers ``max_in_service`` at a time (:func:`admission_middleware`),
+``/healthz`` excepted. The event loop runs every callback that is ready before it looks at its sockets
+again, so 200 requests arriving together made loop turns of 60-230 ms (each request's handler and its
+write of the body in the same turn), and a /healthz probe arriving meanwhile waited for them all. With
+at most ``max_in_service`` handlers running, a turn holds at most that many requests' work and the
+probe, which skips the line, is answered within a few turns. Needed for the /healthz target of
+bench/web.py (``--without admission`` and ``--max-in-service`` there; bench/README.md, session 8):
+with 32 the probe took 50-54 ms in bursts of 200 full pages, with 8 it takes 10-17 ms. A handler
+waiting for something slow (a cold build of a discussion) holds its place meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +44,8 @@ KEEPALIVE_TIMEOUT = 75.0
 MAX_CONNECTIONS = 256
 MAX_LINE_SIZE = 8190  # request line and each header line (aiohttp's default, stated here on purpose)
 MAX_HEADERS = 64
+MAX_IN_SERVICE = 8  # requests inside their handlers at once; the rest wait their turn (FIFO)
+UNGATED_PATHS = frozenset({"/healthz"})
 SERVER_NAME = "conversation-engine"  # the Server header: no version numbers
 
 
@@ -41,6 +54,7 @@ class ServerLimits:
     header_timeout: float = HEADER_TIMEOUT
     keepalive_timeout: float = KEEPALIVE_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
+    max_in_service: int = MAX_IN_SERVICE
 
 
 DEFAULT_LIMITS = ServerLimits()
@@ -116,6 +130,21 @@ class GuardedRequestHandler(web.RequestHandler):
         response = web.Response(status=status, text=f"{status} {reason}\n", headers={"Server": SERVER_NAME})
         response.force_close()
         return response
+
+
+def admission_middleware(max_in_service: int) -> Middleware:
+    """At most ``max_in_service`` requests past this point at once (the response's write included: it
+    happens in the same loop turn as the handler's return); ``UNGATED_PATHS`` go straight through."""
+    gate = asyncio.Semaphore(max_in_service)
+
+    @web.middleware
+    async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in UNGATED_PATHS:
+            return await handler(request)
+        async with gate:
+            return await handler(request)
+
+    return admission
 
 
 def _evict_longest_idle(manager: web.Server, newcomer: GuardedRequestHandler) -> bool:
