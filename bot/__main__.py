@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from bot import __version__
 from bot.config import (
     ConfigError,
@@ -19,11 +21,21 @@ from bot.config import (
     configure_logging,
     listens_on_every_interface,
     load_settings,
+    postgresql_url,
     read_environment,
+    redact_url,
 )
 from bot.storage import Database, MigrationError
 from bot.storage.copies import UnusablePath, backup_database, ensure_folder
+from bot.storage.copydb import CopyRefused, copy_sqlite_to_postgresql, total_rows
 from bot.storage.migrate import current_version, latest_version
+from bot.storage.postgres import (
+    apply_postgresql_migrations,
+    current_postgresql_version,
+    latest_postgresql_version,
+    server_version,
+)
+from bot.storage.postgres import connect as connect_postgresql
 from bot.storage.process_lock import DatabaseInUse, ProcessLock
 from bot.storage.readonly import connect_read_only
 
@@ -37,6 +49,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 DEFAULT_ENV_FILE = Path(".env")
+# What PostgreSQL (DATABASE_URL) serves so far; every other command works on the SQLite file only.
+POSTGRESQL_COMMANDS = ("check", "migrate", "copy-db")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup", help="write a consistent copy of the database (safe while the bot runs)")
     backup.add_argument("path", type=Path, help="where to write the copy")
     commands.add_parser("sync-commands", help="register the slash commands with Discord now")
+    copy_db = commands.add_parser("copy-db", help="copy the SQLite database into an empty PostgreSQL database")
+    copy_db.add_argument("--to", required=True, metavar="URL",
+                         help="the PostgreSQL database to fill: postgresql://user:password@host:5432/database")
     _add_exchange_commands(commands)
     return parser
 
@@ -74,8 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         environment = read_environment(os.environ, args.env_file or DEFAULT_ENV_FILE,
                                        required=args.env_file is not None)
         settings = load_settings(environment, require_token=command in ("run", "sync-commands"))
+        if command == "copy-db":
+            args.to = postgresql_url("copy-db --to", args.to)
     except ConfigError as error:
         print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.database_url and command not in POSTGRESQL_COMMANDS:
+        print(f"conversation-engine: configuration error: DATABASE_URL is set, but PostgreSQL so far serves "
+              f"only {', '.join(POSTGRESQL_COMMANDS)}, not {command}; unset DATABASE_URL to {command} on SQLite "
+              f"(DATABASE_PATH)", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
     if command in ("run", "check"):
@@ -91,12 +115,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(migrate(settings))
         if command == "backup":
             return asyncio.run(backup(settings, args.path))
+        if command == "copy-db":
+            return asyncio.run(copy_db(settings, args.to))
         from bot.exchange.cli import run_command
 
         return int(asyncio.run(run_command(command, args, settings)))
     except MigrationError as error:
         print(f"conversation-engine: database error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except CopyRefused as error:
+        print(f"conversation-engine: copy-db: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        url: str | None = args.to if command == "copy-db" else settings.database_url
+        if url:
+            print(f"conversation-engine: database error at {redact_url(url)}: {_one_line(error)}", file=sys.stderr)
+            return EXIT_FAILURE
+        raise
     except UnusablePath as error:
         print(f"conversation-engine: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -107,9 +142,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _schema_state(version: int, newest: int) -> str:
+    if version == newest:
+        return f"schema version {version}, up to date"
+    if version < newest:
+        return f"schema version {version}, needs `migrate` (newest {newest})"
+    return f"schema version {version}, NEWER than this code ({version} > {newest})"
+
+
 async def check(settings: Settings) -> int:
     for name, value in settings.summary():
         print(f"{name:<28} {value}")
+    if settings.database_url:
+        return await check_postgresql(settings.database_url)
     path = settings.database_path
     if path.exists():
         connection = connect_read_only(path)
@@ -121,16 +170,33 @@ async def check(settings: Settings) -> int:
         finally:
             connection.close()
         newest = latest_version()
-        state = "up to date" if version == newest else (
-            f"needs `migrate` (at {version}, newest {newest})" if version < newest
-            else f"NEWER than this code ({version} > {newest})")
-        print(f"{'database':<28} {path}: schema {state}; integrity {integrity}")
+        print(f"{'database':<28} {path}: engine SQLite {sqlite3.sqlite_version}, "
+              f"{_schema_state(version, newest)}; integrity {integrity}")
         if counts:
             print(f"{'contents':<28} " + ", ".join(f"{count} {table}" for table, count in counts.items()))
         if version > newest or integrity != "ok":
             return EXIT_FAILURE
     else:
         print(f"{'database':<28} {path}: does not exist yet (created by `run` or `migrate`)")
+    print("settings OK")
+    return EXIT_OK
+
+
+async def check_postgresql(url: str) -> int:
+    connection = await connect_postgresql(url)
+    try:
+        version = await current_postgresql_version(connection)
+        engine = f"PostgreSQL {await server_version(connection)}"
+        counts = {table: await connection.fetchval(f"SELECT count(*) FROM {table}")
+                  for table in ("feeds", "posts", "comments")} if version else {}
+    finally:
+        await connection.close()
+    newest = latest_postgresql_version()
+    print(f"{'database':<28} {redact_url(url)}: engine {engine}, {_schema_state(version, newest)}")
+    if counts:
+        print(f"{'contents':<28} " + ", ".join(f"{count} {table}" for table, count in counts.items()))
+    if version > newest:
+        return EXIT_FAILURE
     print("settings OK")
     return EXIT_OK
 
@@ -150,6 +216,15 @@ async def open_database(settings: Settings) -> Database:
 
 
 async def migrate(settings: Settings) -> int:
+    if settings.database_url:
+        connection = await connect_postgresql(settings.database_url)
+        try:
+            await apply_postgresql_migrations(connection)
+            version = await current_postgresql_version(connection)
+        finally:
+            await connection.close()
+        print(f"database {redact_url(settings.database_url)} (PostgreSQL) is at schema version {version}")
+        return EXIT_OK
     database = await open_database(settings)
     await database.close()
     print(f"database {settings.database_path} is at schema version {latest_version()}")
@@ -168,6 +243,25 @@ async def backup(settings: Settings, destination: Path) -> int:
               "an existing file there was left as it was", file=sys.stderr)
         return EXIT_FAILURE
     print(f"backed up {settings.database_path} to {destination}")
+    return EXIT_OK
+
+
+async def copy_db(settings: Settings, url: str) -> int:
+    """Copy the SQLite database at DATABASE_PATH into the empty PostgreSQL database at ``url``."""
+    from bot.exchange.progress import Progress
+
+    total = await asyncio.to_thread(total_rows, settings.database_path)
+    connection = await connect_postgresql(url)
+    progress = Progress("copying", total, stream=sys.stderr, unit="")
+    try:
+        copied = await copy_sqlite_to_postgresql(settings.database_path, connection, progress=progress.update)
+    finally:
+        progress.close()
+        await connection.close()
+    for table in copied:
+        print(f"{table.table:<20} {table.sqlite_rows} rows in SQLite, {table.postgresql_rows} in PostgreSQL: verified")
+    print(f"copied {settings.database_path} into {redact_url(url)}: {sum(t.postgresql_rows for t in copied)} rows "
+          f"in {len(copied)} tables")
     return EXIT_OK
 
 

@@ -83,13 +83,15 @@ class Tuning:
 
 
 # Settings whose values never reach a log line or a traceback through repr().
-_SECRETS = frozenset({"discord_token", "discord_client_secret", "webhook_secret"})
+_SECRETS = frozenset({"discord_token", "discord_client_secret", "webhook_secret", "database_url"})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str
     database_path: Path = Path("data/conversation.db")
+    # postgresql://...: PostgreSQL instead of the SQLite file (so far for migrate, check and copy-db).
+    database_url: str | None = None
     feed_urls: tuple[str, ...] = ()
     announce_channel_id: int | None = None
     poll_interval_seconds: int = 600
@@ -142,6 +144,7 @@ class Settings:
         return [
             ("DISCORD_TOKEN", "set" if self.discord_token else "not set"),
             ("DATABASE_PATH", str(self.database_path)),
+            ("DATABASE_URL", redact_url(self.database_url) if self.database_url else "(none: SQLite at DATABASE_PATH)"),
             ("FEED_URLS", ", ".join(self.feed_urls) or "(none)"),
             ("ANNOUNCE_CHANNEL_ID", str(self.announce_channel_id or "(none)")),
             ("POLL_INTERVAL_SECONDS", str(self.poll_interval_seconds)),
@@ -267,6 +270,7 @@ def load_settings(environ: Mapping[str, str], *, require_token: bool = True) -> 
     return Settings(
         discord_token=token,
         database_path=Path(raw("DATABASE_PATH") or "data/conversation.db"),
+        database_url=parsed("DATABASE_URL", None, postgresql_url),
         feed_urls=feed_urls,
         announce_channel_id=announce_channel,
         poll_interval_seconds=parsed("POLL_INTERVAL_SECONDS", 600, _integer(MIN_POLL_INTERVAL, 86_400)),
@@ -369,6 +373,30 @@ def _url(name: str, value: str) -> str:
     if _url_parts(value, ("http", "https")) is None:
         raise _fail(name, value, "an http:// or https:// URL")
     return value
+
+
+def postgresql_url(name: str, value: str) -> str:
+    """A postgresql:// (or postgres://) URL, as asyncpg takes it; the error never shows the password."""
+    parts = _url_parts(value, ("postgresql", "postgres"))
+    if parts is None and value.partition("://")[0] in ("postgresql", "postgres"):
+        parts = _url_parts(value.replace("://", "://localhost", 1), ("postgresql", "postgres"))  # a socket URL
+    if parts is None:
+        raise _fail(name, redact_url(value), "a PostgreSQL URL like postgresql://user:password@host:5432/database "
+                                             "(postgresql:// or postgres://)")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for printing."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "<hidden: not a URL>"  # it may be a password pasted in the wrong place
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if at and ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    query_password = re.compile(r"(?i)([?&]password=)[^&]*")
+    return query_password.sub(r"\1***", f"{scheme}://{credentials}{at}{host}{slash}{path}")
 
 
 def _client_secret(name: str, value: str) -> str:

@@ -1,15 +1,20 @@
 """Suite-wide checks (loopback-only sockets, Discord's OpenAPI spec for every emulator exchange), the
-shared ``database`` fixture, and the one way tests run our bot: :func:`running_bot`."""
+shared ``database`` fixture, a real PostgreSQL server (``postgresql_url``: a fresh database per test),
+and the one way tests run our bot: :func:`running_bot`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 # Imported here, at a shallow stack, on purpose: hypothesis's pytest plugin otherwise imports it late
 # (in the terminal summary), and CPython 3.11.7's AST recursion check can fail spuriously there
@@ -22,6 +27,7 @@ from bot.config import Settings, Tuning
 from bot.storage import Database
 from cogs import extension_names
 from tests.fakediscord import FakeDiscord
+from tests.postgres_server import PostgreSQLServer, postgresql_binaries, temporary_postgresql_server
 
 pytest_plugins = ["tests.fakediscord.harness", "tests.fakediscord.checks"]
 
@@ -120,3 +126,44 @@ async def settled(bot: ConversationBot) -> None:
     database afterwards are not compared with Discord (where a made-up thread does not exist)."""
     await bot_log(bot).wait_for("catch-up of")
     await bot_log(bot).wait_for("reconcile of")
+
+
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[PostgreSQLServer]:
+    """A PostgreSQL server for the session (tests/postgres_server.py).
+
+    Without the server binaries the tests that need it skip, except under CI (the CI variable set),
+    where they fail: CI installs PostgreSQL, so its absence there is a broken set-up, not a choice."""
+    binaries = postgresql_binaries()
+    if binaries is None:
+        reason = ("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin; "
+                  "install the Debian package postgresql to run the PostgreSQL tests")
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+    with temporary_postgresql_server(binaries) as server:
+        yield server
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    admin = await asyncpg.connect(postgresql_server.url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgresql_server.url(name)
+    finally:
+        admin = await asyncpg.connect(postgresql_server.url())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

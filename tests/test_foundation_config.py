@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.storage.migrate import latest_version
 
 GOOD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB"
 
@@ -122,7 +123,9 @@ def test_check_creates_nothing_and_migrate_creates_the_folder(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "nested" / "db" / "conversation.db").is_file()
     result = run_cli(tmp_path, env, "check")
-    assert result.returncode == 0 and "schema up to date" in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "engine SQLite 3." in result.stdout
+    assert f", schema version {latest_version()}, up to date; integrity ok" in result.stdout
 
 
 def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from bot.storage.copies import LiveDatabaseDestination
 from bot.storage.db import Database
+from bot.storage.migrate import latest_version
 from bot.storage.search import guild_stats
 from tests.web_support import GUILD, add_comment, add_post, next_id
 
@@ -167,7 +168,7 @@ def test_an_odd_database_path_works_for_migrate_check_backup_and_stats(tmp_path:
 
     result = run_cli(tmp_path, database, "check")
     assert result.returncode == 0, result.stderr
-    assert "schema up to date; integrity ok" in result.stdout and "2 posts, 3 comments" in result.stdout
+    assert f"schema version {latest_version()}, up to date; integrity ok" in result.stdout and "2 posts, 3 comments" in result.stdout
 
     copy = folder / "backup 50% #3?.db"
     result = run_cli(tmp_path, database, "backup", str(copy))

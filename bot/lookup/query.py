@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.errors import UserFacingError
+from bot.storage.search_store import SearchQuery, SearchTerm, fts5_expression, fts5_term, fts5_title_prefix
 
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
@@ -40,8 +41,7 @@ class Term:
     excluded: bool = False
 
     def to_fts(self) -> str:
-        text = '"' + " ".join(self.words).replace('"', '""') + '"'
-        return text + ("*" if self.prefix else "")
+        return fts5_term(SearchTerm(self.words, self.prefix, self.excluded))
 
     def describe(self) -> str:
         shown = " ".join(self.words)
@@ -139,17 +139,23 @@ def build_fts_query(text: str) -> FtsQuery:
             "There is nothing to search for in that query: type one or more words "
             '(`"exact phrase"`, `word*` for a prefix, `-word` to leave one out).'
         )
-    expression = " AND ".join(term.to_fts() for term in wanted)
-    if unwanted:
-        expression = "(" + expression + ") NOT (" + " OR ".join(term.to_fts() for term in unwanted) + ")"
-    return FtsQuery(expression, tuple(wanted + unwanted), tuple(notes))
+    ordered = tuple(wanted + unwanted)
+    expression = fts5_expression(SearchQuery(tuple(SearchTerm(t.words, t.prefix, t.excluded) for t in ordered)))
+    return FtsQuery(expression, ordered, tuple(notes))
+
+
+def search_query(query: FtsQuery) -> SearchQuery:
+    """The parsed terms of ``query`` for a :class:`~bot.storage.search_store.SearchStore` (which
+    writes them in its engine's query language)."""
+    return SearchQuery(tuple(SearchTerm(term.words, term.prefix, term.excluded) for term in query.terms))
+
+
+def title_prefix_words(text: str) -> list[str]:
+    """For autocomplete: the typed words, each of which must start a word of the title."""
+    return words_of(_clean(text)[:MAX_QUERY_CHARS])[:MAX_TERMS]
 
 
 def build_title_prefix_query(text: str) -> str | None:
     """For autocomplete: every typed word must start a word of the title (the last one may be
     unfinished). ``None`` when nothing was typed that could match."""
-    words = words_of(_clean(text)[:MAX_QUERY_CHARS])[:MAX_TERMS]
-    if not words:
-        return None
-    body = " AND ".join(Term((word,), prefix=True).to_fts() for word in words)
-    return "{title} : (" + body + ")"
+    return fts5_title_prefix(title_prefix_words(text))

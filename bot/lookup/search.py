@@ -1,46 +1,56 @@
-"""What ``/post search`` and the post options do with what a person typed: build the FTS5 query,
-read the matches from storage, and rank the comments (BM25 over the newest matches, see
+"""What ``/post search`` and the post options do with what a person typed: parse the query, read
+the matches from a search store (bot.storage.search_store: SQLite's FTS5 today, PostgreSQL's
+full-text search next), and rank the comments (BM25 over the newest matches, see
 :mod:`bot.lookup.rank`)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.lookup.query import FtsQuery, build_title_prefix_query
+from bot.lookup.query import FtsQuery, search_query, title_prefix_words
 from bot.lookup.rank import RankTerm, bm25_rank, idf
 from bot.model.ids import parse_id
 from bot.storage import search as store
 from bot.storage.db import Database
 from bot.storage.search import AUTOCOMPLETE_LIMIT, PostSummary, SearchHit, SearchResults, TitleChoice
+from bot.storage.search_store import SearchStore, SqliteSearchStore
 
 
 async def search(database: Database, guild_id: int, query: FtsQuery, *,
                  post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
     """Posts (title and summary) and comments matching ``query`` in one guild, best first among
     the newest matches of each kind."""
-    posts, more_posts = await store.search_posts(database, guild_id, query.expression, post_limit)
-    comments, more_comments = await _search_comments(database, guild_id, query, comment_limit)
+    return await search_in(SqliteSearchStore(database), guild_id, query,
+                           post_limit=post_limit, comment_limit=comment_limit)
+
+
+async def search_in(search_store: SearchStore, guild_id: int, query: FtsQuery, *,
+                    post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
+    """:func:`search` on either engine's store."""
+    posts, more_posts = await search_store.search_posts(guild_id, search_query(query), post_limit)
+    comments, more_comments = await _search_comments(search_store, guild_id, query, comment_limit)
     return SearchResults(tuple(posts), tuple(comments), more_posts, more_comments)
 
 
-async def _search_comments(database: Database, guild_id: int, query: FtsQuery,
+async def _search_comments(search_store: SearchStore, guild_id: int, query: FtsQuery,
                            limit: int) -> tuple[list[SearchHit], bool]:
-    candidates = await store.comment_candidates(database, guild_id, query.expression)
+    terms = search_query(query)
+    candidates = await search_store.comment_candidates(guild_id, terms)
     if not candidates:
         return [], False
     wanted = [term for term in query.terms if not term.excluded]
-    documents, counts = await store.term_sample_counts(database, [term.to_fts() for term in wanted])
+    documents, counts = await search_store.term_sample_counts(terms.wanted)
     weights = [idf(count, documents) for count in counts]
     ranked = await asyncio.to_thread(bm25_rank, candidates, [RankTerm.of(term) for term in wanted], weights)
     more = len(ranked) > limit
-    return await store.comment_hits(database, query.expression, dict(ranked[:limit])), more
+    return await search_store.comment_hits(terms, dict(ranked[:limit])), more
 
 
 async def title_choices(database: Database, guild_id: int, typed: str, *,
                         limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
     """Posts whose title words start with the typed words (newest first); the newest posts when
     nothing searchable was typed."""
-    return await store.title_matches(database, guild_id, build_title_prefix_query(typed), limit)
+    return await SqliteSearchStore(database).title_matches(guild_id, title_prefix_words(typed), limit)
 
 
 async def resolve_post(database: Database, guild_id: int, reference: str) -> PostSummary | None:

@@ -26,9 +26,9 @@ class Migration:
     sql: str
 
 
-def available_migrations() -> list[Migration]:
-    """The migrations shipped with the package, in order, checked to be numbered 1..N."""
-    folder = resources.files("bot.storage.migrations")
+def available_migrations(package: str = "bot.storage.migrations") -> list[Migration]:
+    """The migrations shipped in ``package`` (SQLite's by default), in order, checked to be numbered 1..N."""
+    folder = resources.files(package)
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)

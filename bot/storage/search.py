@@ -37,9 +37,9 @@ TOP_REACTIONS_SHOWN = 5
 # The lowest rowid there is: the ranked window starts there when a search has fewer matches.
 _LOWEST_ROWID = -(2 ** 63)
 
-_NOT_DELETED_OR_HIDDEN = "c.deleted_at IS NULL AND c.hidden = 0"
+NOT_DELETED_OR_HIDDEN = "c.deleted_at IS NULL AND c.hidden = 0"
 _COMMENT_COUNT = (
-    "(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND " + _NOT_DELETED_OR_HIDDEN + ")"
+    "(SELECT count(*) FROM comments c WHERE c.post_id = p.id AND " + NOT_DELETED_OR_HIDDEN + ")"
 )
 
 
@@ -142,14 +142,14 @@ async def _row(database: Database, sql: str, parameters: tuple[object, ...] = ()
     return rows[0] if rows else None
 
 
-_POST_COLUMNS = (
+POST_COLUMNS = (
     "p.id, p.guild_id, p.title, p.canonical_url, p.published_at, "
     "CASE WHEN t.deleted_at IS NULL THEN t.thread_id END AS thread_id, "
     + _COMMENT_COUNT + " AS comment_count"
 )
 
 
-def _post(row: sqlite3.Row) -> PostSummary:
+def post_summary(row: sqlite3.Row) -> PostSummary:
     return PostSummary(
         post_id=int(row["id"]), guild_id=int(row["guild_id"]), title=str(row["title"]),
         url=str(row["canonical_url"]), published_at=from_db_time(row["published_at"]),
@@ -160,21 +160,21 @@ def _post(row: sqlite3.Row) -> PostSummary:
 async def latest_posts(database: Database, guild_id: int, count: int) -> list[PostSummary]:
     # The newest ids first (index only), so comment counts are computed for the shown posts only.
     rows = await _rows(database,
-        f"SELECT {_POST_COLUMNS} FROM (SELECT id FROM posts WHERE guild_id = ? "
+        f"SELECT {POST_COLUMNS} FROM (SELECT id FROM posts WHERE guild_id = ? "
         "ORDER BY published_at DESC, id DESC LIMIT ?) AS newest JOIN posts p ON p.id = newest.id "
         "LEFT JOIN threads t ON t.post_id = p.id ORDER BY p.published_at DESC, p.id DESC",
         (guild_id, count),
     )
-    return [_post(row) for row in rows]
+    return [post_summary(row) for row in rows]
 
 
 async def get_post(database: Database, guild_id: int, post_id: int) -> PostSummary | None:
     row = await _row(database,
-        f"SELECT {_POST_COLUMNS} FROM posts p LEFT JOIN threads t ON t.post_id = p.id "
+        f"SELECT {POST_COLUMNS} FROM posts p LEFT JOIN threads t ON t.post_id = p.id "
         "WHERE p.guild_id = ? AND p.id = ?",
         (guild_id, post_id),
     )
-    return None if row is None else _post(row)
+    return None if row is None else post_summary(row)
 
 
 async def search_posts(database: Database, guild_id: int, expression: str,
@@ -197,14 +197,14 @@ async def search_posts(database: Database, guild_id: int, expression: str,
     scores = {int(row["rowid"]): float(row["score"]) for row in ranked}
     marks = ",".join("?" * len(scores))
     rows = await _rows(database,
-        f"SELECT {_POST_COLUMNS}, "
+        f"SELECT {POST_COLUMNS}, "
         f"snippet(posts_fts, -1, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet "
         "FROM posts_fts f CROSS JOIN posts p ON p.id = f.rowid LEFT JOIN threads t ON t.post_id = p.id "
         f"WHERE posts_fts MATCH ? AND f.rowid IN ({marks})",
         (SNIPPET_START, SNIPPET_END, expression, *scores),
     )
     # bm25() is lower-is-better; hits carry higher-is-better scores like comment hits.
-    hits = [SearchHit("post", _post(row), str(row["snippet"]), None, None, -scores[int(row["id"])])
+    hits = [SearchHit("post", post_summary(row), str(row["snippet"]), None, None, -scores[int(row["id"])])
             for row in rows]
     hits.sort(key=lambda hit: -hit.score)
     return hits, more
@@ -220,7 +220,7 @@ async def comment_candidates(database: Database, guild_id: int, expression: str)
     common the words."""
     rows = await _rows(database,
         f"SELECT f.rowid AS rowid, c.clean_content AS text {_COMMENT_JOINS} "
-        f"WHERE comments_fts MATCH ? AND p.guild_id = ? AND {_NOT_DELETED_OR_HIDDEN} "
+        f"WHERE comments_fts MATCH ? AND p.guild_id = ? AND {NOT_DELETED_OR_HIDDEN} "
         "ORDER BY f.rowid DESC LIMIT ?",
         (expression, guild_id, RANKED_WINDOW),
     )
@@ -251,7 +251,7 @@ async def comment_hits(database: Database, expression: str, scores: Mapping[int,
     ``expression``, best first (ties: newest first)."""
     marks = ",".join("?" * len(scores))
     rows = await _rows(database,
-        f"SELECT {_POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
+        f"SELECT {POST_COLUMNS}, c.message_id AS message_id, c.author_name AS author_name, "
         f"c.thread_id AS comment_thread_id, "
         f"snippet(comments_fts, 0, ?, ?, '…', {SNIPPET_TOKENS}) AS snippet "
         f"{_COMMENT_JOINS} LEFT JOIN threads t ON t.post_id = p.id "
@@ -260,7 +260,7 @@ async def comment_hits(database: Database, expression: str, scores: Mapping[int,
     )
     hits: list[SearchHit] = []
     for row in rows:
-        post = _post(row)
+        post = post_summary(row)
         if post.thread_id is None and row["comment_thread_id"] is not None:
             # The comment knows its thread even when the threads row is gone.
             post = PostSummary(post.post_id, post.guild_id, post.title, post.url, post.published_at,
@@ -274,7 +274,7 @@ async def comment_hits(database: Database, expression: str, scores: Mapping[int,
 
 async def post_details(database: Database, guild_id: int, post_id: int) -> PostDetails | None:
     row = await _row(database,
-        f"SELECT {_POST_COLUMNS}, p.author AS author, p.summary AS summary "
+        f"SELECT {POST_COLUMNS}, p.author AS author, p.summary AS summary "
         "FROM posts p LEFT JOIN threads t ON t.post_id = p.id WHERE p.guild_id = ? AND p.id = ?",
         (guild_id, post_id),
     )
@@ -282,24 +282,24 @@ async def post_details(database: Database, guild_id: int, post_id: int) -> PostD
         return None
     activity = await _row(database,
         "SELECT count(DISTINCT coalesce(c.author_id, c.author_name)) AS participants, "
-        f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN}",
+        f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN}",
         (post_id,),
     )
     names = await _rows(database,
         "SELECT c.author_name AS name, count(*) AS n FROM comments c "
         "LEFT JOIN user_privacy u ON u.user_id = c.author_id "
-        f"WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
+        f"WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
         "GROUP BY coalesce(c.author_id, c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT ?",
         (post_id, PARTICIPANTS_SHOWN),
     )
     reactions = await _rows(database,
         "SELECT r.emoji AS emoji, sum(r.count) AS total FROM reactions r "
         "JOIN comments c ON c.message_id = r.message_id "
-        f"WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} GROUP BY r.emoji ORDER BY total DESC, r.emoji LIMIT ?",
+        f"WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN} GROUP BY r.emoji ORDER BY total DESC, r.emoji LIMIT ?",
         (post_id, TOP_REACTIONS_SHOWN),
     )
     return PostDetails(
-        post=_post(row),
+        post=post_summary(row),
         author=row["author"],
         summary=str(row["summary"] or ""),
         participant_count=int(activity["participants"]) if activity else 0,
@@ -321,7 +321,7 @@ async def comment_page(database: Database, guild_id: int, post_id: int, page: in
     rows = await _rows(database,
         "SELECT c.message_id, c.author_name, c.is_bot, c.clean_content, c.content, c.created_at, "
         "c.edited_at, (SELECT count(*) FROM attachments a WHERE a.message_id = c.message_id) AS files "
-        f"FROM comments c WHERE c.post_id = ? AND {_NOT_DELETED_OR_HIDDEN} "
+        f"FROM comments c WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN} "
         "ORDER BY c.created_at, c.message_id LIMIT ? OFFSET ?",
         (post_id, page_size, (page - 1) * page_size),
     )
@@ -366,13 +366,13 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
     totals = connection.execute(
         "SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
         "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
-        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {_NOT_DELETED_OR_HIDDEN}",
+        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {NOT_DELETED_OR_HIDDEN}",
         (guild_id, guild_id),
     ).fetchone()
     discussed = connection.execute(
-        f"SELECT {_POST_COLUMNS}, recent.n AS recent FROM ("
+        f"SELECT {POST_COLUMNS}, recent.n AS recent FROM ("
         "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
-        f"  WHERE pp.guild_id = ? AND {in_period} AND {_NOT_DELETED_OR_HIDDEN}"
+        f"  WHERE pp.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN}"
         "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
         ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
         "ORDER BY recent.n DESC, p.id DESC",
@@ -383,7 +383,7 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
         "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
         "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
         "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
-        f"  WHERE p.guild_id = ? AND {in_period} AND {_NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0"
+        f"  WHERE p.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0"
         "  AND c.author_id IS NOT NULL AND coalesce(u.opted_out, 0) = 0"
         "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
         ") grouped ORDER BY grouped.n DESC",
@@ -394,7 +394,7 @@ def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: dateti
         comments=int(totals["comments"]) if totals else 0,
         participants=int(totals["people"]) if totals else 0,
         since=since,
-        most_discussed=tuple(DiscussedPost(_post(row), int(row["recent"])) for row in discussed),
+        most_discussed=tuple(DiscussedPost(post_summary(row), int(row["recent"])) for row in discussed),
         top_commenters=tuple(CommenterCount(str(row["name"]), int(row["n"])) for row in commenters),
     )
 
