@@ -25,6 +25,7 @@ import pytest
 from bot.app import ConversationBot, SyncMode
 from bot.config import Settings, Tuning
 from bot.storage import Database
+from bot.storage.postgres_engine import open_postgresql
 from cogs import extension_names
 from tests.fakediscord import FakeDiscord
 from tests.postgres_server import PostgreSQLServer, postgresql_binaries, temporary_postgresql_server
@@ -150,20 +151,42 @@ def postgresql_server() -> Iterator[PostgreSQLServer]:
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture
-async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
-    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+@contextlib.asynccontextmanager
+async def fresh_postgresql_database(server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database on ``server``, dropped afterwards."""
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    admin = await asyncpg.connect(postgresql_server.url())
+    admin = await asyncpg.connect(server.url())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     try:
-        yield postgresql_server.url(name)
+        yield server.url(name)
     finally:
-        admin = await asyncpg.connect(postgresql_server.url())
+        admin = await asyncpg.connect(server.url())
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+    async with fresh_postgresql_database(postgresql_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The storage contract's database: each test runs on SQLite and again on PostgreSQL."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            db = await Database.open(tmp_path / DATABASE_NAME)
+        else:
+            server = request.getfixturevalue("postgresql_server")
+            db = await open_postgresql(await stack.enter_async_context(fresh_postgresql_database(server)))
+        try:
+            yield db
+        finally:
+            await db.close()

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from bot.model.ids import fits_sqlite
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import Connection, Row
 
 _NOT_OPTED_OUT = (
     "(c.author_id IS NULL OR NOT EXISTS ("
@@ -129,7 +130,7 @@ _POST_SELECT = (
 _POST_PREFERENCE = "ORDER BY (t.thread_id IS NULL), p.id"
 
 
-def _post(row: sqlite3.Row) -> BlogPost:
+def _post(row: Row) -> BlogPost:
     published = from_db_time(row["published_at"])
     assert published is not None
     return BlogPost(
@@ -401,7 +402,7 @@ async def shown_comment(database: Database, message_id: int, *, public_only: boo
     return _recent(rows[0]) if rows else None
 
 
-def _recent(row: sqlite3.Row) -> RecentComment:
+def _recent(row: Row) -> RecentComment:
     created = from_db_time(row["created_at"])
     assert created is not None
     deleted = row["deleted_at"] is not None
@@ -508,13 +509,13 @@ def parents_first_order(keys: Sequence[tuple[str, str | None]]) -> list[int]:
 def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -> WriteOp[ImportOutcome]:
     """A write of :func:`insert_imported_comments`, parents first."""
 
-    def op(connection: sqlite3.Connection) -> ImportOutcome:
+    def op(connection: Connection) -> ImportOutcome:
         return insert_imported_comments(connection, post_id, parents_first(comments))
 
     return op
 
 
-def insert_imported_comments(connection: sqlite3.Connection, post_id: int,
+def insert_imported_comments(connection: Connection, post_id: int,
                              comments: Iterable[ImportedComment]) -> ImportOutcome:
     """Insert the comments that are not stored yet, with negative message ids, then link replies.
 

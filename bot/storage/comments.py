@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -25,6 +24,7 @@ from bot.model.messages import (
     ThreadState,
 )
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import INTEGRITY_ERRORS, Connection, Row
 
 log = logging.getLogger(__name__)
 # Host parameters per IN (...) list, well under SQLite's limit (999 in older builds).
@@ -46,7 +46,7 @@ async def is_tracked_thread(database: Database, thread_id: int) -> bool:
     return value is not None
 
 
-def _thread_state(row: sqlite3.Row) -> ThreadState:
+def _thread_state(row: Row) -> ThreadState:
     return ThreadState(
         thread_id=int(row["thread_id"]), post_id=int(row["post_id"]), guild_id=int(row["guild_id"]),
         parent_channel_id=int(row["parent_channel_id"]),
@@ -108,7 +108,7 @@ async def last_message_id(database: Database, thread_id: int) -> int | None:
     return None if value is None else int(value)
 
 
-def _comment(row: sqlite3.Row) -> StoredComment:
+def _comment(row: Row) -> StoredComment:
     extras = tuple(Extra(kind=str(item["kind"]), name=str(item["name"]), url=str(item["url"]))
                    for item in json.loads(row["extras"]))
     created = from_db_time(row["created_at"])
@@ -193,7 +193,7 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else to_db_time(moment)
 
 
-def _replace_attachments(connection: sqlite3.Connection, message_id: int,
+def _replace_attachments(connection: Connection, message_id: int,
                          attachments: Sequence[AttachmentInfo]) -> None:
     connection.execute("DELETE FROM attachments WHERE message_id = ?", (message_id,))
     if attachments:
@@ -203,7 +203,7 @@ def _replace_attachments(connection: sqlite3.Connection, message_id: int,
             [(message_id, a.attachment_id, a.filename, a.url, a.size, a.content_type) for a in attachments])
 
 
-def _replace_reactions(connection: sqlite3.Connection, message_id: int,
+def _replace_reactions(connection: Connection, message_id: int,
                        reactions: Sequence[ReactionCount]) -> None:
     connection.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
     rows = [(message_id, r.emoji, r.count) for r in reactions if r.count > 0]
@@ -222,7 +222,7 @@ ON CONFLICT (message_id) DO NOTHING
 """
 
 
-def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, clean_content: str) -> bool:
+def insert_comment(connection: Connection, message: IncomingMessage, clean_content: str) -> bool:
     """Store a new comment (a no-op when it is stored already, its thread is not tracked, or its
     author opted out). Returns whether a row was written."""
     cursor = connection.execute(_INSERT_COMMENT, (
@@ -286,31 +286,31 @@ def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]
                      _time(message.edited_at), message.reply_to, message.channel_id))
     document = _encode_rows(rows) if rows else None
 
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         written = 0
         for message, clean in special:
             written += insert_comment(connection, message, clean)
         if document is not None:
             try:
                 written += max(connection.execute(_INSERT_COMMENTS_JSON, (document,)).rowcount, 0)
-            except sqlite3.IntegrityError:
+            except INTEGRITY_ERRORS:
                 # The failed statement undid itself; one bad row must not cost the others theirs.
                 written += _store_one_by_one(connection, plain)
         return written
     return op
 
 
-def _store_one_by_one(connection: sqlite3.Connection, batch: Sequence[tuple[IncomingMessage, str]]) -> int:
+def _store_one_by_one(connection: Connection, batch: Sequence[tuple[IncomingMessage, str]]) -> int:
     written = 0
     for message, clean in batch:
         try:
             written += insert_comment(connection, message, clean)
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             log.exception("message %d could not be stored as a comment", message.message_id)
     return written
 
 
-def apply_message_state(connection: sqlite3.Connection, message: IncomingMessage, clean_content: str,
+def apply_message_state(connection: Connection, message: IncomingMessage, clean_content: str,
                         *, now: datetime) -> str:
     """Bring a comment to the message as Discord shows it now: store it when missing, keep the old
     text as a revision when the text changed, refresh attachments, extras and (when known) reactions.
@@ -358,12 +358,12 @@ def apply_message_state(connection: sqlite3.Connection, message: IncomingMessage
 
 
 def update_comment(message: IncomingMessage, clean_content: str, now: datetime) -> WriteOp[str]:
-    def op(connection: sqlite3.Connection) -> str:
+    def op(connection: Connection) -> str:
         return apply_message_state(connection, message, clean_content, now=now)
     return op
 
 
-def _tombstone(connection: sqlite3.Connection, where: str, parameters: tuple[object, ...], now: str) -> int:
+def _tombstone(connection: Connection, where: str, parameters: tuple[object, ...], now: str) -> int:
     """Erase everything of the matching live comments but their place in the thread."""
     ids = [int(row[0]) for row in connection.execute(
         f"SELECT message_id FROM comments WHERE deleted_at IS NULL AND ({where})", parameters)]
@@ -384,7 +384,7 @@ def _tombstone(connection: sqlite3.Connection, where: str, parameters: tuple[obj
 def tombstone_comments(message_ids: Iterable[int], now: datetime) -> WriteOp[int]:
     ids = sorted(set(message_ids))
 
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         total = 0
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
@@ -400,7 +400,7 @@ def sync_history_page(thread_id: int, messages: Sequence[tuple[IncomingMessage, 
     """Make the stored comments with ids in [low, high] match a complete page of the thread's
     history for that id range: store or update ``messages`` (the ones worth storing), and tombstone
     the stored ones whose id is not in ``present_ids`` (every id Discord still has there)."""
-    def op(connection: sqlite3.Connection) -> dict[str, int]:
+    def op(connection: Connection) -> dict[str, int]:
         tally: dict[str, int] = {}
         for message, clean in messages:
             outcome = apply_message_state(connection, message, clean, now=now)
@@ -417,7 +417,7 @@ def sync_history_page(thread_id: int, messages: Sequence[tuple[IncomingMessage, 
 
 
 def add_reaction(message_id: int, emoji: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "INSERT INTO reactions (message_id, emoji, count) SELECT message_id, ?, 1 FROM comments "
             "WHERE message_id = ? AND deleted_at IS NULL "
@@ -426,7 +426,7 @@ def add_reaction(message_id: int, emoji: str) -> WriteOp[None]:
 
 
 def remove_reaction(message_id: int, emoji: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND count <= 1",
                            (message_id, emoji))
         connection.execute("UPDATE reactions SET count = count - 1 WHERE message_id = ? AND emoji = ?",
@@ -435,7 +435,7 @@ def remove_reaction(message_id: int, emoji: str) -> WriteOp[None]:
 
 
 def clear_reactions(message_id: int, emoji: str | None = None) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         if emoji is None:
             connection.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
         else:
@@ -445,7 +445,7 @@ def clear_reactions(message_id: int, emoji: str | None = None) -> WriteOp[None]:
 
 def update_thread(change: ThreadChange, now: datetime) -> WriteOp[bool]:
     """Record a rename, archive, lock or delete on the post's discussion (comments are kept)."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         stamp = to_db_time(now)
         if change.deleted:
             cursor = connection.execute(
@@ -462,7 +462,7 @@ def update_thread(change: ThreadChange, now: datetime) -> WriteOp[bool]:
 
 
 def mark_reconciled(thread_id: int, now: datetime) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("UPDATE threads SET last_reconciled_at = ? WHERE thread_id = ?",
                            (to_db_time(now), thread_id))
     return op
@@ -471,7 +471,7 @@ def mark_reconciled(thread_id: int, now: datetime) -> WriteOp[None]:
 def set_opted_out(user_id: int, opted_out: bool, now: datetime) -> WriteOp[int]:
     """Record the choice; opting out also erases every stored comment of the user (tombstones stay
     so replies still hang together). Returns how many comments were erased."""
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         stamp = to_db_time(now)
         connection.execute(
             "INSERT INTO user_privacy (user_id, opted_out, changed_at) VALUES (?, ?, ?) "
@@ -485,7 +485,7 @@ def set_opted_out(user_id: int, opted_out: bool, now: datetime) -> WriteOp[int]:
 
 def set_hidden(message_id: int, hidden: bool) -> WriteOp[bool]:
     """Hide a comment from the blog (or show it again). False when it is not a stored comment."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute("UPDATE comments SET hidden = ? WHERE message_id = ?",
                                     (int(hidden), message_id))
         return cursor.rowcount == 1
@@ -494,7 +494,7 @@ def set_hidden(message_id: int, hidden: bool) -> WriteOp[bool]:
 
 def claim_intent_warning(guild_id: int, now: datetime) -> WriteOp[bool]:
     """Mark the missing-intent warning as sent for the guild; False if it already was."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         stamp = to_db_time(now)
         connection.execute(
             "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?) ON CONFLICT (guild_id) DO NOTHING",

@@ -132,9 +132,7 @@ class TitleChoice:
 
 
 async def _rows(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    """All rows of one query on the read connection in a single hop to its thread (fetch_all
-    takes three: execute, fetchall, close), which keeps search latency low on a busy machine."""
-    return list(await database.reader.execute_fetchall(sql, parameters))
+    return await database.fetch_all(sql, parameters)
 
 
 async def _row(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Row | None:

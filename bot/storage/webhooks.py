@@ -6,12 +6,12 @@ with. Events every URL is done with are deleted.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ def sync_targets(urls: Sequence[str]) -> WriteOp[None]:
     history), a removed one is forgotten; with none left the outbox is emptied (and stays empty:
     the triggers record events only while some target exists)."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         newest = int(connection.execute(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'webhook_outbox'), 0)").fetchone()[0])
         marks = ",".join("?" * len(urls))
@@ -50,7 +50,7 @@ def sync_targets(urls: Sequence[str]) -> WriteOp[None]:
     return op
 
 
-def _prune(connection: sqlite3.Connection) -> None:
+def _prune(connection: Connection) -> None:
     connection.execute("DELETE FROM webhook_outbox WHERE id <= coalesce("
                        "(SELECT min(delivered_up_to) FROM webhook_targets), (SELECT max(id) FROM webhook_outbox))")
 
@@ -79,7 +79,7 @@ async def next_event(database: Database, after_id: int) -> OutboxEvent | None:
 def mark_done(url: str, event_id: int) -> WriteOp[None]:
     """The event was delivered (or skipped, or given up): on to the next; prune what all are done with."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE webhook_targets SET delivered_up_to = max(delivered_up_to, ?), failures = 0, "
             "first_failed_at = NULL, next_attempt_at = NULL, last_error = NULL WHERE url = ?", (event_id, url))
@@ -89,7 +89,7 @@ def mark_done(url: str, event_id: int) -> WriteOp[None]:
 
 
 def mark_failed(url: str, first_failed_at: datetime, next_attempt_at: datetime, error: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE webhook_targets SET failures = failures + 1, first_failed_at = coalesce(first_failed_at, ?), "
             "next_attempt_at = ?, last_error = ? WHERE url = ?",
