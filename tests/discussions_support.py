@@ -37,9 +37,9 @@ async def add_post_thread(database: Database, thread_id: int, *, title: str = "A
 
     def op(connection: sqlite3.Connection) -> int:
         cursor = connection.execute(
-            "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) VALUES (?, ?, ?, ?, ?)",
-            (guild_id, f"https://blog.example/{thread_id}", title, now, now))
-        post_id = int(cursor.lastrowid or 0)
+            "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id", (guild_id, f"https://blog.example/{thread_id}", title, now, now))
+        post_id = int(cursor.fetchone()[0])
         connection.execute(
             "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, starter_message_id, name, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -8,6 +8,7 @@ from bot.storage.sql import INTEGRITY_ERRORS, Connection, numbered_placeholders
 
 def test_placeholders_are_numbered_outside_quotes() -> None:
     assert numbered_placeholders("SELECT ? , '?' , \"a?\", ?") == "SELECT $1 , '?' , \"a?\", $2"
+    assert numbered_placeholders("SELECT ?2, ?1, ?12") == "SELECT $2, $1, $12"
 
 
 async def test_writes_commit_in_order_and_read_back(engine_database: Database) -> None:

@@ -24,7 +24,7 @@ from bot.model.messages import (
     ThreadState,
 )
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
-from bot.storage.sql import INTEGRITY_ERRORS, Connection, Row
+from bot.storage.sql import INTEGRITY_ERRORS, Connection, Row, on_its_own, on_postgresql
 
 log = logging.getLogger(__name__)
 # Host parameters per IN (...) list, well under SQLite's limit (999 in older builds).
@@ -88,9 +88,9 @@ async def threads_to_reconcile(database: Database, quiet_before: int) -> list[Th
     message id) from the id ``quiet_before`` on, and reconciled after its last activity, is left
     alone (it is back once it is unarchived, which a new message does)."""
     rows = await database.fetch_all(
-        "SELECT *, MAX(thread_id, COALESCE((SELECT MAX(message_id) FROM comments AS c "
-        "WHERE c.thread_id = t.thread_id), 0)) AS last_activity "
-        "FROM threads AS t WHERE deleted_at IS NULL ORDER BY thread_id")
+        "SELECT *, CASE WHEN newest > thread_id THEN newest ELSE thread_id END AS last_activity "
+        "FROM (SELECT t.*, (SELECT MAX(message_id) FROM comments AS c WHERE c.thread_id = t.thread_id) AS newest "
+        "      FROM threads AS t WHERE deleted_at IS NULL) AS live ORDER BY thread_id")
     chosen: list[ThreadState] = []
     for row in rows:
         thread = _thread_state(row)
@@ -244,27 +244,40 @@ def insert_comment(connection: Connection, message: IncomingMessage, clean_conte
 # parameters holds the GIL: one JSON text is a single bind, the statement is always the same
 # (prepared once), and SQLite unpacks the rows with the GIL released. The JSON is encoded by the
 # caller, on the event loop, in C. Comments are indexed for search by the insert trigger.
-# The creation time is the one in the message id, written as to_db_time() writes it (SQLite does it
-# in C, the loop would spend 2.5 us a message on it).
+# The creation time is the one in the message id, written as to_db_time() writes it (the database
+# does it in C, the loop would spend 2.5 us a message on it). PostgreSQL unpacks the same JSON with
+# its own functions.
 _SNOWFLAKE_MS = f"((m.id >> {TIMESTAMP_SHIFT}) + {DISCORD_EPOCH_MS})"
-_SNOWFLAKE_DB_TIME = f"""(strftime('%Y-%m-%dT%H:%M:%S', {_SNOWFLAKE_MS} / 1000, 'unixepoch')
-    || printf('.%03d000+00:00', {_SNOWFLAKE_MS} % 1000))"""
-_INSERT_COMMENTS_JSON = f"""
+_INSERT_COMMENTS_JSON_TEMPLATE = """
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
                       content, clean_content, extras, created_at, edited_at, reply_to)
 SELECT m.id, threads.post_id, threads.thread_id, m.author_id, m.author_name, m.author_avatar_url, m.is_bot,
-       m.content, m.clean_content, m.extras, {_SNOWFLAKE_DB_TIME}, m.edited_at, m.reply_to
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS author_id,
+       m.content, m.clean_content, m.extras, {created_at}, m.edited_at, m.reply_to
+FROM ({rows}) AS m
+JOIN threads ON threads.thread_id = m.thread_id
+WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = m.author_id AND opted_out = 1)
+ON CONFLICT (message_id) DO NOTHING
+"""
+_INSERT_COMMENTS_JSON = _INSERT_COMMENTS_JSON_TEMPLATE.format(
+    created_at=f"""(strftime('%Y-%m-%dT%H:%M:%S', {_SNOWFLAKE_MS} / 1000, 'unixepoch')
+        || printf('.%03d000+00:00', {_SNOWFLAKE_MS} % 1000))""",
+    rows="""SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS author_id,
              json_extract(value, '$[2]') AS author_name, json_extract(value, '$[3]') AS author_avatar_url,
              json_extract(value, '$[4]') AS is_bot, json_extract(value, '$[5]') AS content,
              json_extract(value, '$[6]') AS clean_content, json_extract(value, '$[7]') AS extras,
              json_extract(value, '$[8]') AS edited_at, json_extract(value, '$[9]') AS reply_to,
              json_extract(value, '$[10]') AS thread_id
-      FROM json_each(?)) AS m
-JOIN threads ON threads.thread_id = m.thread_id
-WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = m.author_id AND opted_out = 1)
-ON CONFLICT (message_id) DO NOTHING
-"""
+      FROM json_each(?)""")
+_INSERT_COMMENTS_JSON_POSTGRESQL = _INSERT_COMMENTS_JSON_TEMPLATE.format(
+    created_at=f"""(to_char(to_timestamp({_SNOWFLAKE_MS} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '.' || lpad(({_SNOWFLAKE_MS} % 1000)::text, 3, '0') || '000+00:00')""",
+    rows="""SELECT (value->>0)::bigint AS id, (value->>1)::bigint AS author_id,
+             value->>2 AS author_name, value->>3 AS author_avatar_url,
+             (value->>4)::integer AS is_bot, value->>5 AS content,
+             value->>6 AS clean_content, value->>7 AS extras,
+             value->>8 AS edited_at, (value->>9)::bigint AS reply_to,
+             (value->>10)::bigint AS thread_id
+      FROM json_array_elements(?::json) AS value""")
 _encode_rows = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
@@ -291,8 +304,10 @@ def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]
         for message, clean in special:
             written += insert_comment(connection, message, clean)
         if document is not None:
+            statement = _INSERT_COMMENTS_JSON_POSTGRESQL if on_postgresql(connection) else _INSERT_COMMENTS_JSON
             try:
-                written += max(connection.execute(_INSERT_COMMENTS_JSON, (document,)).rowcount, 0)
+                with on_its_own(connection):
+                    written += max(connection.execute(statement, (document,)).rowcount, 0)
             except INTEGRITY_ERRORS:
                 # The failed statement undid itself; one bad row must not cost the others theirs.
                 written += _store_one_by_one(connection, plain)
@@ -304,7 +319,8 @@ def _store_one_by_one(connection: Connection, batch: Sequence[tuple[IncomingMess
     written = 0
     for message, clean in batch:
         try:
-            written += insert_comment(connection, message, clean)
+            with on_its_own(connection):
+                written += insert_comment(connection, message, clean)
         except INTEGRITY_ERRORS:
             log.exception("message %d could not be stored as a comment", message.message_id)
     return written
@@ -421,7 +437,7 @@ def add_reaction(message_id: int, emoji: str) -> WriteOp[None]:
         connection.execute(
             "INSERT INTO reactions (message_id, emoji, count) SELECT message_id, ?, 1 FROM comments "
             "WHERE message_id = ? AND deleted_at IS NULL "
-            "ON CONFLICT (message_id, emoji) DO UPDATE SET count = count + 1", (emoji, message_id))
+            "ON CONFLICT (message_id, emoji) DO UPDATE SET count = reactions.count + 1", (emoji, message_id))
     return op
 
 

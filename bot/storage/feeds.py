@@ -271,7 +271,7 @@ def record_success_sync(connection: Connection, feed_id: int, *, now: datetime, 
                         title: str | None, initialized: bool) -> None:
     connection.execute(
         "UPDATE feeds SET etag = ?, last_modified = ?, body_hash = COALESCE(?, body_hash), "
-        "title = COALESCE(?, title), initialized = MAX(initialized, ?), consecutive_failures = 0, "
+        "title = COALESCE(?, title), initialized = CASE WHEN ? = 1 THEN 1 ELSE initialized END, consecutive_failures = 0, "
         "last_error = NULL, last_polled_at = ?, last_success_at = ?, next_poll_at = ? WHERE id = ?",
         (etag, last_modified, body_hash, title, int(initialized), to_db_time(now), to_db_time(now),
          to_db_time(next_poll_at), feed_id),

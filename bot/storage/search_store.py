@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.storage import search as sqlite_search
 from bot.storage.db import Database
+from bot.storage.postgres_engine import PostgresReader
 from bot.storage.search import (
     AUTOCOMPLETE_LIMIT,
     IDF_SAMPLE,
@@ -294,3 +295,10 @@ class PostgresSearchStore:
                 "ORDER BY f.post_id DESC LIMIT $3",
                 tsquery_title_prefix(words), guild_id, limit)
         return [TitleChoice(int(row["id"]), str(row["title"])) for row in rows]
+
+
+def search_store_for(database: Database) -> SearchStore:
+    """The search store of ``database``'s engine."""
+    if isinstance(database.reader, PostgresReader):
+        return PostgresSearchStore(database.reader.pool)
+    return SqliteSearchStore(database)

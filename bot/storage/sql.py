@@ -12,6 +12,7 @@ Rows are ``sqlite3.Row`` or ``asyncpg.Record``: both read by column name or by p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,8 +44,9 @@ class Connection(Protocol):
 # A constraint an op broke (a duplicate key, a missing parent row), on either engine.
 INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-# Any error a database raises for a statement (as opposed to a bug in Python code).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, asyncpg.PostgresError)
+# The database failed (a statement, or a PostgreSQL server out of reach), as opposed to a bug.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 def on_postgresql(connection: Connection) -> bool:
@@ -54,20 +56,41 @@ def on_postgresql(connection: Connection) -> bool:
 
 @functools.lru_cache(maxsize=2048)
 def numbered_placeholders(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1, $2, ...``; a ``?`` in a quoted string or identifier
-    stays as it is."""
+    """``?`` placeholders as PostgreSQL's ``$1, $2, ...`` (and SQLite's numbered ``?3`` as ``$3``); a
+    ``?`` in a quoted string or identifier stays as it is."""
     parts: list[str] = []
     number = 0
     quote: str | None = None
-    for character in sql:
+    for index, character in enumerate(sql):
         if quote is not None:
             if character == quote:
                 quote = None
         elif character in ("'", '"'):
             quote = character
         elif character == "?":
+            if sql[index + 1:index + 2].isdigit():
+                parts.append("$")  # the digits that follow are its number
+                continue
             number += 1
             parts.append(f"${number}")
             continue
         parts.append(character)
     return "".join(parts)
+
+
+@contextlib.contextmanager
+def on_its_own(connection: Connection) -> Iterator[None]:
+    """Around a statement whose failure the op handles itself: SQLite undoes a failed statement
+    alone, but on PostgreSQL a failed statement aborts the whole transaction unless it ran inside a
+    savepoint of its own. (No savepoint on SQLite: there each one flushes the FTS index.)"""
+    if not on_postgresql(connection):
+        yield
+        return
+    connection.execute("SAVEPOINT statement")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK TO statement")
+        connection.execute("RELEASE statement")
+        raise
+    connection.execute("RELEASE statement")

@@ -181,7 +181,7 @@ async def lapse(database: Database, subscription_id: int, *, now: datetime, reas
 
 def _poll_now_sync(connection: Connection, feed_id: int, now: datetime) -> None:
     # The feed may be scheduled hours away (the slow pace while push was live).
-    connection.execute("UPDATE feeds SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) WHERE id = ?",
+    connection.execute("UPDATE feeds SET next_poll_at = CASE WHEN next_poll_at < ? THEN next_poll_at ELSE ? END WHERE id = ?",
                        (to_db_time(now), to_db_time(now), feed_id))
 
 
