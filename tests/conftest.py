@@ -22,6 +22,7 @@ import asyncpg
 import hypothesis  # noqa: F401
 import pytest
 
+from bot.__main__ import open_database
 from bot.app import ConversationBot, SyncMode
 from bot.config import Settings, Tuning
 from bot.storage import Database
@@ -44,16 +45,48 @@ def bot_settings(emu: FakeDiscord, folder: Path, *, tuning: Tuning = TEST_TUNING
     """Settings for our bot against ``emu``, its database in ``folder`` (the ``database`` fixture's file
     when ``folder`` is ``tmp_path``)."""
     values: dict[str, Any] = {"discord_token": emu.token, "database_path": folder / DATABASE_NAME,
+                              "database_url": _postgresql_by_folder.get(folder),
                               "discord_api_base": emu.api_base, "discord_gateway_url": emu.gateway_url}
     values.update(overrides)
     return Settings(tuning=tuning, **values)
 
 
+# The PostgreSQL database of a test running on PostgreSQL, by its tmp_path: bot_settings finds it.
+_postgresql_by_folder: dict[Path, str] = {}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The storage contract: in a module marked ``BOTH_ENGINES`` every test runs on SQLite and again
+    on PostgreSQL (its ``database`` fixture and the bots it runs)."""
+    if metafunc.definition.get_closest_marker("both_engines") and "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+
+
+BOTH_ENGINES = [pytest.mark.both_engines, pytest.mark.usefixtures("engine")]
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A database on ``tmp_path``, closed after the test (a bot run with ``bot_settings(emu, tmp_path)``
-    opens the same file)."""
-    db = await Database.open(tmp_path / DATABASE_NAME)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The test's database engine: "sqlite", or in a ``BOTH_ENGINES`` module's second run
+    "postgresql", with a fresh database of its own that ``database`` and ``bot_settings`` use."""
+    name = str(getattr(request, "param", "sqlite"))
+    if name != "postgresql":
+        yield name
+        return
+    async with fresh_postgresql_database(request.getfixturevalue("postgresql_server")) as url:
+        _postgresql_by_folder[tmp_path] = url
+        try:
+            yield name
+        finally:
+            _postgresql_by_folder.pop(tmp_path, None)
+
+
+@pytest.fixture
+async def database(engine: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The test's database, closed after it: the SQLite file on ``tmp_path``, or the test's
+    PostgreSQL database (see ``engine``). A bot run with ``bot_settings(emu, tmp_path)`` opens the same."""
+    url = _postgresql_by_folder.get(tmp_path)
+    db = await open_postgresql(url) if url else await Database.open(tmp_path / DATABASE_NAME)
     try:
         yield db
     finally:
@@ -102,7 +135,7 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *, sync_mode: SyncMo
     adjusts the bot before it logs in (what the developer portal grants, say)."""
     from tests.fakediscord.harness import run_client  # a pytest plugin: imported once pytest loaded it
 
-    database = await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
+    database = await open_database(settings)
     bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode=sync_mode,
                           guild_ready_timeout=0.05)
     if configure is not None:
@@ -175,18 +208,3 @@ async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[s
     """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
     async with fresh_postgresql_database(postgresql_server) as url:
         yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """The storage contract's database: each test runs on SQLite and again on PostgreSQL."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            db = await Database.open(tmp_path / DATABASE_NAME)
-        else:
-            server = request.getfixturevalue("postgresql_server")
-            db = await open_postgresql(await stack.enter_async_context(fresh_postgresql_database(server)))
-        try:
-            yield db
-        finally:
-            await db.close()

@@ -127,3 +127,13 @@ async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float =
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def indexed_comments(database: Database, word: str) -> list[int]:
+    """The comments the search index finds for ``word`` (oldest first), on either engine."""
+    if database.engine == "postgresql":
+        sql = ("SELECT message_id FROM comments_fts WHERE document @@ to_tsquery('conversation_search', ?) "
+               "ORDER BY message_id")
+    else:
+        sql = "SELECT rowid FROM comments_fts WHERE comments_fts MATCH ? ORDER BY rowid"
+    return [int(row[0]) for row in await database.fetch_all(sql, (word,))]

@@ -12,10 +12,12 @@ import pytest
 
 from bot.feeds.filters import MAX_PATTERN_LENGTH, FeedFilter, FilterError
 from tests.announcements_support import add_feed, announcement_messages, first_cycle, wait_for
-from tests.conftest import bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, Item, rss_document
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 NOW = datetime.now(UTC)
 

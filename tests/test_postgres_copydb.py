@@ -253,15 +253,15 @@ def test_an_unreachable_server_is_one_line(env_file: Path, monkeypatch: pytest.M
     assert error.count("\n") == 1 and "pw-not-shown" not in error
 
 
-def test_run_with_database_url_says_what_postgresql_serves_so_far(
-        env_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("DISCORD_TOKEN", "MTIzNDU2Nzg5MDEyMzQ1Njc4.GabcDE.abcdefghijklmnopqrstuvwxyz0123456789")
+def test_backup_with_database_url_points_to_postgresqls_own_tools(
+        env_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw@127.0.0.1:5432/conversation")
-    assert main(["--env-file", str(env_file), "run"]) == 2
+    assert main(["--env-file", str(env_file), "backup", str(tmp_path / "copy.db")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
-    assert "PostgreSQL so far serves only check, migrate, copy-db" in error
-    assert "unset DATABASE_URL to run on SQLite" in error
+    assert "backup works on the SQLite file (DATABASE_PATH), but DATABASE_URL is set" in error
+    assert "pg_dump" in error and "pw" not in error.replace("pg_dump", "")
+    assert not (tmp_path / "copy.db").exists()
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -27,13 +27,15 @@ from bot.feeds.websub import WebSubManager, valid_signature
 from bot.storage.db import Database, to_db_time, utcnow
 from bot.web import WebServer
 from tests.announcements_support import wait_for
-from tests.conftest import TEST_TUNING, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, ServedFeed, numbered_items, rss_document
 from tests.test_admin_commands import answer
 from tests.web_support import free_port
 from tests.websub_support import TestHub, rss_with_hub
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 FAST = replace(TEST_TUNING, websub_tick_seconds=0.1, websub_retry_first_seconds=3600.0)
 

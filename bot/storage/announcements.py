@@ -115,7 +115,7 @@ async def cycle_candidates(database: Database, now: datetime | None = None) -> l
             FROM announcements AS a JOIN posts AS p ON p.id = a.post_id
             WHERE a.state IN ('queued', 'pending', 'sent')
               AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= ?)
-        ) WHERE state != 'queued' OR place <= ?
+        ) AS ranked WHERE state != 'queued' OR place <= ?
         """,
         (to_db_time(now or utcnow()), MAX_PER_CHANNEL),
     )
@@ -315,7 +315,7 @@ async def finish_edit(database: Database, announcement_id: int, content_hash: st
     def op(connection: Connection) -> bool:
         cursor = connection.execute(
             "UPDATE announcements SET needs_edit = 0, updated_at = ? WHERE id = ? AND "
-            "(SELECT content_hash FROM posts WHERE posts.id = announcements.post_id) IS ?",
+            "(SELECT content_hash FROM posts WHERE posts.id = announcements.post_id) = ?",
             (_now(), announcement_id, content_hash),
         )
         return cursor.rowcount == 1
@@ -335,13 +335,15 @@ async def retry_failed(database: Database, guild_id: int, announcement_id: int |
     """After the admins fixed the cause: failed announcements are tried again, as interrupted ones
     (``pending``: the channel's history is checked before sending; ``sent`` when only the thread
     failed), so a retry can never duplicate a message. Returns how many."""
+    one = "" if announcement_id is None else " AND id = ?"
+    chosen = () if announcement_id is None else (announcement_id,)
+
     def op(connection: Connection) -> int:
         cursor = connection.execute(
             "UPDATE announcements SET state = CASE WHEN message_id IS NULL THEN 'pending' ELSE 'sent' END, "
             "attempts = 0, error = NULL, error_code = NULL, error_reported = 0, next_attempt_at = NULL, "
-            "retrying_since = NULL, updated_at = ? "
-            "WHERE guild_id = ? AND state = 'failed' AND (? IS NULL OR id = ?)",
-            (_now(), guild_id, announcement_id, announcement_id),
+            f"retrying_since = NULL, updated_at = ? WHERE guild_id = ? AND state = 'failed'{one}",
+            (_now(), guild_id, *chosen),
         )
         return cursor.rowcount
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from bot.storage.postgres import SERVER_SETTINGS, apply_postgresql_migrations, c
 from bot.storage.sql import Row, numbered_placeholders
 
 READ_POOL_SIZE = 4
+WRITER_APPLICATION_NAME = "conversation-engine (writer)"
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 # SQLSTATE classes and codes that say "not now" rather than "this op is wrong".
@@ -116,8 +118,9 @@ class PostgresConnection:
             return
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        self._connection = self._run(asyncpg.connect(dsn=self.url, server_settings=SERVER_SETTINGS,
-                                                     timeout=CONNECT_TIMEOUT_SECONDS))
+        self._connection = self._run(asyncpg.connect(
+            dsn=self.url, timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings={**SERVER_SETTINGS, "application_name": WRITER_APPLICATION_NAME}))
 
     def drop(self) -> None:
         """Forget a connection that failed; the next ``open`` makes a new one."""
@@ -241,3 +244,57 @@ async def open_postgresql(url: str, *, max_pending: int = MAX_PENDING_WRITES) ->
                                      server_settings=SERVER_SETTINGS)
     writer = PostgresWriter(url)
     return Database(WriteQueue(writer, max_pending=max_pending), PostgresReader(pool), url=url, writer=writer)
+
+
+# Any fixed number: the conversation-engine processes sharing one database elect through it.
+BOT_WIDE_LOCK = 0x43_45_52_4F_4C  # "CEROL"
+# The server drops the connection of a client that vanished without closing it (a host that died,
+# a cut network) after 10 s idle + 3 unanswered probes 5 s apart: the lock is free within ~25 s.
+KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
+LOCK_CHECK_TIMEOUT_SECONDS = 5.0
+
+
+class BotWideLock:
+    """The bot-wide role: a session advisory lock on a connection of its own, held while that
+    connection lives. A process that exits or is killed closes it, and the lock is free at once."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._connection: asyncpg.Connection | None = None
+
+    async def try_take(self) -> bool:
+        """Take the role if no other process holds it."""
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await asyncpg.connect(
+                dsn=self._url, timeout=CONNECT_TIMEOUT_SECONDS,
+                server_settings={**SERVER_SETTINGS, **KEEPALIVE_SETTINGS,
+                                 "application_name": "conversation-engine (bot-wide role)"})
+        return bool(await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", BOT_WIDE_LOCK))
+
+    async def still_held(self) -> bool:
+        """False once the connection holding the lock is gone (the lock went with it)."""
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), LOCK_CHECK_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            self._connection = None
+            connection.terminate()
+            return False
+        return True
+
+    async def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            try:
+                await connection.close(timeout=LOCK_CHECK_TIMEOUT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                connection.terminate()
+
+
+async def open_database(path: Path, url: str | None, *, max_pending: int = MAX_PENDING_WRITES) -> Database:
+    """The configured database: PostgreSQL at ``url`` when there is one, else the SQLite file ``path``."""
+    if url:
+        return await open_postgresql(url, max_pending=max_pending)
+    return await Database.open(path, max_pending=max_pending)

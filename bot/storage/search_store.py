@@ -42,8 +42,9 @@ SEARCH_CONFIGURATION = "conversation_search"
 # ts_rank's weights for {D, C, B, A}: a title word (A) counts 4 times a summary word (D), as the
 # 4.0 / 1.0 column weights of SQLite's bm25(posts_fts, 4.0, 1.0).
 POST_RANK_WEIGHTS = [0.25, 0.25, 0.25, 1.0]
+# As many words around the match as FTS5's snippet() shows (SNIPPET_TOKENS), not ts_headline's few.
 _HEADLINE_OPTIONS = (f'StartSel="{SNIPPET_START}", StopSel="{SNIPPET_END}", MaxWords={SNIPPET_TOKENS}, '
-                     "MinWords=4, ShortWord=0, HighlightAll=false")
+                     f"MinWords={SNIPPET_TOKENS - 1}, ShortWord=0, HighlightAll=false")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ async def record_channel_visibility(database: Database, guild_id: int, public_by
         connection.executemany(
             "INSERT INTO channel_visibility (channel_id, guild_id, public, checked_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel_id) DO UPDATE SET public = excluded.public, checked_at = excluded.checked_at "
-            "WHERE public IS NOT excluded.public",
+            "WHERE channel_visibility.public IS NULL OR channel_visibility.public <> excluded.public",
             [(channel_id, guild_id, int(public), now) for channel_id, public in public_by_channel.items()])
 
     await database.write(op)
