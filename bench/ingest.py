@@ -3,15 +3,20 @@
 Each event goes through ``ConnectionState.parsers['MESSAGE_CREATE']`` (what the gateway calls for
 every frame: Message object, message cache, dispatch to listener tasks), once with a no-op
 ``on_message`` listener and once with the real Discussions cog (capture rules, clean text, grouped
-writes into SQLite with the comments FTS5 index on). The two take turns in rounds, so the machine's
-drifting speed weighs on both alike. Printed:
+writes with the comments full-text index on). The two take turns in rounds, so the machine's
+drifting speed weighs on both alike. The database is a SQLite file in a temporary folder, or with
+``--engine postgresql`` a fresh database of a throw-away PostgreSQL server started for the run
+(tests/postgres_server.py; durable like a real server, fsync and synchronous_commit on, unless
+``--fast``) and opened with ``open_postgresql``, as the bot opens it; everything else is the same.
+Printed:
 
 - events/s for both pipelines (counted until the last message is committed) and their ratio;
 - the max, p99 and median event -> commit latency of every stored message, under that flood;
 - the memory growth (RSS and Python allocations) during a burst of 10,000 messages;
 - the latency at a steady 2,000 messages/s.
 
-Run: ``/work/venv/bin/python bench/ingest.py [--events 100000] [--rounds 5] [--burst 10000]``
+Run: ``.venv/bin/python bench/ingest.py [--engine sqlite|postgresql] [--events 100000] [--rounds 5]
+[--burst 10000]``. ``--without checkpoint-thread`` and ``--writer-cache-mib`` are SQLite's only.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -29,6 +33,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +46,10 @@ from bot.config import Settings
 from bot.storage import Database
 from bot.storage import comments as comment_store
 from bot.storage.db import to_db_time, utcnow
+from bot.storage.postgres_engine import open_postgresql
+from bot.storage.sql import Connection
 from cogs.discussions import Discussions
+from tests.postgres_server import postgresql_binaries, temporary_postgresql_server
 
 GUILD_ID = 800_000_000_000_000_001
 TEXT_CHANNEL_ID = 800_000_000_000_000_002
@@ -133,20 +142,20 @@ class LatencyProbe:
                                   if message_id in received)
             return outcome
 
-        def store_comments(batch: Any) -> Callable[[sqlite3.Connection], int]:
+        def store_comments(batch: Any) -> Callable[[Connection], int]:
             op = original_store_comments(batch)
             ids = [message.message_id for message, _ in batch]
             self.groups += 1
             self.grouped_messages += len(ids)
 
-            def timed(connection: sqlite3.Connection) -> int:
+            def timed(connection: Connection) -> int:
                 executed.extend(ids)
                 return op(connection)
 
             return timed
 
         database.writes._commit = commit  # type: ignore[method-assign]
-        comment_store.store_comments = store_comments  # type: ignore[assignment]
+        comment_store.store_comments = store_comments
 
 
 async def make_bot(database: Database) -> ConversationBot:
@@ -269,8 +278,78 @@ def switch_off(mechanisms: list[str]) -> None:
         db.WRITER_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: commits checkpoint themselves
 
 
+async def measure(database: Database, arguments: argparse.Namespace) -> None:
+    """The benchmark proper, on an open database of either engine."""
+    now = to_db_time(utcnow())
+    postgresql = database.engine == "postgresql"
+
+    def add_thread(connection: Connection) -> None:
+        connection.execute("INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
+                           "VALUES (1, ?, 'https://blog.example/p', 'A post', ?, ?)", (GUILD_ID, now, now))
+        connection.execute("INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, "
+                           "created_at, updated_at) VALUES (?, 1, ?, ?, 'A post', ?, ?)",
+                           (THREAD_ID, GUILD_ID, TEXT_CHANNEL_ID, now, now))
+
+    await database.write(add_thread)
+    if arguments.writer_cache_mib:
+        await database.write(lambda connection: connection.execute(
+            f"PRAGMA cache_size = -{arguments.writer_cache_mib * 1024}"))
+    if arguments.no_fts:
+        drop = "DROP TRIGGER comments_fts_insert" + (" ON comments" if postgresql else "")
+        await database.write(lambda connection: connection.execute(drop))
+    ids = Ids()
+    probe = LatencyProbe(database, RECEIVED)
+    # The two pipelines take turns, round after round: this 2-vCPU machine's speed drifts by a
+    # third from one second to the next, and a ratio of two runs far apart measures the drift.
+    per_round = arguments.events // arguments.rounds
+    noop_seconds = capture_seconds = 0.0
+    round_ratios: list[float] = []
+    busy_before = probe.writer_busy
+    for _ in range(arguments.rounds):
+        noop_rate = await run_noop(per_round, ids, database)
+        capture_rate, _ = await run_capture(per_round, ids, database)
+        noop_seconds += per_round / noop_rate
+        capture_seconds += per_round / capture_rate
+        round_ratios.append(capture_rate / noop_rate)
+    total_events = per_round * arguments.rounds
+    noop_rate, capture_rate = total_events / noop_seconds, total_events / capture_seconds
+    writer_share = (probe.writer_busy - busy_before) / capture_seconds
+    latencies = sorted(probe.latencies)
+    rss_growth, traced_peak = await run_burst(arguments.burst, ids, database)
+    paced = await run_paced(arguments.paced_events, arguments.paced_rate, ids, database, probe)
+    await database.flush()
+    if postgresql:
+        fts_rows = await database.fetch_value(
+            "SELECT COUNT(*) FROM comments_fts WHERE document @@ to_tsquery('conversation_search', 'caching')")
+    else:
+        fts_rows = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'caching'")
+    writes = database.writes
+    print(f"events per pipeline:            {total_events:,} in {arguments.rounds} alternating rounds"
+          f"{' (full-text index OFF, for comparison)' if arguments.no_fts else ''}"
+          f"{f' (writer page cache {arguments.writer_cache_mib} MiB)' if arguments.writer_cache_mib else ''}")
+    print(f"no-op listener:                 {noop_rate:,.0f} events/s")
+    print(f"capture + storage:              {capture_rate:,.0f} events/s")
+    print(f"ratio:                          {capture_rate / noop_rate:.2f}x (rounds: median "
+          f"{statistics.median(round_ratios):.2f}x, min {min(round_ratios):.2f}x, max {max(round_ratios):.2f}x)")
+    print(f"event->commit latency:          max {latencies[-1] * 1000:.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, "
+          f"median {statistics.median(latencies) * 1000:.1f} ms over {len(latencies):,} messages")
+    print(f"writer thread busy:             {writer_share:.0%} of the capture runs")
+    print(f"writer transactions:            {writes.batches_committed:,} "
+          f"(mean {writes.ops_committed / max(writes.batches_committed, 1):.1f} writes each); "
+          f"new-message groups {probe.groups:,} (mean {probe.grouped_messages / max(probe.groups, 1):.0f} messages)")
+    print(f"burst of {arguments.burst:,}: RSS growth        {rss_growth / 2**20:.1f} MiB, "
+          f"Python allocations peak {traced_peak / 2**20:.1f} MiB")
+    print(f"paced {arguments.paced_events:,} at {arguments.paced_rate:,.0f}/s: latency max "
+          f"{paced[-1] * 1000:.1f} ms, p99 {paced[int(len(paced) * 0.99)] * 1000:.1f} ms, "
+          f"median {statistics.median(paced) * 1000:.1f} ms")
+    if not arguments.no_fts:
+        print(f"FTS check: {fts_rows:,} stored comments match 'caching' (indexed as they were stored)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5, help="alternating no-op/capture rounds")
     parser.add_argument("--burst", type=int, default=10_000)
@@ -279,75 +358,47 @@ async def main() -> None:
     parser.add_argument("--no-fts", action="store_true",
                         help="for comparison only: drop the comments full-text trigger")
     parser.add_argument("--without", action="append", default=[], choices=["gil-hand-over", "checkpoint-thread"],
-                        help="for comparison only: run without this speed mechanism of the writer")
+                        help="for comparison only: run without this speed mechanism of the writer "
+                             "(checkpoint-thread: SQLite only)")
     parser.add_argument("--writer-cache-mib", type=int, default=None,
-                        help="SQLite page cache of the writer connection (default: SQLite's 2 MiB)")
+                        help="SQLite only: page cache of the writer connection (default: the bot's 64 MiB)")
+    parser.add_argument("--fast", action="store_true",
+                        help="PostgreSQL only: fsync and synchronous_commit off (as the tests run the server)")
     arguments = parser.parse_args()
+    if arguments.engine == "postgresql":
+        if "checkpoint-thread" in arguments.without:
+            parser.error("--without checkpoint-thread: PostgreSQL has no WAL checkpoint thread (SQLite only)")
+        if arguments.writer_cache_mib is not None:
+            parser.error("--writer-cache-mib sets SQLite's page cache (SQLite only)")
+    elif arguments.fast:
+        parser.error("--fast is for --engine postgresql")
     logging.basicConfig(level=logging.ERROR)
     switch_off(arguments.without)
+    print(f"engine:                         {arguments.engine}"
+          f"{' (fsync off)' if arguments.fast else ' (durable: fsync on)' if arguments.engine == 'postgresql' else ''}")
     print(f"writer speed mechanisms off:    {', '.join(arguments.without) or 'none'}")
-    with tempfile.TemporaryDirectory() as folder:
-        database = await Database.open(Path(folder) / "bench.db")
-        now = to_db_time(utcnow())
-
-        def add_thread(connection: sqlite3.Connection) -> None:
-            connection.execute("INSERT INTO posts (id, guild_id, canonical_url, title, published_at, first_seen_at) "
-                               "VALUES (1, ?, 'https://blog.example/p', 'A post', ?, ?)", (GUILD_ID, now, now))
-            connection.execute("INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, "
-                               "created_at, updated_at) VALUES (?, 1, ?, ?, 'A post', ?, ?)",
-                               (THREAD_ID, GUILD_ID, TEXT_CHANNEL_ID, now, now))
-
-        await database.write(add_thread)
-        if arguments.writer_cache_mib:
-            await database.write(lambda connection: connection.execute(
-                f"PRAGMA cache_size = -{arguments.writer_cache_mib * 1024}"))
-        if arguments.no_fts:
-            await database.write(lambda connection: connection.execute("DROP TRIGGER comments_fts_insert"))
-        ids = Ids()
-        probe = LatencyProbe(database, RECEIVED)
-        # The two pipelines take turns, round after round: this 2-vCPU machine's speed drifts by a
-        # third from one second to the next, and a ratio of two runs far apart measures the drift.
-        per_round = arguments.events // arguments.rounds
-        noop_seconds = capture_seconds = 0.0
-        round_ratios: list[float] = []
-        busy_before = probe.writer_busy
-        for _ in range(arguments.rounds):
-            noop_rate = await run_noop(per_round, ids, database)
-            capture_rate, _ = await run_capture(per_round, ids, database)
-            noop_seconds += per_round / noop_rate
-            capture_seconds += per_round / capture_rate
-            round_ratios.append(capture_rate / noop_rate)
-        total_events = per_round * arguments.rounds
-        noop_rate, capture_rate = total_events / noop_seconds, total_events / capture_seconds
-        writer_share = (probe.writer_busy - busy_before) / capture_seconds
-        latencies = sorted(probe.latencies)
-        rss_growth, traced_peak = await run_burst(arguments.burst, ids, database)
-        paced = await run_paced(arguments.paced_events, arguments.paced_rate, ids, database, probe)
-        await database.flush()
-        fts_rows = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'caching'")
-        writes = database.writes
-        print(f"events per pipeline:            {total_events:,} in {arguments.rounds} alternating rounds"
-              f"{' (full-text index OFF, for comparison)' if arguments.no_fts else ''}"
-              f"{f' (writer page cache {arguments.writer_cache_mib} MiB)' if arguments.writer_cache_mib else ''}")
-        print(f"no-op listener:                 {noop_rate:,.0f} events/s")
-        print(f"capture + storage:              {capture_rate:,.0f} events/s")
-        print(f"ratio:                          {capture_rate / noop_rate:.2f}x (rounds: median "
-              f"{statistics.median(round_ratios):.2f}x, min {min(round_ratios):.2f}x, max {max(round_ratios):.2f}x)")
-        print(f"event->commit latency:          max {latencies[-1] * 1000:.1f} ms, "
-              f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, "
-              f"median {statistics.median(latencies) * 1000:.1f} ms over {len(latencies):,} messages")
-        print(f"writer thread busy:             {writer_share:.0%} of the capture runs")
-        print(f"writer transactions:            {writes.batches_committed:,} "
-              f"(mean {writes.ops_committed / max(writes.batches_committed, 1):.1f} writes each); "
-              f"new-message groups {probe.groups:,} (mean {probe.grouped_messages / max(probe.groups, 1):.0f} messages)")
-        print(f"burst of {arguments.burst:,}: RSS growth        {rss_growth / 2**20:.1f} MiB, "
-              f"Python allocations peak {traced_peak / 2**20:.1f} MiB")
-        print(f"paced {arguments.paced_events:,} at {arguments.paced_rate:,.0f}/s: latency max "
-              f"{paced[-1] * 1000:.1f} ms, p99 {paced[int(len(paced) * 0.99)] * 1000:.1f} ms, "
-              f"median {statistics.median(paced) * 1000:.1f} ms")
-        if not arguments.no_fts:
-            print(f"FTS check: {fts_rows:,} stored comments match 'caching' (indexed as they were stored)")
-        await database.close()
+    if arguments.engine == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            database = await Database.open(Path(folder) / "bench.db")
+            try:
+                await measure(database, arguments)
+            finally:
+                await database.close()
+        return
+    binaries = postgresql_binaries()
+    if binaries is None:
+        parser.error("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    with temporary_postgresql_server(binaries, durable=not arguments.fast) as server:
+        admin = await asyncpg.connect(server.url())
+        try:
+            await admin.execute('CREATE DATABASE "bench"')
+        finally:
+            await admin.close()
+        database = await open_postgresql(server.url("bench"))
+        try:
+            await measure(database, arguments)
+        finally:
+            await database.close()
 
 
 if __name__ == "__main__":
