@@ -5,8 +5,10 @@ one of them holding the words "reply", "ordinary" and "length" (the worst case: 
 comment) and a number of its own (the best case: one match), copied with copy-db into a fresh
 database of a throw-away PostgreSQL server (connected as the bot connects: custom plans, see
 bot/storage/postgres.py). Each query runs bot.lookup.search's whole path
-(posts, comment candidates, term counts, ranking, snippets) ``--repeat`` times on each engine;
-prints the median and the slowest.
+(posts, comment candidates, term counts, ranking, snippets) ``--repeat`` times on each engine
+(all runs of a query on SQLite, then on PostgreSQL); prints the median (p50), the p99 (nearest rank,
+as bench/search.py: with 100 runs, the second slowest) and the slowest, and how long building the
+SQLite database and copying it took.
 
     .venv/bin/python bench/search_engines.py --comments 100000
 """
@@ -46,21 +48,30 @@ async def timings(store: SearchStore, text: str, repeat: int) -> list[float]:
     return found
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
 async def compare(source: Path, url: str, repeat: int) -> None:
     connection = await connect(url)
     database = await Database.open(source)
     try:
+        started = time.perf_counter()
         await copy_sqlite_to_postgresql(source, connection)
         await connection.execute("ANALYZE")
+        print(f"copied into PostgreSQL and analyzed: {time.perf_counter() - started:.1f} s")
         stores: dict[str, SearchStore] = {"SQLite": SqliteSearchStore(database),
                                           "PostgreSQL": PostgresSearchStore(connection)}
-        print(f"{'query':<20} " + " ".join(f"{name + ' median/max ms':>28}" for name in stores))
+        print(f"{repeat} runs per query and engine")
+        print(f"{'query':<20} " + " ".join(f"{name + ' p50 / p99 / max ms':>30}" for name in stores))
         for text in QUERIES:
             cells = []
             for store in stores.values():
                 found = await timings(store, text, repeat)
-                cells.append(f"{statistics.median(found):>18.1f} / {max(found):>7.1f}")
-            print(f"{text:<20} " + " ".join(cells))
+                cells.append(f"{statistics.median(found):>12.1f} / {percentile(found, 0.99):>6.1f} / "
+                             f"{max(found):>6.1f}")
+            print(f"{text:<20} " + " ".join(cells), flush=True)
     finally:
         await database.close()
         await connection.close()
@@ -69,7 +80,7 @@ async def compare(source: Path, url: str, repeat: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comments", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=100, help="runs per query and engine")
     args = parser.parse_args()
     binaries = postgresql_binaries()
     if binaries is None:
