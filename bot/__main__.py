@@ -36,6 +36,8 @@ from bot.storage.postgres import (
     server_version,
 )
 from bot.storage.postgres import connect as connect_postgresql
+from bot.storage.postgres_engine import BotWideLock
+from bot.storage.postgres_engine import open_database as open_configured
 from bot.storage.process_lock import DatabaseInUse, ProcessLock
 from bot.storage.readonly import connect_read_only
 
@@ -49,8 +51,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 DEFAULT_ENV_FILE = Path(".env")
-# What PostgreSQL (DATABASE_URL) serves so far; every other command works on the SQLite file only.
-POSTGRESQL_COMMANDS = ("check", "migrate", "copy-db")
+# The commands that work on PostgreSQL (DATABASE_URL); backup copies the SQLite file only.
+POSTGRESQL_COMMANDS = ("run", "sync-commands", "check", "migrate", "copy-db", "export", "import")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"conversation-engine: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if settings.database_url and command not in POSTGRESQL_COMMANDS:
-        print(f"conversation-engine: configuration error: DATABASE_URL is set, but PostgreSQL so far serves "
-              f"only {', '.join(POSTGRESQL_COMMANDS)}, not {command}; unset DATABASE_URL to {command} on SQLite "
-              f"(DATABASE_PATH)", file=sys.stderr)
+        print(f"conversation-engine: configuration error: {command} works on the SQLite file (DATABASE_PATH), "
+              f"but DATABASE_URL is set: back PostgreSQL up with its own tools (pg_dump), or unset "
+              f"DATABASE_URL to {command} the SQLite file", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
     if command in ("run", "check"):
@@ -209,10 +211,12 @@ def warn_about_exposure(settings: Settings) -> None:
 
 
 async def open_database(settings: Settings) -> Database:
-    """Open (creating it and its folder) the database at DATABASE_PATH; a folder that cannot be
-    created or written is a settings error."""
-    ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
-    return await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
+    """Open the PostgreSQL database at DATABASE_URL, or else (creating it and its folder) the SQLite
+    database at DATABASE_PATH; a folder that cannot be created or written is a settings error."""
+    if not settings.database_url:
+        ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
+    return await open_configured(settings.database_path, settings.database_url,
+                                 max_pending=settings.tuning.write_queue_limit)
 
 
 async def migrate(settings: Settings) -> int:
@@ -268,7 +272,7 @@ async def copy_db(settings: Settings, url: str) -> int:
 async def run_bot(settings: Settings, *, sync_only: bool = False) -> int:
     """Open the shared resources, run the bot until it is stopped, close them (nothing lost)."""
     process_lock = None
-    if not sync_only:
+    if not sync_only and not settings.database_url:
         # SQLite: one bot process per database file, else two processes would both announce.
         ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
         try:
@@ -289,7 +293,14 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
 
     database = await open_database(settings)
     web_server = None
-    once_per_bot = OncePerBot()  # the bot's cogs add theirs; it outlives a bot that could not connect
+    # The bot's cogs add their pieces; it outlives a bot that could not connect. With PostgreSQL the
+    # processes sharing the database elect the one that runs them.
+    once_per_bot = OncePerBot(held=settings.database_url is None)
+    election = None
+    role: BotWideLock | None = None
+    if settings.database_url is not None and not sync_only:
+        role = BotWideLock(settings.database_url)
+        election = asyncio.create_task(once_per_bot.elect(role, settings.tuning.election_interval_seconds))
     try:
         if not sync_only:
             from bot.web.webhooks import WebhookDispatcher
@@ -307,26 +318,35 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
                 return EXIT_CONFIG
         status = await run_until_stopped(settings, database, extensions=extension_names(), sync_only=sync_only,
                                          once_per_bot=once_per_bot,
-                                         on_bot=_web_watcher(web_server) if web_server is not None else None)
+                                         on_bot=_attach(web_server, role))
     finally:
         if web_server is not None:
             await web_server.stop()
         await once_per_bot.remove("webhook delivery")
+        if election is not None:
+            election.cancel()
+            await asyncio.gather(election, return_exceptions=True)
         await database.close()
     if status == EXIT_OK:
         log.info("stopped cleanly")
     return status
 
 
-def _web_watcher(web_server: WebServer) -> Callable[[ConversationBot], None]:
-    """What the web server gets of each bot: its gateway status, the poster of blog replies, and the
-    announcer's wake-up for posts a WebSub push stored."""
+def _attach(web_server: WebServer | None, role: BotWideLock | None) -> Callable[[ConversationBot], None]:
+    """What each bot is connected to: the web server gets its gateway status, the poster of blog
+    replies and the announcer's wake-up for posts a WebSub push stored; with PostgreSQL, its
+    announcer's wake-ups go to (and come from) the other processes, so whichever holds the bot-wide
+    role announces what any of them stored."""
     from cogs._reply_discord import DiscordReplies
 
     def attach(bot: ConversationBot) -> None:
-        web_server.watch_bot(bot)
-        web_server.attach_poster(DiscordReplies(bot))
-        web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
+        if web_server is not None:
+            web_server.watch_bot(bot)
+            web_server.attach_poster(DiscordReplies(bot))
+            web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
+        if role is not None:
+            role.on_told = bot.announce_wake.woken_by_another_process
+            bot.announce_wake.tell_other_processes(role.tell_others)
 
     return attach
 

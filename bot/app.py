@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,6 +32,7 @@ from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.storage import Database
 from bot.storage.meta import COMMAND_TREE_HASH, get_meta, set_meta
+from bot.storage.sql import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from bot.feeds.scheduler import FeedScheduler
@@ -130,17 +131,29 @@ async def send_reply(interaction: discord.Interaction[Any], content: str, *, eph
         log.warning("could not tell the user about an error (interaction expired?)", exc_info=True)
 
 
+class RoleLock(Protocol):
+    """What elects the process that holds the bot-wide role (bot.storage.postgres_engine.BotWideLock)."""
+
+    async def try_take(self) -> bool: ...
+
+    async def still_held(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
 class OncePerBot:
     """The work that must run in exactly one process of the bot, not in each of its processes:
     feed polling, announcing, the reconcile of discussions, webhook delivery. Each piece is added
     with its start and stop and runs while this process holds the bot-wide role (``held``). With
-    SQLite that is always: one process per database (``bot/storage/process_lock.py``). With a
-    shared database, an election sets ``held`` here and starts or stops the pieces on a change."""
+    SQLite that is always: one process per database (``bot/storage/process_lock.py``). With
+    PostgreSQL the processes elect one (:meth:`elect`), which starts the pieces; should it lose the
+    role, it stops them and another process takes over."""
 
-    def __init__(self) -> None:
-        self.held = True
+    def __init__(self, *, held: bool = True) -> None:
+        self.held = held
         self._work: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = {}
         self._running: set[str] = set()
+        self._changing = asyncio.Lock()
 
     @property
     def running(self) -> list[str]:
@@ -149,19 +162,66 @@ class OncePerBot:
 
     async def add(self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
         """Register ``name``; it starts now when this process holds the bot-wide role."""
-        if name in self._work:
-            raise ValueError(f"{name} is already registered")
-        self._work[name] = (start, stop)
-        if self.held:
-            await start()
-            self._running.add(name)
+        async with self._changing:
+            if name in self._work:
+                raise ValueError(f"{name} is already registered")
+            self._work[name] = (start, stop)
+            if self.held:
+                await start()
+                self._running.add(name)
 
     async def remove(self, name: str) -> None:
         """Stop ``name`` (if it runs here) and forget it."""
-        work = self._work.pop(name, None)
-        if work is not None and name in self._running:
-            self._running.discard(name)
-            await work[1]()
+        async with self._changing:
+            work = self._work.pop(name, None)
+            if work is not None and name in self._running:
+                self._running.discard(name)
+                await work[1]()
+
+    async def take(self) -> None:
+        """This process now holds the role: start every piece."""
+        async with self._changing:
+            self.held = True
+            for name, (start, _) in self._work.items():
+                if name not in self._running:
+                    try:
+                        await start()
+                    except Exception:  # one piece that cannot start must not keep the others stopped
+                        log.exception("could not start %s", name)
+                        continue
+                    self._running.add(name)
+
+    async def give_up(self) -> None:
+        """This process no longer holds the role: stop every piece, the newest first."""
+        async with self._changing:
+            self.held = False
+            for name in reversed(self.running):
+                self._running.discard(name)
+                try:
+                    await self._work[name][1]()
+                except Exception:
+                    log.exception("could not stop %s", name)
+
+    async def elect(self, lock: RoleLock, interval: float) -> None:
+        """Until cancelled: take the role whenever it is free, give it up as soon as it is lost."""
+        try:
+            while True:
+                try:
+                    if self.held:
+                        if not await lock.still_held():
+                            log.warning("lost the bot-wide role (the database connection holding it is gone); "
+                                        "stopping: %s", ", ".join(self.running) or "nothing")
+                            await self.give_up()
+                    elif await lock.try_take():
+                        log.info("took the bot-wide role: this process now runs %s",
+                                 ", ".join(self._work) or "the once-per-bot work")
+                        await self.take()
+                except DATABASE_ERRORS as error:
+                    log.warning("bot-wide role: the database cannot be reached (%s); trying again in %.0f s",
+                                error, interval)
+                await asyncio.sleep(interval)
+        finally:
+            await lock.release()
 
 
 class ConversationBot(commands.AutoShardedBot):

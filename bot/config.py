@@ -80,6 +80,9 @@ class Tuning:
     websub_verify_wait_seconds: float = 300.0
     websub_retry_first_seconds: float = 600.0
     websub_fallback_poll_seconds: int = 6 * 3600
+    # PostgreSQL: how often a process tries to take the bot-wide role, and its holder checks it still
+    # holds it (a takeover comes within this plus the server noticing the old holder is gone).
+    election_interval_seconds: float = 5.0
 
 
 # Settings whose values never reach a log line or a traceback through repr().
@@ -90,7 +93,7 @@ _SECRETS = frozenset({"discord_token", "discord_client_secret", "webhook_secret"
 class Settings:
     discord_token: str
     database_path: Path = Path("data/conversation.db")
-    # postgresql://...: PostgreSQL instead of the SQLite file (so far for migrate, check and copy-db).
+    # postgresql://...: PostgreSQL instead of the SQLite file (several processes may share it).
     database_url: str | None = None
     feed_urls: tuple[str, ...] = ()
     announce_channel_id: int | None = None

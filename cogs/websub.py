@@ -23,9 +23,16 @@ class WebSub(commands.Cog):
 
     async def cog_load(self) -> None:
         if self.bot.settings.websub_enabled:  # without PUBLIC_URL and WEB_PORT no hub could reach the bot
-            self.loop.start()
+            # Once per bot: processes sharing a database would otherwise each subscribe.
+            await self.bot.once_per_bot.add("WebSub subscriptions", self._start, self._stop)
 
     async def cog_unload(self) -> None:
+        await self.bot.once_per_bot.remove("WebSub subscriptions")
+
+    async def _start(self) -> None:
+        self.loop.start()
+
+    async def _stop(self) -> None:
         self.loop.stop()
 
     @tasks.loop(seconds=60)  # the interval is set from the settings' tuning in __init__

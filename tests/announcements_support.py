@@ -35,10 +35,9 @@ async def add_feed(database: Database, guild_id: int, channel_id: int, *, url: s
         now = to_db_time(utcnow())
         cursor = connection.execute(
             "INSERT INTO feeds (guild_id, url, channel_id, channel_kind, title, ping_role_id, initialized, "
-            "paused, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?)",
+            "paused, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?) RETURNING id",
             (guild_id, url, channel_id, channel_kind, title, ping_role_id, now))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return int(cursor.fetchone()[0])
 
     return await database.write(op)
 
@@ -56,16 +55,15 @@ async def queue_post(database: Database, guild_id: int, channel_id: int, *, titl
         now = to_db_time(utcnow())
         cursor = connection.execute(
             "INSERT INTO posts (guild_id, canonical_url, feed_id, feed_title, title, author, summary, published_at, "
-            "image_url, categories, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "image_url, categories, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (guild_id, link, feed_id, feed_title, title, author, summary, to_db_time(published), image_url,
              json.dumps(list(categories)), content_hash(title, link, summary), now))
-        post_id = cursor.lastrowid
-        assert post_id is not None
+        post_id = int(cursor.fetchone()[0])
         cursor = connection.execute(
             "INSERT INTO announcements (post_id, guild_id, channel_id, state, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (post_id, guild_id, channel_id, state, now, now))
-        assert cursor.lastrowid is not None
-        return QueuedPost(post_id, cursor.lastrowid, link, title)
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (post_id, guild_id, channel_id, state, now, now))
+        return QueuedPost(post_id, int(cursor.fetchone()[0]), link, title)
 
     return await database.write(op)
 

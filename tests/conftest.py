@@ -22,9 +22,11 @@ import asyncpg
 import hypothesis  # noqa: F401
 import pytest
 
+from bot.__main__ import open_database
 from bot.app import ConversationBot, SyncMode
 from bot.config import Settings, Tuning
 from bot.storage import Database
+from bot.storage.postgres_engine import open_postgresql
 from cogs import extension_names
 from tests.fakediscord import FakeDiscord
 from tests.postgres_server import PostgreSQLServer, postgresql_binaries, temporary_postgresql_server
@@ -43,16 +45,48 @@ def bot_settings(emu: FakeDiscord, folder: Path, *, tuning: Tuning = TEST_TUNING
     """Settings for our bot against ``emu``, its database in ``folder`` (the ``database`` fixture's file
     when ``folder`` is ``tmp_path``)."""
     values: dict[str, Any] = {"discord_token": emu.token, "database_path": folder / DATABASE_NAME,
+                              "database_url": _postgresql_by_folder.get(folder),
                               "discord_api_base": emu.api_base, "discord_gateway_url": emu.gateway_url}
     values.update(overrides)
     return Settings(tuning=tuning, **values)
 
 
+# The PostgreSQL database of a test running on PostgreSQL, by its tmp_path: bot_settings finds it.
+_postgresql_by_folder: dict[Path, str] = {}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The storage contract: in a module marked ``BOTH_ENGINES`` every test runs on SQLite and again
+    on PostgreSQL (its ``database`` fixture and the bots it runs)."""
+    if metafunc.definition.get_closest_marker("both_engines") and "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+
+
+BOTH_ENGINES = [pytest.mark.both_engines, pytest.mark.usefixtures("engine")]
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A database on ``tmp_path``, closed after the test (a bot run with ``bot_settings(emu, tmp_path)``
-    opens the same file)."""
-    db = await Database.open(tmp_path / DATABASE_NAME)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The test's database engine: "sqlite", or in a ``BOTH_ENGINES`` module's second run
+    "postgresql", with a fresh database of its own that ``database`` and ``bot_settings`` use."""
+    name = str(getattr(request, "param", "sqlite"))
+    if name != "postgresql":
+        yield name
+        return
+    async with fresh_postgresql_database(request.getfixturevalue("postgresql_server")) as url:
+        _postgresql_by_folder[tmp_path] = url
+        try:
+            yield name
+        finally:
+            _postgresql_by_folder.pop(tmp_path, None)
+
+
+@pytest.fixture
+async def database(engine: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The test's database, closed after it: the SQLite file on ``tmp_path``, or the test's
+    PostgreSQL database (see ``engine``). A bot run with ``bot_settings(emu, tmp_path)`` opens the same."""
+    url = _postgresql_by_folder.get(tmp_path)
+    db = await open_postgresql(url) if url else await Database.open(tmp_path / DATABASE_NAME)
     try:
         yield db
     finally:
@@ -101,7 +135,7 @@ async def running_bot(emu: FakeDiscord, settings: Settings, *, sync_mode: SyncMo
     adjusts the bot before it logs in (what the developer portal grants, say)."""
     from tests.fakediscord.harness import run_client  # a pytest plugin: imported once pytest loaded it
 
-    database = await Database.open(settings.database_path, max_pending=settings.tuning.write_queue_limit)
+    database = await open_database(settings)
     bot = ConversationBot(settings, database, extensions=extension_names(), sync_mode=sync_mode,
                           guild_ready_timeout=0.05)
     if configure is not None:
@@ -150,20 +184,27 @@ def postgresql_server() -> Iterator[PostgreSQLServer]:
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture
-async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
-    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+@contextlib.asynccontextmanager
+async def fresh_postgresql_database(server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database on ``server``, dropped afterwards."""
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    admin = await asyncpg.connect(postgresql_server.url())
+    admin = await asyncpg.connect(server.url())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     try:
-        yield postgresql_server.url(name)
+        yield server.url(name)
     finally:
-        admin = await asyncpg.connect(postgresql_server.url())
+        admin = await asyncpg.connect(server.url())
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def postgresql_url(postgresql_server: PostgreSQLServer) -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database of its own for the test, dropped after it."""
+    async with fresh_postgresql_database(postgresql_server) as url:
+        yield url

@@ -37,9 +37,9 @@ async def add_post_thread(database: Database, thread_id: int, *, title: str = "A
 
     def op(connection: sqlite3.Connection) -> int:
         cursor = connection.execute(
-            "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) VALUES (?, ?, ?, ?, ?)",
-            (guild_id, f"https://blog.example/{thread_id}", title, now, now))
-        post_id = int(cursor.lastrowid or 0)
+            "INSERT INTO posts (guild_id, canonical_url, title, published_at, first_seen_at) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id", (guild_id, f"https://blog.example/{thread_id}", title, now, now))
+        post_id = int(cursor.fetchone()[0])
         connection.execute(
             "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, starter_message_id, name, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -127,3 +127,13 @@ async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float =
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def indexed_comments(database: Database, word: str) -> list[int]:
+    """The comments the search index finds for ``word`` (oldest first), on either engine."""
+    if database.engine == "postgresql":
+        sql = ("SELECT message_id FROM comments_fts WHERE document @@ to_tsquery('conversation_search', ?) "
+               "ORDER BY message_id")
+    else:
+        sql = "SELECT rowid FROM comments_fts WHERE comments_fts MATCH ? ORDER BY rowid"
+    return [int(row[0]) for row in await database.fetch_all(sql, (word,))]

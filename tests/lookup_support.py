@@ -7,7 +7,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from bot.storage.db import Database, to_db_time
-from tests.web_support import add_reaction  # noqa: F401 - one seed helper for reactions
+from tests.web_support import add_reaction, opt_out  # noqa: F401 - one seed helper each for reactions, opt-outs
 
 GUILD = 100000000000000001
 OTHER_GUILD = 100000000000000002
@@ -31,10 +31,10 @@ async def add_post(database: Database, title: str, *, guild_id: int = GUILD, sum
         now = to_db_time(published)
         cursor = connection.execute(
             "INSERT INTO posts (guild_id, canonical_url, title, author, summary, published_at, first_seen_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (guild_id, url, title, author, summary, now, now),
         )
-        post_id = int(cursor.lastrowid or 0)
+        post_id = int(cursor.fetchone()[0])
         if thread_id is not None:
             connection.execute(
                 "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
@@ -67,9 +67,3 @@ async def add_comment(database: Database, post_id: int, text: str, *, author_id:
     return await database.write(op)
 
 
-async def opt_out(database: Database, user_id: int) -> None:
-    def op(connection: sqlite3.Connection) -> None:
-        connection.execute("INSERT OR REPLACE INTO user_privacy (user_id, opted_out, changed_at) "
-                           "VALUES (?, 1, ?)", (user_id, to_db_time(BASE_TIME)))
-
-    await database.write(op)

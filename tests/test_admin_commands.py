@@ -13,10 +13,12 @@ from aiohttp import web
 from bot.announce.admin import get_guild_settings
 from bot.app import GENERIC_FAILURE
 from bot.storage import feeds as feed_store
-from tests.conftest import bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_settings, running_bot
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message, Perm
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Example Blog</title><link>http://127.0.0.1/</link>

@@ -12,10 +12,12 @@ from pathlib import Path
 from bot.announce.machine import INVITE_LINE
 from bot.storage.db import Database, from_db_time
 from tests.announcements_support import add_feed, announcement_messages, first_cycle, wait_for
-from tests.conftest import TEST_TUNING, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, numbered_items, rss_document
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 SEND = "POST /channels/{channel_id}/messages"
 

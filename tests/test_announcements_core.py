@@ -29,7 +29,10 @@ from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage import announcements as store
 from bot.storage.db import Database
 from tests.announcements_support import announcement, later, queue_post
+from tests.conftest import BOTH_ENGINES
 from tests.feeds_support import FakeClock
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

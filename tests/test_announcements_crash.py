@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.__main__ import open_database
 from bot.announce.machine import INVITE_LINE
 from bot.storage.db import Database
 from tests.announcements_support import (
@@ -42,9 +43,11 @@ from tests.announcements_support import (
     thread_rows,
     wait_for,
 )
-from tests.conftest import bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord, Message
 from tests.fakediscord.harness import World
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 SEND = "POST /channels/{channel_id}/messages"
 THREAD_FROM_MESSAGE = "POST /channels/{channel_id}/messages/{message_id}/threads"
@@ -107,7 +110,7 @@ async def test_stopped_at_a_step_then_restarted_announces_exactly_once(
     point = STOP_POINTS[(kind, point_name)]
     channel = world.announcements if kind == "text" else world.forum
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     posts = [await queue_post(database, world.guild.id, channel.id, title=f"Post number {n}",
                               published_at=later(n)) for n in range(3)]
     await database.close()
@@ -121,7 +124,7 @@ async def test_stopped_at_a_step_then_restarted_announces_exactly_once(
         assert recorded
     # The bot is stopped (the held request died with it); what it left is what a crash there leaves.
     held.release()
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     row = await announcement(database, victim.announcement_id)
     await database.close()
     assert row["state"] == point.state

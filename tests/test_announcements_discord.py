@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.__main__ import open_database
 from bot.announce.machine import INVITE_LINE
 from bot.storage.announcements import failed_announcements
-from bot.storage.db import Database
 from tests.announcements_support import (
     add_feed,
     announcement,
@@ -22,14 +22,16 @@ from tests.announcements_support import (
     thread_rows,
     update_post,
 )
-from tests.conftest import TEST_TUNING, bot_log, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_log, bot_settings, running_bot
 from tests.fakediscord import ChannelType, FakeDiscord
 from tests.fakediscord.harness import World
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 
 async def test_new_post_becomes_a_message_with_its_thread(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Writing a feed reader",
                             categories=["python", "Feeds"], image_url="https://blog.example/cover.png",
                             summary="How the **reader** works.")
@@ -68,7 +70,7 @@ async def test_new_post_becomes_a_message_with_its_thread(emulator: FakeDiscord,
 
 async def test_news_channel_gets_an_announcement_thread(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path, thread_auto_archive_minutes=1440)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, world.guild.id, world.news.id, title="Release notes")
     await database.close()
     async with running_bot(emulator, settings) as bot:
@@ -82,7 +84,7 @@ async def test_news_channel_gets_an_announcement_thread(emulator: FakeDiscord, w
 async def test_guild_settings_override_archive_duration_and_per_cycle(emulator: FakeDiscord, world: World,
                                                                       tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await database.write(lambda c: c.execute(
         "INSERT INTO guild_settings (guild_id, announcements_per_cycle, thread_auto_archive_minutes, updated_at) "
         "VALUES (?, 2, 60, '2026-01-01T00:00:00+00:00')", (world.guild.id,)))
@@ -99,7 +101,7 @@ async def test_guild_settings_override_archive_duration_and_per_cycle(emulator: 
 
 async def test_forum_post_gets_matching_existing_tags(emulator: FakeDiscord, world: World, tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     tagged = await queue_post(database, world.guild.id, world.forum.id, title="Typed Python bots",
                               categories=["PYTHON", " Discord ", "cooking"], published_at=later(0))
     untagged = await queue_post(database, world.guild.id, world.forum.id, title="Gardening",
@@ -134,7 +136,7 @@ async def test_mentions_in_a_title_ping_nobody_and_show_as_text(emulator: FakeDi
                                                                  tmp_path: Path) -> None:
     title = f"@everyone <@&1> <@&{world.readers.id}> @here <script>alert(1)</script>"
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.announcements.id, title=title,
                             summary=f"Hi @everyone and <@&{world.readers.id}>", categories=["@here"])
     await queue_post(database, world.guild.id, world.forum.id, title=title, url=post.url + "?forum")
@@ -159,7 +161,7 @@ async def test_a_300_character_title_is_cut_at_a_word(emulator: FakeDiscord, wor
     title = " ".join(words)[:300]
     assert len(title) == 300
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, world.guild.id, world.announcements.id, title=title)
     await database.close()
     async with running_bot(emulator, settings) as bot:
@@ -175,7 +177,7 @@ async def test_a_300_character_title_is_cut_at_a_word(emulator: FakeDiscord, wor
 async def test_fifty_new_items_go_out_five_per_cycle_oldest_first(emulator: FakeDiscord, world: World,
                                                                   tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     order = list(range(50))
     random.Random(5).shuffle(order)  # inserted out of order: the publication time decides
     for minute in order:
@@ -200,7 +202,7 @@ async def test_the_budget_also_holds_across_cycles_within_the_poll_interval(emul
                                                                            tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path,
                             tuning=replace(TEST_TUNING, announce_flood_window_seconds=600.0))
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     for minute in range(12):
         await queue_post(database, world.guild.id, world.announcements.id, title=f"Item {minute:02d}",
                          published_at=later(minute))
@@ -220,7 +222,7 @@ async def test_the_budget_also_holds_across_cycles_within_the_poll_interval(emul
 async def test_ping_role_is_the_only_mention_and_only_when_configured(emulator: FakeDiscord, world: World,
                                                                       tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     pinging = await add_feed(database, world.guild.id, world.announcements.id, ping_role_id=world.readers.id)
     quiet = await add_feed(database, world.guild.id, world.announcements.id, url="https://other.example/feed")
     loud = await queue_post(database, world.guild.id, world.announcements.id, title="With ping @everyone",
@@ -243,7 +245,7 @@ async def test_ping_role_is_the_only_mention_and_only_when_configured(emulator: 
 async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: FakeDiscord, world: World,
                                                                    tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     renamed = await queue_post(database, world.guild.id, world.announcements.id, title="Draft title",
                                published_at=later(0))
     archived = await queue_post(database, world.guild.id, world.announcements.id, title="Old news",
@@ -315,7 +317,7 @@ async def test_updated_post_edits_the_embed_and_renames_the_thread(emulator: Fak
 async def test_a_rate_limited_send_is_retried_and_sent_once(emulator: FakeDiscord, world: World,
                                                             tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Busy day")
     await database.close()
     emulator.rate_limit_next(3, "POST /channels/{id}/messages")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.__main__ import open_database
 from bot.storage.announcements import failed_announcements, retry_failed
-from bot.storage.db import Database
 from tests.announcements_support import (
     announcement,
     announcement_messages,
@@ -18,9 +18,11 @@ from tests.announcements_support import (
     later,
     queue_post,
 )
-from tests.conftest import bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 SEND = "POST /channels/{id}/messages"
 THREAD = "POST /channels/{id}/messages/{id}/threads"
@@ -36,7 +38,7 @@ async def test_missing_permissions_recorded_reported_once_and_not_retried(
     caplog.set_level(logging.INFO)
     emulator.deny(world.announcements, Perm.SEND_MESSAGES)
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     posts = [await queue_post(database, world.guild.id, world.announcements.id, title=f"Post {n}",
                               published_at=later(n)) for n in range(7)]
     await database.close()
@@ -74,7 +76,7 @@ async def test_deleted_channel_is_recorded_and_reported_once(emulator: FakeDisco
                                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     gone = await queue_post(database, world.guild.id, world.news.id, title="Into the void")
     fine = await queue_post(database, world.guild.id, world.announcements.id, title="Still here")
     await database.close()
@@ -97,7 +99,7 @@ async def test_thread_that_cannot_be_created_is_recorded_and_retry_reuses_the_me
     caplog.set_level(logging.INFO)
     emulator.deny(world.announcements, Perm.CREATE_PUBLIC_THREADS)
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     first = await queue_post(database, world.guild.id, world.announcements.id, title="No thread",
                              published_at=later(0))
     second = await queue_post(database, world.guild.id, world.announcements.id, title="Waiting",
@@ -127,7 +129,7 @@ async def test_forum_without_permission_fails_with_forum_advice(emulator: FakeDi
                                                                 tmp_path: Path) -> None:
     emulator.deny(world.forum, Perm.SEND_MESSAGES)
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.forum.id, title="Forum post")
     await database.close()
     async with running_bot(emulator, settings) as bot:

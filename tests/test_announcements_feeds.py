@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.db import Database
+from bot.__main__ import open_database
 from tests.announcements_support import (
     announcement_messages,
     cog_of,
@@ -60,7 +60,7 @@ async def test_configured_feed_is_registered_polled_and_announced(emulator: Fake
 async def test_feed_notice_is_posted_once_without_mentions(emulator: FakeDiscord, world: World,
                                                            tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await database.write(lambda c: c.execute(
         "INSERT INTO feeds (guild_id, url, channel_id, title, disabled_reason, created_at) "
         "VALUES (?, 'https://gone.example/feed', ?, 'Gone', 'HTTP 410 @everyone', '2026-01-01T00:00:00+00:00')",

@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.__main__ import open_database
 from bot.app import ConversationBot
-from bot.storage.db import Database
 from tests.announcements_support import (
     announcement,
     announcement_messages,
@@ -91,7 +91,7 @@ async def test_a_403_fails_at_once_and_tells_the_admins_which_permission(emulato
     emulator.deny(world.announcements, Perm.SEND_MESSAGES)
     world.guild.system_channel_id = world.news.id  # where a notice goes when the feed's channel is closed
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Closed door")
     await database.close()
     async with running_bot(emulator, settings) as bot:
@@ -112,7 +112,7 @@ async def test_a_missing_channel_fails_at_once_and_the_notice_names_it(emulator:
     world.guild.system_channel_id = world.news.id
     gone = emulator.create_channel(world.guild, "old-posts")
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, gone.id, title="Nowhere")
     await database.close()
     emulator.delete_channel(gone)
@@ -134,7 +134,7 @@ async def test_thread_already_created_160004_is_fetched_and_recorded(emulator: F
 
     emulator.observers.append(moderator_is_quicker)
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     post = await queue_post(database, world.guild.id, world.announcements.id, title="Race")
     await database.close()
     async with running_bot(emulator, settings) as bot:

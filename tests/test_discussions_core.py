@@ -25,6 +25,7 @@ from bot.render.discord_to_html import discord_markdown_to_text
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import to_db_time
+from tests.conftest import BOTH_ENGINES
 from tests.discussions_support import (
     ALICE,
     BOB,
@@ -33,9 +34,12 @@ from tests.discussions_support import (
     FakeHistory,
     add_post_thread,
     edited,
+    indexed_comments,
     message,
     next_snowflake,
 )
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 THREAD = 910_000_000_000_000_001
 OTHER_THREAD = 910_000_000_000_000_002
@@ -69,8 +73,7 @@ async def test_messages_are_stored_with_everything(capture: DiscussionCapture, d
     assert stored[1].extras == (Extra("embed", "A link", "https://example.org/a"),)
     assert await store.comment_attachments(database, reply.message_id) == list(reply.attachments)
     assert stored[2].is_bot and not stored[0].is_bot
-    found = await database.fetch_all("SELECT rowid FROM comments_fts WHERE comments_fts MATCH 'bob'")
-    assert [row[0] for row in found] == [first.message_id]
+    assert await indexed_comments(database, "bob") == [first.message_id]
 
 
 async def test_what_is_not_stored(capture: DiscussionCapture, database: Database) -> None:
@@ -135,8 +138,7 @@ async def test_edits_keep_history(capture: DiscussionCapture, database: Database
     assert comment.extras == unfurl.extras
     assert [text for text, _ in await store.comment_revisions(database, original.message_id)] == [
         "first words", "second words"]
-    found = await database.fetch_all("SELECT rowid FROM comments_fts WHERE comments_fts MATCH 'first'")
-    assert found == []
+    assert await indexed_comments(database, "first") == []
 
 
 async def test_deletes_leave_tombstones(capture: DiscussionCapture, database: Database) -> None:
@@ -157,7 +159,7 @@ async def test_deletes_leave_tombstones(capture: DiscussionCapture, database: Da
     assert await store.comment_reactions(database, parent.message_id) == {}
     reply = await store.get_comment(database, child.message_id)
     assert reply is not None and reply.reply_to == parent.message_id and reply.deleted_at is None
-    assert await database.fetch_all("SELECT rowid FROM comments_fts WHERE comments_fts MATCH 'parent'") == []
+    assert await indexed_comments(database, "parent") == []
 
 
 async def test_bulk_delete(capture: DiscussionCapture, database: Database) -> None:
@@ -400,8 +402,7 @@ async def test_a_burst_is_stored_in_groups_in_full(capture: DiscussionCapture, d
     assert len(written) == 2
     assert all(row[1] == to_db_time(snowflake_time(row[0])) for row in written)
     assert len(await store.comment_attachments(database, items[97].message_id)) == 1
-    matches = await database.fetch_value("SELECT COUNT(*) FROM comments_fts WHERE comments_fts MATCH 'burst'")
-    assert matches == len(expected)
+    assert len(await indexed_comments(database, "burst")) == len(expected)
 
 
 def next_snowflake_time() -> datetime:

@@ -14,10 +14,12 @@ from bot.app import ConversationBot
 from bot.storage import Database
 from bot.storage import comments as store
 from cogs.discussions import INTENT_WARNING
-from tests.conftest import bot_log, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_log, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 
 @contextlib.asynccontextmanager

@@ -9,15 +9,18 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from bot.__main__ import open_database
 from bot.announce.machine import INVITE_LINE
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.blog import discussion_comments
 from tests.announcements_support import later, queue_post
-from tests.conftest import bot_log, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, bot_log, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 THREAD_FROM_MESSAGE = "POST /channels/{channel_id}/messages/{message_id}/threads"
 HISTORY = "GET /channels/{channel_id}/messages"
@@ -39,7 +42,7 @@ def history_requests(emu: FakeDiscord, thread: Any) -> int:
 async def test_replies_in_a_threads_first_moments_are_stored(emulator: FakeDiscord, world: World,
                                                              tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, world.guild.id, world.announcements.id, title="Held post", published_at=later(0))
     await queue_post(database, world.guild.id, world.announcements.id, title="Quick post", published_at=later(1))
     await database.close()
@@ -155,7 +158,7 @@ async def test_an_old_thread_talked_in_and_archived_again_while_away_is_caught_u
 async def test_replies_in_a_thread_created_just_before_a_crash_are_stored(emulator: FakeDiscord, world: World,
                                                                           tmp_path: Path) -> None:
     settings = bot_settings(emulator, tmp_path)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, world.guild.id, world.announcements.id, title="Interrupted post")
     await database.close()
     # The thread is created on Discord; the bot stops before it hears back (its row is never written).

@@ -19,7 +19,10 @@ from bot.render.html_to_discord import html_to_plain_text
 from bot.storage import blog
 from bot.storage.db import Database
 from bot.web.discussion import ThreadedComment, load_discussion
+from tests.conftest import BOTH_ENGINES
 from tests.web_support import add_comment, add_post, add_reaction, next_id, opt_out
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "exports"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exchange"

@@ -14,8 +14,11 @@ from bot.exchange.importers import ImportFileError, import_threads, parse_disqus
 from bot.storage import blog
 from bot.storage.db import Database
 from bot.web.discussion import encode_discussion, load_discussion
+from tests.conftest import BOTH_ENGINES
 from tests.exchange_support import corpus_exports
 from tests.web_support import add_post, next_id
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exchange"
 CORPUS = corpus_exports()

@@ -9,6 +9,9 @@ from bot.config import Settings
 from bot.storage import Database, utcnow
 from bot.storage.announcements import guild_overrides
 from bot.storage.comments import claim_intent_warning
+from tests.conftest import BOTH_ENGINES
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 GUILD = 111111111111111111
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.storage import Database, MigrationError
 from bot.storage.copies import backup_database
-from bot.storage.db import WriteQueue, WriteQueueClosed, connect_sync, to_db_time, utcnow
+from bot.storage.db import SqliteWriter, WriteQueue, WriteQueueClosed, connect_sync, to_db_time, utcnow
 from bot.storage.migrate import (
     Migration,
     apply_migrations,
@@ -214,7 +214,7 @@ async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
         loop.call_soon_threadsafe(gate.set)
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
 
-    queue = WriteQueue(connection, tmp_path / "conversation.db", max_pending=5, batch_size=1)
+    queue = WriteQueue(SqliteWriter(connection, tmp_path / "conversation.db"), max_pending=5, batch_size=1)
     await queue.enqueue(slow)
     await gate.wait()  # the writer is busy with the slow op
     for number in range(4):
@@ -233,7 +233,7 @@ async def test_producers_block_when_the_queue_is_full(tmp_path: Path) -> None:
 async def test_send_hands_back_the_commit_and_the_writer_goes_quiet_when_idle(tmp_path: Path) -> None:
     connection = connect_sync(tmp_path / "conversation.db")
     apply_migrations(connection)
-    queue = WriteQueue(connection, tmp_path / "conversation.db")
+    queue = WriteQueue(SqliteWriter(connection, tmp_path / "conversation.db"))
     committed = await queue.send(insert_meta("sent", "x"))
     assert await asyncio.wait_for(committed, 5) >= 1
     failed = await queue.send(insert_meta("sent", "again"))  # the key exists: this op fails alone

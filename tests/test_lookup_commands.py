@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from bot.app import GENERIC_FAILURE
-from tests.conftest import TEST_TUNING, bot_settings, running_bot, settled
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_settings, running_bot, settled
 from tests.fakediscord.emulator import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message
 from tests.lookup_support import BASE_TIME, add_comment, add_post, add_reaction, opt_out
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 THREAD = 700000000000000001
 

@@ -9,8 +9,9 @@ import pytest
 from bot.lookup import format as fmt
 from bot.lookup import search as lookup
 from bot.lookup.query import build_fts_query
-from bot.storage import search
+from bot.storage import search, search_store
 from bot.storage.db import Database
+from tests.conftest import BOTH_ENGINES
 from tests.lookup_support import (
     BASE_TIME,
     GUILD,
@@ -20,6 +21,8 @@ from tests.lookup_support import (
     add_reaction,
     opt_out,
 )
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 
 async def test_search_finds_posts_and_comments_with_links(database: Database) -> None:
@@ -47,7 +50,7 @@ async def test_snippet_highlights_and_escapes(database: Database) -> None:
                       thread_id=500000000000000003)
     query = build_fts_query("keyword")
     text = fmt.format_search(await lookup.search(database, GUILD, query), query)
-    assert "**keyword**" in text
+    assert "near the **keyword** here" in text
     assert "\\*stars\\*" in text
     assert "@everyone" not in text and "<@123>" not in text
 
@@ -64,6 +67,7 @@ async def test_hidden_and_deleted_comments_are_not_found(database: Database) -> 
 
 async def test_common_words_rank_only_the_newest_window(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "RANKED_WINDOW", 20)
+    monkeypatch.setattr(search_store, "RANKED_WINDOW", 20)
     post = await add_post(database, "Busy post")
     # An old comment that would rank best (the word three times in a short text) ...
     old_best = await add_comment(database, post, "common common common")
@@ -74,6 +78,7 @@ async def test_common_words_rank_only_the_newest_window(database: Database, monk
     assert old_best not in [hit.message_id for hit in results.comments]
     assert len(results.comments) == 5 and results.more_comments
     monkeypatch.setattr(search, "RANKED_WINDOW", 1000)
+    monkeypatch.setattr(search_store, "RANKED_WINDOW", 1000)
     results = await lookup.search(database, GUILD, build_fts_query("common"), comment_limit=5)
     assert results.comments[0].message_id == old_best
 

@@ -20,12 +20,14 @@ from tests.announcements_support import (
     queue_post,
     wait_for,
 )
-from tests.conftest import TEST_TUNING, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Message, Perm
 from tests.feeds_support import FeedServer, Item, rss_document
 from tests.test_lookup_commands import buttons
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 NOW = datetime.now(UTC)
 OPEN = "Open a discussion thread"

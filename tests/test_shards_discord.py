@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot.__main__ import open_database
 from bot.storage.db import Database
 from bot.web import WebServer
 from tests.announcements_support import announcement_messages, cog_of, first_cycle, queue_post, wait_for
@@ -16,7 +17,7 @@ from tests.conftest import bot_log, bot_settings, running_bot, settled
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Channel, Guild
-from tests.test_foundation_run import free_port
+from tests.web_support import free_port
 
 
 def guild_on_shard(emu: FakeDiscord, world: World, shard_id: int) -> tuple[Guild, Channel]:
@@ -35,7 +36,7 @@ async def test_two_shards_announce_store_and_answer_in_both_guilds(emulator: Fak
                                                                    tmp_path: Path) -> None:
     (first, first_channel), (second, second_channel) = (guild_on_shard(emulator, world, shard) for shard in (0, 1))
     settings = bot_settings(emulator, tmp_path, shard_count=2)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, first.id, first_channel.id, title="Post for shard zero")
     await queue_post(database, second.id, second_channel.id, title="Post for shard one")
     await database.close()
@@ -92,7 +93,7 @@ async def test_a_fresh_session_of_one_shard_catches_up_that_shard(emulator: Fake
                                                                   tmp_path: Path) -> None:
     (first, first_channel), (second, second_channel) = (guild_on_shard(emulator, world, shard) for shard in (0, 1))
     settings = bot_settings(emulator, tmp_path, shard_count=2)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, second.id, second_channel.id, title="Post for shard one")
     await database.close()
     async with running_bot(emulator, settings) as bot:
@@ -119,7 +120,7 @@ async def test_the_process_with_the_once_per_bot_work_announces_for_guilds_of_ot
     emulator.deny(members_only, Perm.VIEW_CHANNEL, target=second.id, role=True)
     emulator.allow(members_only, Perm.VIEW_CHANNEL)
     settings = bot_settings(emulator, tmp_path, shard_count=2, shard_ids=(0,))
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings)
     await queue_post(database, second.id, second_channel.id, title="Post for shard one")
     await queue_post(database, second.id, members_only.id, title="Members only")
     await database.close()

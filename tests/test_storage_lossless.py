@@ -19,12 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from bot.config import Settings
 from bot.storage import Database
 from bot.storage import comments as store
 from bot.storage.db import WriteOp
+from bot.storage.postgres_engine import WRITER_APPLICATION_NAME, open_postgresql
+from bot.storage.sql import Connection
 from bot.web import DiscordStatus, WebServer
 from tests.conftest import TEST_TUNING, bot_settings, running_bot, settled
 from tests.discussions_support import add_post_thread, eventually
@@ -251,3 +254,47 @@ async def health(server: WebServer) -> tuple[int, dict[str, object]]:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
             return response.status, await response.json()
+
+
+async def test_a_lost_postgresql_connection_loses_no_write(postgresql_url: str,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The server ends the writer's connection (a restart, a failover, an administrator) while writes
+    flow: the batch is kept, the writer reconnects, and every write is committed once, in order."""
+    database = await open_postgresql(postgresql_url)
+    admin = await asyncpg.connect(postgresql_url)
+    try:
+        await database.write(_put("first", "0"))
+        ended = 0
+        for start in (0, 100, 200):
+            for number in range(start, start + 100):
+                await database.enqueue(_append(number))
+            if start != 100:  # ended while these writes are on their way (the writer is connected by now)
+                ended += await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                    WRITER_APPLICATION_NAME)
+            else:
+                await database.flush()  # reconnected
+        await database.flush()
+        assert ended == 2
+        value = await database.fetch_value("SELECT value FROM meta WHERE key = 'sequence'")
+        assert value == ",".join(str(number) for number in range(300))
+        assert "cannot be reached" in caplog.text and "database writes resumed" in caplog.text
+        assert database.problem is None
+    finally:
+        await admin.close()
+        await database.close()
+
+
+def _put(key: str, value: str) -> WriteOp[None]:
+    def op(connection: Connection) -> None:
+        connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+    return op
+
+
+def _append(number: int) -> WriteOp[None]:
+    """Appends to one row, so the final value shows every write applied once and in order."""
+    def op(connection: Connection) -> None:
+        connection.execute(
+            "INSERT INTO meta (key, value) VALUES ('sequence', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = meta.value || ',' || excluded.value", (str(number),))
+    return op

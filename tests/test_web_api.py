@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.web import DiscordStatus, WebServer, create_app
+from tests.conftest import BOTH_ENGINES
 from tests.web_support import (
     GUILD,
     HOSTILE_COMMENTS,
@@ -25,6 +26,8 @@ from tests.web_support import (
     next_id,
     opt_out,
 )
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 BLOG = "https://blog.example.com"
 POST_URL = f"{BLOG}/2026/10/hello-world/"

@@ -18,8 +18,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.storage.db import Database
 from bot.web import DiscordStatus, create_app
+from tests.conftest import BOTH_ENGINES
 from tests.test_web_api import BLOG, POST_URL, SETTINGS, seed_discussion
 from tests.web_support import BASE_TIME, GUILD, add_comment, add_post, add_reaction, next_id
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 SECRETS = ("HIDDEN TEXT", "OPTED OUT TEXT", "GONE TEXT", ">Shy<", '"Shy"', ">Mod<", '"Mod"', ">Dan<", '"Dan"')
 Client = TestClient[object, object]

@@ -23,6 +23,7 @@ from bot.storage.db import Database
 from bot.web import DiscordStatus, ServerLimits, WebServer
 from bot.web.cache import SharedCalls
 from bot.web.server import admission_middleware
+from tests.conftest import BOTH_ENGINES
 from tests.web_support import (
     GUILD,
     add_attachment,
@@ -34,6 +35,8 @@ from tests.web_support import (
     opt_out,
     set_channel_public,
 )
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 POST_URL = "https://blog.example.com/2026/10/big/"
 SETTINGS = Settings(discord_token="", web_port=1, web_host="127.0.0.1")

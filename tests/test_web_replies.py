@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 
 from bot.app import ConversationBot
 from bot.storage import Database
@@ -20,11 +21,13 @@ from bot.storage import comments as store
 from bot.storage.db import utcnow
 from bot.web import WebServer
 from cogs._reply_discord import DiscordReplies
-from tests.conftest import TEST_TUNING, bot_log, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_log, bot_settings, running_bot
 from tests.discussions_support import add_post_thread, eventually
 from tests.fakediscord import FakeDiscord, Perm
 from tests.fakediscord.harness import World
 from tests.web_support import free_port
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 BLOG = "https://blog.example"
 OTHER_BLOG = "https://other.example"
@@ -280,7 +283,6 @@ async def _thread_locked(database: Database, thread_id: int) -> bool:
 
 
 def test_settings_for_replying() -> None:
-    import pytest
 
     from bot.config import ConfigError, load_settings
 

@@ -25,7 +25,10 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.storage.db import Database, to_db_time
 from bot.web import DiscordStatus, create_app
 from bot.web.webhooks import WebhookDispatcher, WebhookTuning
+from tests.conftest import BOTH_ENGINES
 from tests.web_support import BASE_TIME, add_comment, add_post, next_id, opt_out
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 SECRET = "a-test-secret-of-32-characters!!"
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.abcdefghijklmnopqrstuvwxyz0123456789AB"

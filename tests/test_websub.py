@@ -27,13 +27,15 @@ from bot.feeds.websub import WebSubManager, valid_signature
 from bot.storage.db import Database, to_db_time, utcnow
 from bot.web import WebServer
 from tests.announcements_support import wait_for
-from tests.conftest import TEST_TUNING, bot_settings, running_bot
+from tests.conftest import BOTH_ENGINES, TEST_TUNING, bot_settings, running_bot
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, ServedFeed, numbered_items, rss_document
 from tests.test_admin_commands import answer
 from tests.web_support import free_port
 from tests.websub_support import TestHub, rss_with_hub
+
+pytestmark = BOTH_ENGINES  # the storage contract: SQLite and PostgreSQL
 
 FAST = replace(TEST_TUNING, websub_tick_seconds=0.1, websub_retry_first_seconds=3600.0)
 
@@ -128,8 +130,10 @@ async def test_subscribes_verifies_and_stores_a_signed_push(emulator: FakeDiscor
         polls = site.feeds.hits("/feed.xml")
         await emulator.wait_until(lambda: [m for m in emulator.bot_messages(world.announcements.id)
                                            if m.embeds and m.embeds[0].get("title") == "Post 4"], timeout=5)
-        assert await wait_for(lambda: post_state(site.bot.database, "https://blog.example.com/4/")) in (
-            "sent", "threaded")
+        async def recorded() -> bool:  # the message shows in Discord a moment before its row says so
+            return await post_state(site.bot.database, "https://blog.example.com/4/") in ("sent", "threaded")
+
+        await wait_for(recorded)
         assert site.feeds.hits("/feed.xml") == polls
         await wait_for(lambda: site.bot.database.fetch_value("SELECT last_push_at FROM websub_subscriptions"))
 

@@ -14,14 +14,10 @@ from what the push stored before the kill: a push that was not committed would l
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 import sqlite3
-import sys
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,29 +30,13 @@ from tests.conftest import TEST_TUNING, bot_settings
 from tests.fakediscord import FakeDiscord, Message
 from tests.fakediscord.harness import World
 from tests.feeds_support import FeedServer, Item, numbered_items
+from tests.process_support import BotProcess, until
 from tests.web_support import free_port
 from tests.websub_support import TestHub, rss_with_hub
 
-ROOT = Path(__file__).resolve().parents[1]
 SEND = "POST /channels/{channel_id}/messages"
 THREAD_FROM_MESSAGE = "POST /channels/{channel_id}/messages/{message_id}/threads"
 TUNING = replace(TEST_TUNING, websub_tick_seconds=0.1, websub_retry_first_seconds=3600.0)
-
-# The real bot, as ``python -m bot run`` starts it, with the test's Settings (and their Tuning).
-CHILD = """
-import asyncio, json, sys
-from pathlib import Path
-from bot.__main__ import run_bot
-from bot.config import Settings, Tuning, configure_logging
-
-values = json.loads(sys.argv[1])
-tuning = Tuning(**values.pop("tuning"))
-values["database_path"] = Path(values["database_path"])
-values["feed_urls"] = tuple(values["feed_urls"])
-configure_logging("INFO")
-sys.exit(asyncio.run(run_bot(Settings(tuning=tuning, **values))))
-"""
-
 
 @dataclass(frozen=True)
 class KillPoint:
@@ -80,40 +60,6 @@ def pushed_items(now: datetime) -> list[Item]:
                  now - timedelta(minutes=4 - n), f"<p>Body of pushed post {n}</p>") for n in (3, 2, 1)]
 
 
-@dataclass
-class BotProcess:
-    """``python -c CHILD settings``: started, SIGKILLed or stopped by the test; its log in a file."""
-
-    settings_json: str
-    log_path: Path
-    process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", CHILD, self.settings_json, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), 30)
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            await self.kill()
-            raise
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
 def read(database: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
     """A read of the bot's database from the test process (the bot may be writing it)."""
     with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as connection:
@@ -125,22 +71,6 @@ def announcement_of(database: Path, url: str) -> sqlite3.Row | None:
     rows = read(database, "SELECT a.* FROM announcements a JOIN posts p ON p.id = a.post_id "
                           "WHERE p.canonical_url = ?", (url,))
     return rows[0] if rows else None
-
-
-async def until(condition: Callable[[], Any], bot: BotProcess, what: str,
-                timeout: float = 30.0) -> Any:  # noqa: ASYNC109
-    """Until ``condition()`` is true (its value), failing with the bot's log if the bot exited first."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if bot.process is not None and bot.process.returncode is not None:
-            raise AssertionError(f"the bot exited ({bot.process.returncode}) while waiting for {what}:\n{bot.log()}")
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{bot.log()}")
-        await asyncio.sleep(0.05)
 
 
 def announcements_of(emulator: FakeDiscord, world: World, item: Item) -> list[Message]:
@@ -174,13 +104,8 @@ async def test_sigkill_during_a_pushed_announcement_announces_each_post_exactly_
                                 public_url=f"http://127.0.0.1:{port}", allow_private_feeds=True,
                                 feed_urls=(feed_url,), announce_channel_id=world.announcements.id,
                                 poll_interval_seconds=60, announcements_per_cycle=10)
-        values = {name: getattr(settings, name) for name in (
-            "discord_token", "discord_api_base", "discord_gateway_url", "web_port", "public_url",
-            "allow_private_feeds", "feed_urls", "announce_channel_id", "poll_interval_seconds",
-            "announcements_per_cycle")}
-        values.update(database_path=str(settings.database_path), tuning=asdict(TUNING))
         database = settings.database_path
-        bot = BotProcess(json.dumps(values), tmp_path / "bot.log")
+        bot = BotProcess(settings, tmp_path / "bot.log")
         started.append(bot)
 
         await bot.start()
@@ -204,7 +129,7 @@ async def test_sigkill_during_a_pushed_announcement_announces_each_post_exactly_
         assert len([t for t in emulator.threads_in(world.announcements) if t.name == victim.title]) == int(
             point.thread_exists)
 
-        restarted = BotProcess(bot.settings_json, tmp_path / "restarted.log")
+        restarted = BotProcess(settings, tmp_path / "restarted.log")
         started.append(restarted)
         await restarted.start()
         await until(lambda: all((announcement_of(database, item.link) or {"state": ""})["state"] == "threaded"

@@ -41,9 +41,9 @@ async def add_post(database: Database, url: str, title: str, *, guild_id: int = 
         now = to_db_time(published)
         cursor = connection.execute(
             "INSERT INTO posts (guild_id, canonical_url, guid, title, author, summary, published_at, "
-            "first_seen_at) VALUES (?, ?, ?, ?, ?, '', ?, ?)",
+            "first_seen_at) VALUES (?, ?, ?, ?, ?, '', ?, ?) RETURNING id",
             (guild_id, url, guid, title, author, now, now))
-        post_id = int(cursor.lastrowid or 0)
+        post_id = int(cursor.fetchone()[0])
         if thread_id is not None:
             connection.execute(
                 "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
@@ -105,7 +105,8 @@ async def add_attachment(database: Database, message_id: int, filename: str, url
 
 async def opt_out(database: Database, user_id: int) -> None:
     def op(connection: sqlite3.Connection) -> None:
-        connection.execute("INSERT OR REPLACE INTO user_privacy (user_id, opted_out, changed_at) VALUES (?, 1, ?)",
+        connection.execute("INSERT INTO user_privacy (user_id, opted_out, changed_at) VALUES (?, 1, ?) "
+                           "ON CONFLICT (user_id) DO UPDATE SET opted_out = 1, changed_at = excluded.changed_at",
                            (user_id, to_db_time(BASE_TIME)))
 
     await database.write(op)

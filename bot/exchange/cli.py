@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from bot.config import Settings
+from bot.config import Settings, redact_url
 from bot.exchange.export import collect_export, export_json, export_wxr
 from bot.exchange.importers import (
     ImportFileError,
@@ -20,9 +19,11 @@ from bot.exchange.importers import (
     store_matched,
 )
 from bot.exchange.progress import Progress
-from bot.storage import Database, blog
+from bot.storage import blog
 from bot.storage.copies import check_destination, ensure_folder, write_text
 from bot.storage.db import utcnow
+from bot.storage.postgres_engine import open_database
+from bot.storage.sql import DATABASE_ERRORS
 from bot.web.urls import BadUrl, canonical_post_url
 
 EXIT_OK = 0
@@ -60,11 +61,11 @@ def _fail(message: str) -> int:
 
 async def export_command(settings: Settings, *, fmt: str, post_url: str | None, output: Path | None,
                          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    if not settings.database_path.exists():
+    if not settings.database_url and not settings.database_path.exists():
         return _fail(f"no database at {settings.database_path} (DATABASE_PATH): nothing to export")
     if output is not None:  # refused (UnusablePath, exit 2) before any work
         check_destination(output, database_path=settings.database_path, command=EXPORT_OUTPUT)
-    database = await Database.open(settings.database_path)
+    database = await open_database(settings.database_path, settings.database_url)
     try:
         if post_url is not None:
             try:
@@ -117,16 +118,18 @@ async def import_command(settings: Settings, *, fmt: str, path: Path, stdout: Te
         reading.close()
         return _bad_input(f"cannot read {path}: {error.strerror or error}")
     reading.close()
-    ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
+    if not settings.database_url:
+        ensure_folder(settings.database_path.parent.absolute(), name="DATABASE_PATH")
     with parsed:
-        database = await Database.open(settings.database_path)
+        database = await open_database(settings.database_path, settings.database_url)
         try:
             matches, report = await match_threads(database, parsed)
             storing = Progress("storing comments", sum(thread.comments for _, thread in matches), stream=stderr)
             try:
                 await store_matched(database, parsed, matches, report, storing.update)
-            except sqlite3.Error as error:
-                return _fail(f"the import failed and added nothing (database {settings.database_path}): {error}")
+            except DATABASE_ERRORS as error:
+                where = redact_url(settings.database_url) if settings.database_url else settings.database_path
+                return _fail(f"the import failed and added nothing (database {where}): {error}")
             finally:
                 storing.close()
         finally:

@@ -19,7 +19,6 @@ import html
 import io
 import pickle
 import re
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from bot.render.html_to_discord import html_to_discord, html_to_plain_text
 from bot.storage import blog
 from bot.storage.blog import ImportedComment, ImportOutcome
 from bot.storage.db import Database, WriteOp, utcnow
+from bot.storage.sql import Connection
 from bot.web.urls import BadUrl, canonical_post_url
 
 # WordPress.com writes https:// namespaces, self-hosted WordPress http:// ones.
@@ -609,7 +609,7 @@ def store_threads(spool: CommentSpool, matches: Sequence[tuple[int, ImportThread
     an import that fails half-way adds nothing. ``on_stored`` gets the number of comments done (on
     the writer thread). Re-runnable, as write operations must be: it reads the spool afresh."""
 
-    def op(connection: sqlite3.Connection) -> ImportOutcome:
+    def op(connection: Connection) -> ImportOutcome:
         added = already_present = 0
         for post_id, thread in matches:
             outcome = blog.insert_imported_comments(connection, post_id, spool.comments(thread.key))

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import math
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from bot.storage import posts as post_store
 from bot.storage import websub as websub_store
 from bot.storage.db import Database, utcnow
 from bot.storage.feeds import Feed
+from bot.storage.sql import Connection
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ async def store_pushed(database: Database, feed_id: int, parsed: ParsedFeed, now
     disabled feed takes nothing."""
     dropped = await filtered_out(database, feed_id, parsed)
 
-    def op(connection: sqlite3.Connection) -> PollOutcome:
+    def op(connection: Connection) -> PollOutcome:
         feed = feed_store.load_feed_sync(connection, feed_id)
         if feed is None or feed.paused or feed.disabled:
             return PollOutcome(feed_id, "skipped", error="the feed is removed, paused or disabled")
@@ -249,7 +249,7 @@ class FeedScheduler:
         moved_to = None if result.moved_to is None else canonicalize_url(result.moved_to)
         dropped = await filtered_out(self.database, feed.id, parsed)
 
-        def op(connection: sqlite3.Connection) -> tuple[post_store.StoreResult, str, str]:
+        def op(connection: Connection) -> tuple[post_store.StoreResult, str, str]:
             url = feed.url
             moved = "unchanged"
             if moved_to is not None:
@@ -308,7 +308,7 @@ class FeedScheduler:
         interval = self.interval
         retry_after = error.retry_after_seconds if isinstance(error, FeedRetryLater) else None
 
-        def op(connection: sqlite3.Connection) -> tuple[int, datetime, str | None]:
+        def op(connection: Connection) -> tuple[int, datetime, str | None]:
             current = feed_store.load_feed_sync(connection, feed.id)
             failures = (current.consecutive_failures if current else feed.consecutive_failures) + 1
             delay = backoff_seconds(interval, failures)

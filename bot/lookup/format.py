@@ -88,7 +88,11 @@ def render_snippet(raw: str, limit: int = 240) -> str:
         plain, rest = (rest, "") if start < 0 else (rest[:start], rest[start + 1:])
         if plain:
             shown = cut_at_word(plain, limit - used)
-            pieces.append(safe_text(shown, limit))
+            # safe_text trims; the spaces next to a highlighted word stay.
+            lead = " " if shown[:1].isspace() else ""
+            trail = " " if shown[-1:].isspace() else ""
+            core = safe_text(shown, limit)
+            pieces.append(f"{lead}{core}{trail}" if core else lead or trail)
             used += len(shown)
         if start < 0 or used >= limit:
             break

@@ -13,14 +13,14 @@ from bot.model.ids import parse_id
 from bot.storage import search as store
 from bot.storage.db import Database
 from bot.storage.search import AUTOCOMPLETE_LIMIT, PostSummary, SearchHit, SearchResults, TitleChoice
-from bot.storage.search_store import SearchStore, SqliteSearchStore
+from bot.storage.search_store import SearchStore, search_store_for
 
 
 async def search(database: Database, guild_id: int, query: FtsQuery, *,
                  post_limit: int = 3, comment_limit: int = 6) -> SearchResults:
     """Posts (title and summary) and comments matching ``query`` in one guild, best first among
     the newest matches of each kind."""
-    return await search_in(SqliteSearchStore(database), guild_id, query,
+    return await search_in(search_store_for(database), guild_id, query,
                            post_limit=post_limit, comment_limit=comment_limit)
 
 
@@ -50,7 +50,7 @@ async def title_choices(database: Database, guild_id: int, typed: str, *,
                         limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
     """Posts whose title words start with the typed words (newest first); the newest posts when
     nothing searchable was typed."""
-    return await SqliteSearchStore(database).title_matches(guild_id, title_prefix_words(typed), limit)
+    return await search_store_for(database).title_matches(guild_id, title_prefix_words(typed), limit)
 
 
 async def resolve_post(database: Database, guild_id: int, reference: str) -> PostSummary | None:

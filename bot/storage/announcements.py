@@ -8,7 +8,6 @@ sent unless a member asks for the post's thread: :func:`request_thread` makes it
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Literal
 
 from bot.model.posts import Candidate, PostContent, parse_categories
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
+from bot.storage.sql import Connection, Row
 
 # The most queued rows per channel looked at in one cycle (the per-cycle limit is at most 50).
 MAX_PER_CHANNEL = 50
@@ -74,7 +74,7 @@ LEFT JOIN threads AS t ON t.post_id = a.post_id
 """
 
 
-def _work(row: sqlite3.Row) -> AnnouncementWork:
+def _work(row: Row) -> AnnouncementWork:
     published = from_db_time(row["published_at"])
     assert published is not None  # NOT NULL column
     post = PostContent(
@@ -91,7 +91,7 @@ def _work(row: sqlite3.Row) -> AnnouncementWork:
     )
 
 
-def _failed(row: sqlite3.Row) -> FailedAnnouncement:
+def _failed(row: Row) -> FailedAnnouncement:
     failed_at = from_db_time(row["updated_at"])
     assert failed_at is not None
     return FailedAnnouncement(
@@ -115,7 +115,7 @@ async def cycle_candidates(database: Database, now: datetime | None = None) -> l
             FROM announcements AS a JOIN posts AS p ON p.id = a.post_id
             WHERE a.state IN ('queued', 'pending', 'sent')
               AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= ?)
-        ) WHERE state != 'queued' OR place <= ?
+        ) AS ranked WHERE state != 'queued' OR place <= ?
         """,
         (to_db_time(now or utcnow()), MAX_PER_CHANNEL),
     )
@@ -211,7 +211,7 @@ async def begin_attempt(database: Database, announcement_id: int) -> tuple[str, 
 
     Returns the state the row was in before (``queued`` means nothing was ever tried for it) and the
     attempt count, or None when the row is no longer waiting (another cycle finished it)."""
-    def op(connection: sqlite3.Connection) -> tuple[str, int] | None:
+    def op(connection: Connection) -> tuple[str, int] | None:
         before = connection.execute(
             "SELECT state FROM announcements WHERE id = ? AND state IN ('queued', 'pending', 'sent')",
             (announcement_id,),
@@ -230,7 +230,7 @@ async def begin_attempt(database: Database, announcement_id: int) -> tuple[str, 
 
 
 async def record_sent(database: Database, announcement_id: int, message_id: int) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE announcements SET state = 'sent', message_id = ?, error = NULL, error_code = NULL, "
             "next_attempt_at = NULL, retrying_since = NULL, updated_at = ? WHERE id = ? AND state = 'pending'",
@@ -243,7 +243,7 @@ async def record_sent(database: Database, announcement_id: int, message_id: int)
 async def record_threaded(database: Database, work: AnnouncementWork, *, message_id: int, thread_id: int,
                           parent_channel_id: int, name: str) -> None:
     """The thread exists: the announcement is done and the thread is a tracked discussion."""
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         now = _now()
         connection.execute(
             "UPDATE announcements SET state = 'threaded', message_id = ?, thread_id = ?, error = NULL, "
@@ -260,7 +260,7 @@ async def record_threaded(database: Database, work: AnnouncementWork, *, message
 
 
 async def record_failed(database: Database, announcement_id: int, reason: str, code: int | None) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE announcements SET state = 'failed', error = ?, error_code = ?, error_reported = 0, "
             "next_attempt_at = NULL, retrying_since = NULL, updated_at = ? WHERE id = ?",
@@ -272,7 +272,7 @@ async def record_failed(database: Database, announcement_id: int, reason: str, c
 
 async def fail_queued_in_channel(database: Database, channel_id: int, reason: str, code: int | None) -> int:
     """The channel itself is unusable: every queued announcement for it fails with the same reason."""
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         cursor = connection.execute(
             "UPDATE announcements SET state = 'failed', error = ?, error_code = ?, error_reported = 0, "
             "updated_at = ? WHERE channel_id = ? AND state = 'queued'",
@@ -289,7 +289,7 @@ async def record_retry_later(database: Database, announcement_id: int, reason: s
     row is not tried before ``next_attempt_at``. Returns since when it has been failing (the first
     failure of this run, or ``failed_at``); a wait that does not ``count`` (a full guild) starts no
     such run, as it must never make the announcement give up."""
-    def op(connection: sqlite3.Connection) -> datetime:
+    def op(connection: Connection) -> datetime:
         row = connection.execute(
             "UPDATE announcements SET error = ?1, error_code = ?2, next_attempt_at = ?3, updated_at = ?4, "
             "retrying_since = CASE WHEN ?5 THEN coalesce(retrying_since, ?4) ELSE retrying_since END "
@@ -303,7 +303,7 @@ async def record_retry_later(database: Database, announcement_id: int, reason: s
 
 
 async def mark_reported(database: Database, announcement_ids: Sequence[int]) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.executemany("UPDATE announcements SET error_reported = 1 WHERE id = ?",
                                [(announcement_id,) for announcement_id in announcement_ids])
 
@@ -312,10 +312,10 @@ async def mark_reported(database: Database, announcement_ids: Sequence[int]) -> 
 
 async def finish_edit(database: Database, announcement_id: int, content_hash: str) -> bool:
     """Clear ``needs_edit`` unless the post changed again while it was being edited."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute(
             "UPDATE announcements SET needs_edit = 0, updated_at = ? WHERE id = ? AND "
-            "(SELECT content_hash FROM posts WHERE posts.id = announcements.post_id) IS ?",
+            "(SELECT content_hash FROM posts WHERE posts.id = announcements.post_id) = ?",
             (_now(), announcement_id, content_hash),
         )
         return cursor.rowcount == 1
@@ -324,7 +324,7 @@ async def finish_edit(database: Database, announcement_id: int, content_hash: st
 
 
 async def record_thread_renamed(database: Database, thread_id: int, name: str) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("UPDATE threads SET name = ?, archived = 0, updated_at = ? WHERE thread_id = ?",
                            (name, _now(), thread_id))
 
@@ -335,13 +335,15 @@ async def retry_failed(database: Database, guild_id: int, announcement_id: int |
     """After the admins fixed the cause: failed announcements are tried again, as interrupted ones
     (``pending``: the channel's history is checked before sending; ``sent`` when only the thread
     failed), so a retry can never duplicate a message. Returns how many."""
-    def op(connection: sqlite3.Connection) -> int:
+    one = "" if announcement_id is None else " AND id = ?"
+    chosen = () if announcement_id is None else (announcement_id,)
+
+    def op(connection: Connection) -> int:
         cursor = connection.execute(
             "UPDATE announcements SET state = CASE WHEN message_id IS NULL THEN 'pending' ELSE 'sent' END, "
             "attempts = 0, error = NULL, error_code = NULL, error_reported = 0, next_attempt_at = NULL, "
-            "retrying_since = NULL, updated_at = ? "
-            "WHERE guild_id = ? AND state = 'failed' AND (? IS NULL OR id = ?)",
-            (_now(), guild_id, announcement_id, announcement_id),
+            f"retrying_since = NULL, updated_at = ? WHERE guild_id = ? AND state = 'failed'{one}",
+            (_now(), guild_id, *chosen),
         )
         return cursor.rowcount
 
@@ -377,7 +379,7 @@ class ThreadRequest:
     thread_id: int | None = None
 
 
-def _thread_request(row: sqlite3.Row | None) -> ThreadRequest:
+def _thread_request(row: Row | None) -> ThreadRequest:
     if row is None:
         return ThreadRequest("not_found")
     title = str(row["title"])
@@ -404,7 +406,7 @@ async def request_thread(database: Database, guild_id: int, post_id: int) -> Thr
     ``queued`` in its feed's current channel (created if the post had none), so the announcer sends
     it like any new post (same steps, same exactly-once, same rate). ``queued`` when this call did
     it; otherwise where the post stands, unchanged."""
-    def op(connection: sqlite3.Connection) -> ThreadRequest:
+    def op(connection: Connection) -> ThreadRequest:
         found = _thread_request(connection.execute(_THREAD_REQUEST_SELECT, (guild_id, post_id)).fetchone())
         if found.outcome != "possible":
             return found

@@ -11,13 +11,13 @@ is in a channel @everyone can view are returned (``channel_visibility``; unknown
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.model.ids import fits_sqlite
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import DATABASE_ERRORS, Connection, Row
 
 _NOT_OPTED_OUT = (
     "(c.author_id IS NULL OR NOT EXISTS ("
@@ -129,7 +129,7 @@ _POST_SELECT = (
 _POST_PREFERENCE = "ORDER BY (t.thread_id IS NULL), p.id"
 
 
-def _post(row: sqlite3.Row) -> BlogPost:
+def _post(row: Row) -> BlogPost:
     published = from_db_time(row["published_at"])
     assert published is not None
     return BlogPost(
@@ -255,10 +255,11 @@ async def known_author_names(database: Database, author_ids: Iterable[int]) -> d
     # Ids come from mentions in comment text, which anyone can type: one SQLite cannot hold is unknown.
     for chunk in _chunks(sorted({author_id for author_id in author_ids if fits_sqlite(author_id)})):
         marks = ",".join("?" * len(chunk))
-        # A bare column next to max() comes from the row holding the max (documented SQLite behaviour).
+        # Each author's newest name.
         rows = await database.fetch_all(
-            f"SELECT c.author_id, c.author_name, max(c.created_at) FROM comments c WHERE c.author_id IN ({marks}) "
-            f"AND {_NOT_OPTED_OUT} GROUP BY c.author_id", chunk)
+            "SELECT author_id, author_name FROM (SELECT c.author_id, c.author_name, row_number() OVER "
+            "(PARTITION BY c.author_id ORDER BY c.created_at DESC) AS newest FROM comments c "
+            f"WHERE c.author_id IN ({marks}) AND {_NOT_OPTED_OUT}) AS named WHERE newest = 1", chunk)
         for row in rows:
             names[int(row["author_id"])] = str(row["author_name"])
     return names
@@ -401,7 +402,7 @@ async def shown_comment(database: Database, message_id: int, *, public_only: boo
     return _recent(rows[0]) if rows else None
 
 
-def _recent(row: sqlite3.Row) -> RecentComment:
+def _recent(row: Row) -> RecentComment:
     created = from_db_time(row["created_at"])
     assert created is not None
     deleted = row["deleted_at"] is not None
@@ -437,16 +438,16 @@ def _chunks(values: Sequence[int] | Sequence[str]) -> Iterable[list[object]]:
 async def database_ok(database: Database) -> bool:
     try:
         return bool(await database.fetch_value("SELECT 1") == 1)
-    except sqlite3.Error:
+    except DATABASE_ERRORS:
         return False
 
 
 async def feed_health(database: Database) -> FeedHealth:
     row = await database.fetch_one(
         "SELECT count(*) AS total, "
-        "coalesce(sum(consecutive_failures > 0 AND disabled_reason IS NULL AND paused = 0), 0) AS failing, "
-        "coalesce(sum(disabled_reason IS NOT NULL), 0) AS disabled, "
-        "coalesce(sum(paused != 0 AND disabled_reason IS NULL), 0) AS paused FROM feeds")
+        "count(*) FILTER (WHERE consecutive_failures > 0 AND disabled_reason IS NULL AND paused = 0) AS failing, "
+        "count(*) FILTER (WHERE disabled_reason IS NOT NULL) AS disabled, "
+        "count(*) FILTER (WHERE paused != 0 AND disabled_reason IS NULL) AS paused FROM feeds")
     assert row is not None
     return FeedHealth(total=int(row["total"]), failing=int(row["failing"]), disabled=int(row["disabled"]),
                       paused=int(row["paused"]))
@@ -508,13 +509,13 @@ def parents_first_order(keys: Sequence[tuple[str, str | None]]) -> list[int]:
 def store_imported_comments(post_id: int, comments: Sequence[ImportedComment]) -> WriteOp[ImportOutcome]:
     """A write of :func:`insert_imported_comments`, parents first."""
 
-    def op(connection: sqlite3.Connection) -> ImportOutcome:
+    def op(connection: Connection) -> ImportOutcome:
         return insert_imported_comments(connection, post_id, parents_first(comments))
 
     return op
 
 
-def insert_imported_comments(connection: sqlite3.Connection, post_id: int,
+def insert_imported_comments(connection: Connection, post_id: int,
                              comments: Iterable[ImportedComment]) -> ImportOutcome:
     """Insert the comments that are not stored yet, with negative message ids, then link replies.
 
@@ -522,8 +523,8 @@ def insert_imported_comments(connection: sqlite3.Connection, post_id: int,
     so a reply may come before its parent; a parent that is not in the database (skipped as spam,
     say) leaves the reply at the top level. Only keys are kept, so ``comments`` may be a stream.
     """
-    lowest = connection.execute("SELECT min(min(message_id), 0) FROM comments").fetchone()[0]
-    next_id = int(lowest or 0) - 1
+    lowest = connection.execute("SELECT min(message_id) FROM comments").fetchone()[0]
+    next_id = min(int(lowest or 0), 0) - 1
     seen = 0
     added: list[tuple[str, str, str | None]] = []  # origin, key, parent key
     ids: dict[tuple[str, str], int] = {}

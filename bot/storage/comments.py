@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -25,6 +24,7 @@ from bot.model.messages import (
     ThreadState,
 )
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import INTEGRITY_ERRORS, Connection, Row, on_its_own, on_postgresql
 
 log = logging.getLogger(__name__)
 # Host parameters per IN (...) list, well under SQLite's limit (999 in older builds).
@@ -46,7 +46,7 @@ async def is_tracked_thread(database: Database, thread_id: int) -> bool:
     return value is not None
 
 
-def _thread_state(row: sqlite3.Row) -> ThreadState:
+def _thread_state(row: Row) -> ThreadState:
     return ThreadState(
         thread_id=int(row["thread_id"]), post_id=int(row["post_id"]), guild_id=int(row["guild_id"]),
         parent_channel_id=int(row["parent_channel_id"]),
@@ -88,9 +88,9 @@ async def threads_to_reconcile(database: Database, quiet_before: int) -> list[Th
     message id) from the id ``quiet_before`` on, and reconciled after its last activity, is left
     alone (it is back once it is unarchived, which a new message does)."""
     rows = await database.fetch_all(
-        "SELECT *, MAX(thread_id, COALESCE((SELECT MAX(message_id) FROM comments AS c "
-        "WHERE c.thread_id = t.thread_id), 0)) AS last_activity "
-        "FROM threads AS t WHERE deleted_at IS NULL ORDER BY thread_id")
+        "SELECT *, CASE WHEN newest > thread_id THEN newest ELSE thread_id END AS last_activity "
+        "FROM (SELECT t.*, (SELECT MAX(message_id) FROM comments AS c WHERE c.thread_id = t.thread_id) AS newest "
+        "      FROM threads AS t WHERE deleted_at IS NULL) AS live ORDER BY thread_id")
     chosen: list[ThreadState] = []
     for row in rows:
         thread = _thread_state(row)
@@ -108,7 +108,7 @@ async def last_message_id(database: Database, thread_id: int) -> int | None:
     return None if value is None else int(value)
 
 
-def _comment(row: sqlite3.Row) -> StoredComment:
+def _comment(row: Row) -> StoredComment:
     extras = tuple(Extra(kind=str(item["kind"]), name=str(item["name"]), url=str(item["url"]))
                    for item in json.loads(row["extras"]))
     created = from_db_time(row["created_at"])
@@ -193,7 +193,7 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else to_db_time(moment)
 
 
-def _replace_attachments(connection: sqlite3.Connection, message_id: int,
+def _replace_attachments(connection: Connection, message_id: int,
                          attachments: Sequence[AttachmentInfo]) -> None:
     connection.execute("DELETE FROM attachments WHERE message_id = ?", (message_id,))
     if attachments:
@@ -203,7 +203,7 @@ def _replace_attachments(connection: sqlite3.Connection, message_id: int,
             [(message_id, a.attachment_id, a.filename, a.url, a.size, a.content_type) for a in attachments])
 
 
-def _replace_reactions(connection: sqlite3.Connection, message_id: int,
+def _replace_reactions(connection: Connection, message_id: int,
                        reactions: Sequence[ReactionCount]) -> None:
     connection.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
     rows = [(message_id, r.emoji, r.count) for r in reactions if r.count > 0]
@@ -222,7 +222,7 @@ ON CONFLICT (message_id) DO NOTHING
 """
 
 
-def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, clean_content: str) -> bool:
+def insert_comment(connection: Connection, message: IncomingMessage, clean_content: str) -> bool:
     """Store a new comment (a no-op when it is stored already, its thread is not tracked, or its
     author opted out). Returns whether a row was written."""
     cursor = connection.execute(_INSERT_COMMENT, (
@@ -244,27 +244,40 @@ def insert_comment(connection: sqlite3.Connection, message: IncomingMessage, cle
 # parameters holds the GIL: one JSON text is a single bind, the statement is always the same
 # (prepared once), and SQLite unpacks the rows with the GIL released. The JSON is encoded by the
 # caller, on the event loop, in C. Comments are indexed for search by the insert trigger.
-# The creation time is the one in the message id, written as to_db_time() writes it (SQLite does it
-# in C, the loop would spend 2.5 us a message on it).
+# The creation time is the one in the message id, written as to_db_time() writes it (the database
+# does it in C, the loop would spend 2.5 us a message on it). PostgreSQL unpacks the same JSON with
+# its own functions.
 _SNOWFLAKE_MS = f"((m.id >> {TIMESTAMP_SHIFT}) + {DISCORD_EPOCH_MS})"
-_SNOWFLAKE_DB_TIME = f"""(strftime('%Y-%m-%dT%H:%M:%S', {_SNOWFLAKE_MS} / 1000, 'unixepoch')
-    || printf('.%03d000+00:00', {_SNOWFLAKE_MS} % 1000))"""
-_INSERT_COMMENTS_JSON = f"""
+_INSERT_COMMENTS_JSON_TEMPLATE = """
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
                       content, clean_content, extras, created_at, edited_at, reply_to)
 SELECT m.id, threads.post_id, threads.thread_id, m.author_id, m.author_name, m.author_avatar_url, m.is_bot,
-       m.content, m.clean_content, m.extras, {_SNOWFLAKE_DB_TIME}, m.edited_at, m.reply_to
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS author_id,
+       m.content, m.clean_content, m.extras, {created_at}, m.edited_at, m.reply_to
+FROM ({rows}) AS m
+JOIN threads ON threads.thread_id = m.thread_id
+WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = m.author_id AND opted_out = 1)
+ON CONFLICT (message_id) DO NOTHING
+"""
+_INSERT_COMMENTS_JSON = _INSERT_COMMENTS_JSON_TEMPLATE.format(
+    created_at=f"""(strftime('%Y-%m-%dT%H:%M:%S', {_SNOWFLAKE_MS} / 1000, 'unixepoch')
+        || printf('.%03d000+00:00', {_SNOWFLAKE_MS} % 1000))""",
+    rows="""SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS author_id,
              json_extract(value, '$[2]') AS author_name, json_extract(value, '$[3]') AS author_avatar_url,
              json_extract(value, '$[4]') AS is_bot, json_extract(value, '$[5]') AS content,
              json_extract(value, '$[6]') AS clean_content, json_extract(value, '$[7]') AS extras,
              json_extract(value, '$[8]') AS edited_at, json_extract(value, '$[9]') AS reply_to,
              json_extract(value, '$[10]') AS thread_id
-      FROM json_each(?)) AS m
-JOIN threads ON threads.thread_id = m.thread_id
-WHERE NOT EXISTS (SELECT 1 FROM user_privacy WHERE user_id = m.author_id AND opted_out = 1)
-ON CONFLICT (message_id) DO NOTHING
-"""
+      FROM json_each(?)""")
+_INSERT_COMMENTS_JSON_POSTGRESQL = _INSERT_COMMENTS_JSON_TEMPLATE.format(
+    created_at=f"""(to_char(to_timestamp({_SNOWFLAKE_MS} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '.' || lpad(({_SNOWFLAKE_MS} % 1000)::text, 3, '0') || '000+00:00')""",
+    rows="""SELECT (value->>0)::bigint AS id, (value->>1)::bigint AS author_id,
+             value->>2 AS author_name, value->>3 AS author_avatar_url,
+             (value->>4)::integer AS is_bot, value->>5 AS content,
+             value->>6 AS clean_content, value->>7 AS extras,
+             value->>8 AS edited_at, (value->>9)::bigint AS reply_to,
+             (value->>10)::bigint AS thread_id
+      FROM json_array_elements(?::json) AS value""")
 _encode_rows = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
@@ -286,31 +299,34 @@ def store_comments(batch: Sequence[tuple[IncomingMessage, str]]) -> WriteOp[int]
                      _time(message.edited_at), message.reply_to, message.channel_id))
     document = _encode_rows(rows) if rows else None
 
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         written = 0
         for message, clean in special:
             written += insert_comment(connection, message, clean)
         if document is not None:
+            statement = _INSERT_COMMENTS_JSON_POSTGRESQL if on_postgresql(connection) else _INSERT_COMMENTS_JSON
             try:
-                written += max(connection.execute(_INSERT_COMMENTS_JSON, (document,)).rowcount, 0)
-            except sqlite3.IntegrityError:
+                with on_its_own(connection):
+                    written += max(connection.execute(statement, (document,)).rowcount, 0)
+            except INTEGRITY_ERRORS:
                 # The failed statement undid itself; one bad row must not cost the others theirs.
                 written += _store_one_by_one(connection, plain)
         return written
     return op
 
 
-def _store_one_by_one(connection: sqlite3.Connection, batch: Sequence[tuple[IncomingMessage, str]]) -> int:
+def _store_one_by_one(connection: Connection, batch: Sequence[tuple[IncomingMessage, str]]) -> int:
     written = 0
     for message, clean in batch:
         try:
-            written += insert_comment(connection, message, clean)
-        except sqlite3.IntegrityError:
+            with on_its_own(connection):
+                written += insert_comment(connection, message, clean)
+        except INTEGRITY_ERRORS:
             log.exception("message %d could not be stored as a comment", message.message_id)
     return written
 
 
-def apply_message_state(connection: sqlite3.Connection, message: IncomingMessage, clean_content: str,
+def apply_message_state(connection: Connection, message: IncomingMessage, clean_content: str,
                         *, now: datetime) -> str:
     """Bring a comment to the message as Discord shows it now: store it when missing, keep the old
     text as a revision when the text changed, refresh attachments, extras and (when known) reactions.
@@ -358,12 +374,12 @@ def apply_message_state(connection: sqlite3.Connection, message: IncomingMessage
 
 
 def update_comment(message: IncomingMessage, clean_content: str, now: datetime) -> WriteOp[str]:
-    def op(connection: sqlite3.Connection) -> str:
+    def op(connection: Connection) -> str:
         return apply_message_state(connection, message, clean_content, now=now)
     return op
 
 
-def _tombstone(connection: sqlite3.Connection, where: str, parameters: tuple[object, ...], now: str) -> int:
+def _tombstone(connection: Connection, where: str, parameters: tuple[object, ...], now: str) -> int:
     """Erase everything of the matching live comments but their place in the thread."""
     ids = [int(row[0]) for row in connection.execute(
         f"SELECT message_id FROM comments WHERE deleted_at IS NULL AND ({where})", parameters)]
@@ -384,7 +400,7 @@ def _tombstone(connection: sqlite3.Connection, where: str, parameters: tuple[obj
 def tombstone_comments(message_ids: Iterable[int], now: datetime) -> WriteOp[int]:
     ids = sorted(set(message_ids))
 
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         total = 0
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
@@ -400,7 +416,7 @@ def sync_history_page(thread_id: int, messages: Sequence[tuple[IncomingMessage, 
     """Make the stored comments with ids in [low, high] match a complete page of the thread's
     history for that id range: store or update ``messages`` (the ones worth storing), and tombstone
     the stored ones whose id is not in ``present_ids`` (every id Discord still has there)."""
-    def op(connection: sqlite3.Connection) -> dict[str, int]:
+    def op(connection: Connection) -> dict[str, int]:
         tally: dict[str, int] = {}
         for message, clean in messages:
             outcome = apply_message_state(connection, message, clean, now=now)
@@ -417,16 +433,16 @@ def sync_history_page(thread_id: int, messages: Sequence[tuple[IncomingMessage, 
 
 
 def add_reaction(message_id: int, emoji: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "INSERT INTO reactions (message_id, emoji, count) SELECT message_id, ?, 1 FROM comments "
             "WHERE message_id = ? AND deleted_at IS NULL "
-            "ON CONFLICT (message_id, emoji) DO UPDATE SET count = count + 1", (emoji, message_id))
+            "ON CONFLICT (message_id, emoji) DO UPDATE SET count = reactions.count + 1", (emoji, message_id))
     return op
 
 
 def remove_reaction(message_id: int, emoji: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND count <= 1",
                            (message_id, emoji))
         connection.execute("UPDATE reactions SET count = count - 1 WHERE message_id = ? AND emoji = ?",
@@ -435,7 +451,7 @@ def remove_reaction(message_id: int, emoji: str) -> WriteOp[None]:
 
 
 def clear_reactions(message_id: int, emoji: str | None = None) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         if emoji is None:
             connection.execute("DELETE FROM reactions WHERE message_id = ?", (message_id,))
         else:
@@ -445,7 +461,7 @@ def clear_reactions(message_id: int, emoji: str | None = None) -> WriteOp[None]:
 
 def update_thread(change: ThreadChange, now: datetime) -> WriteOp[bool]:
     """Record a rename, archive, lock or delete on the post's discussion (comments are kept)."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         stamp = to_db_time(now)
         if change.deleted:
             cursor = connection.execute(
@@ -462,7 +478,7 @@ def update_thread(change: ThreadChange, now: datetime) -> WriteOp[bool]:
 
 
 def mark_reconciled(thread_id: int, now: datetime) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("UPDATE threads SET last_reconciled_at = ? WHERE thread_id = ?",
                            (to_db_time(now), thread_id))
     return op
@@ -471,7 +487,7 @@ def mark_reconciled(thread_id: int, now: datetime) -> WriteOp[None]:
 def set_opted_out(user_id: int, opted_out: bool, now: datetime) -> WriteOp[int]:
     """Record the choice; opting out also erases every stored comment of the user (tombstones stay
     so replies still hang together). Returns how many comments were erased."""
-    def op(connection: sqlite3.Connection) -> int:
+    def op(connection: Connection) -> int:
         stamp = to_db_time(now)
         connection.execute(
             "INSERT INTO user_privacy (user_id, opted_out, changed_at) VALUES (?, ?, ?) "
@@ -485,7 +501,7 @@ def set_opted_out(user_id: int, opted_out: bool, now: datetime) -> WriteOp[int]:
 
 def set_hidden(message_id: int, hidden: bool) -> WriteOp[bool]:
     """Hide a comment from the blog (or show it again). False when it is not a stored comment."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute("UPDATE comments SET hidden = ? WHERE message_id = ?",
                                     (int(hidden), message_id))
         return cursor.rowcount == 1
@@ -494,7 +510,7 @@ def set_hidden(message_id: int, hidden: bool) -> WriteOp[bool]:
 
 def claim_intent_warning(guild_id: int, now: datetime) -> WriteOp[bool]:
     """Mark the missing-intent warning as sent for the guild; False if it already was."""
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         stamp = to_db_time(now)
         connection.execute(
             "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?) ON CONFLICT (guild_id) DO NOTHING",

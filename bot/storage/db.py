@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiosqlite
 
@@ -47,11 +47,12 @@ from bot.storage.checkpoint import WRITER_AUTOCHECKPOINT_PAGES, Checkpointer
 from bot.storage.copies import backup_database
 from bot.storage.gil import GilHandOver
 from bot.storage.migrate import apply_migrations
+from bot.storage.sql import Connection, Row
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteOp = Callable[[sqlite3.Connection], T]
+WriteOp = Callable[[Connection], T]
 
 BUSY_TIMEOUT_MS = 5000
 MAX_PENDING_WRITES = 10_000
@@ -143,6 +144,67 @@ def describe_stall(kind: str, path: Path, waiting: int, error: BaseException) ->
     return f"the database cannot write to {path} ({error}); {writes}, retrying"
 
 
+class WriterEngine(Protocol):
+    """The writer thread's side of one database engine: its connection (what the ops get), its
+    transactions, and which of its errors are passing conditions to wait out."""
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None:
+        """End the open transaction, if any, without its changes (never raises)."""
+
+    def in_transaction(self) -> bool: ...
+
+    def stall_kind(self, error: BaseException) -> str | None:
+        """The passing condition ``error`` is ("locked", "full", ...), or None when it is not one."""
+
+    def describe_stall(self, kind: str, waiting: int, error: BaseException) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteWriter:
+    """SQLite's writer: the stdlib connection, ``BEGIN IMMEDIATE`` transactions."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._connection = connection
+        self.path = path
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._connection
+
+    def begin(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite rolled it back itself already
+                pass
+
+    def in_transaction(self) -> bool:
+        return self._connection.in_transaction
+
+    def stall_kind(self, error: BaseException) -> str | None:
+        return stall_kind(error)
+
+    def describe_stall(self, kind: str, waiting: int, error: BaseException) -> str:
+        return describe_stall(kind, self.path, waiting, error)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 @dataclass(slots=True)
 class _Pending(Generic[T]):
     op: WriteOp[T]
@@ -159,10 +221,9 @@ class WriteQueue:
     load without holding a lone write back.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, *,
+    def __init__(self, engine: WriterEngine, *,
                  max_pending: int = MAX_PENDING_WRITES, batch_size: int = BATCH_SIZE) -> None:
-        self._connection = connection
-        self._path = path
+        self._engine = engine
         self._inbox: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._max_pending = max_pending
         self._batch_size = batch_size
@@ -200,7 +261,7 @@ class WriteQueue:
     def problem(self) -> str | None:
         """Why writes cannot be committed right now, as the log says it (None while they can)."""
         stall = self._stall
-        return None if stall is None else describe_stall(stall.kind, self._path, self.waiting, stall.error)
+        return None if stall is None else self._engine.describe_stall(stall.kind, self.waiting, stall.error)
 
     async def submit(self, op: WriteOp[T]) -> T:
         """Queue ``op`` and wait until it is committed; its exception, if any, is raised here."""
@@ -262,7 +323,7 @@ class WriteQueue:
         self._loop = asyncio.get_running_loop()
         self._thread_done = self._loop.create_future()
         # Not a daemon: the process waits for the queued writes to be committed.
-        self._thread = threading.Thread(target=self._write_until_closed, name="sqlite-writer")
+        self._thread = threading.Thread(target=self._write_until_closed, name="database-writer")
         self._thread.start()
 
     def _hand_the_gil_over(self) -> None:
@@ -386,50 +447,45 @@ class WriteQueue:
 
     def _stalled(self, error: BaseException) -> WriterStalled | None:
         """Roll back and name ``error`` when it is a passing condition; None otherwise."""
-        kind = stall_kind(error)
+        kind = self._engine.stall_kind(error)
         if kind is None:
             return None
-        self._rollback()
+        self._engine.rollback()
         return WriterStalled(kind, error)
-
-    def _rollback(self) -> None:
-        if self._connection.in_transaction:
-            try:
-                self._connection.execute("ROLLBACK")
-            except sqlite3.Error:  # SQLite rolled it back itself already
-                pass
 
     def _run_together(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]] | None:
         """All ops in one transaction without savepoints; None (rolled back) when an op fails."""
-        connection = self._connection
+        engine = self._engine
         results: list[tuple[bool, Any]] = []
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            engine.begin()
             self.gil.progress += 1
+            connection = engine.connection
             for op in ops:
                 results.append((True, op(connection)))
                 self.gil.progress += 1
-            connection.execute("COMMIT")
+            engine.commit()
         except Exception as error:
             stalled = self._stalled(error)
             if stalled is not None:
                 raise stalled from error
-            self._rollback()
+            engine.rollback()
             return None
         return results
 
     def _run_isolated(self, ops: Sequence[WriteOp[Any]]) -> list[tuple[bool, Any]]:
         """One transaction, a savepoint per op, so a failing op rolls back alone."""
-        connection = self._connection
+        engine = self._engine
         outcomes: list[tuple[bool, Any]] = []
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            engine.begin()
+            connection = engine.connection
             for op in ops:
                 connection.execute("SAVEPOINT op")
                 try:
                     result = op(connection)
                 except Exception as error:  # handed to the op's caller
-                    if stall_kind(error) is not None or not connection.in_transaction:
+                    if engine.stall_kind(error) is not None or not engine.in_transaction():
                         raise  # the transaction is gone (a full disk, a lock): the whole batch runs again
                     connection.execute("ROLLBACK TO op")
                     connection.execute("RELEASE op")
@@ -437,48 +493,106 @@ class WriteQueue:
                 else:
                     connection.execute("RELEASE op")
                     outcomes.append((True, result))
-            connection.execute("COMMIT")
+            engine.commit()
         except Exception as error:
             stalled = self._stalled(error)
             if stalled is not None:
                 raise stalled from error
-            self._rollback()
+            engine.rollback()
             raise  # not a passing condition (an op that ended the transaction itself): the batch fails
         return outcomes
 
 
-def _noop(connection: sqlite3.Connection) -> None:
+def _noop(connection: Connection) -> None:
     return None
 
 
-class Database:
-    """The open database: ``write``/``send``/``enqueue`` for changes, ``fetch_*`` for reads."""
+class Reader(Protocol):
+    """The read side of one engine: connections of their own, never the writer's."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection, reader: aiosqlite.Connection,
-                 writes: WriteQueue, checkpointer: Checkpointer) -> None:
-        self.path = path
-        self._writer = writer
-        self.reader = reader
+    async def fetch_all(self, sql: str, parameters: tuple[Any, ...]) -> list[Row]: ...
+
+    async def fetch_one(self, sql: str, parameters: tuple[Any, ...]) -> Row | None: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteReader:
+    """One aiosqlite connection; in WAL mode a slow search never holds a write back."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteReader:
+        connection = await aiosqlite.connect(str(path))
+        try:
+            connection.row_factory = sqlite3.Row
+            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection)
+
+    async def fetch_all(self, sql: str, parameters: tuple[Any, ...]) -> list[Row]:
+        # execute_fetchall is one hop to the reader thread; a cursor would take three.
+        return list(await self.connection.execute_fetchall(sql, parameters))
+
+    async def fetch_one(self, sql: str, parameters: tuple[Any, ...]) -> Row | None:
+        # A cursor, so a query without LIMIT never reads more than its first row.
+        async with self.connection.execute(sql, parameters) as cursor:
+            return await cursor.fetchone()
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+class Database:
+    """The open database: ``write``/``send``/``enqueue`` for changes, ``fetch_*`` for reads.
+
+    ``engine`` is "sqlite" (the file at ``path``, see :meth:`open`) or "postgresql" (``url``, see
+    bot.storage.postgres.open_postgresql); everything else is the same on both."""
+
+    def __init__(self, writes: WriteQueue, reader: Reader, *, path: Path | None = None,
+                 url: str | None = None, checkpointer: Checkpointer | None = None,
+                 writer: WriterEngine | None = None) -> None:
         self.writes = writes
+        self.reader = reader
+        self._path = path
+        self.url = url
         self._checkpointer = checkpointer
+        self._writer = writer
 
     @classmethod
     async def open(cls, path: Path | str, *, max_pending: int = MAX_PENDING_WRITES) -> Database:
-        """Open (creating the folder and file), migrate, and start the writer."""
+        """Open the SQLite database at ``path`` (creating the folder and file), migrate, and start
+        the writer."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await asyncio.to_thread(_open_writer, path)
+        connection = await asyncio.to_thread(_open_writer, path)
         try:
-            reader = await aiosqlite.connect(str(path))
-            reader.row_factory = sqlite3.Row
-            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await reader.execute("PRAGMA foreign_keys = ON")
+            reader = await SqliteReader.open(path)
         except BaseException:
-            writer.close()
+            connection.close()
             raise
         checkpointer = Checkpointer(path)  # commits no longer checkpoint themselves (see _open_writer)
         checkpointer.start()
-        return cls(path, writer, reader, WriteQueue(writer, path, max_pending=max_pending), checkpointer)
+        writer = SqliteWriter(connection, path)
+        return cls(WriteQueue(writer, max_pending=max_pending), reader, path=path,
+                   checkpointer=checkpointer, writer=writer)
+
+    @property
+    def engine(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return "sqlite" if self._path is not None else "postgresql"
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (what only SQLite has: backups, the process lock, file checks)."""
+        if self._path is None:
+            raise RuntimeError("a PostgreSQL database has no file")
+        return self._path
 
     @property
     def problem(self) -> str | None:
@@ -502,15 +616,11 @@ class Database:
     async def flush(self) -> None:
         await self.writes.flush()
 
-    async def fetch_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        # execute_fetchall is one hop to the reader thread; a cursor would take three.
-        return list(await self.reader.execute_fetchall(sql, tuple(parameters)))
+    async def fetch_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[Row]:
+        return await self.reader.fetch_all(sql, tuple(parameters))
 
-    async def fetch_one(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Row | None:
-        # A cursor, so a query without LIMIT never reads more than its first row.
-        async with self.reader.execute(sql, tuple(parameters)) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+    async def fetch_one(self, sql: str, parameters: Iterable[Any] = ()) -> Row | None:
+        return await self.reader.fetch_one(sql, tuple(parameters))
 
     async def fetch_value(self, sql: str, parameters: Iterable[Any] = ()) -> Any:
         row = await self.fetch_one(sql, parameters)
@@ -521,11 +631,13 @@ class Database:
         await asyncio.to_thread(backup_database, self.path, Path(destination))
 
     async def close(self) -> None:
-        """Commit every queued write, then close both connections."""
+        """Commit every queued write, then close the connections."""
         await self.writes.close()
-        await asyncio.to_thread(self._checkpointer.stop)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         await self.reader.close()
-        await asyncio.to_thread(self._writer.close)
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
 
 
 WRITER_CACHE_KIB = 65_536

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -11,6 +10,7 @@ from typing import Literal
 from bot.model.posts import ChannelKind
 from bot.storage import websub as websub_store
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
+from bot.storage.sql import Connection, Row
 
 NoticeKind = Literal["disabled", "moved"]
 
@@ -103,7 +103,7 @@ def _time(value: object) -> datetime | None:
     return from_db_time(value) if isinstance(value, str) else None
 
 
-def feed_from_row(row: sqlite3.Row) -> Feed:
+def feed_from_row(row: Row) -> Feed:
     created = from_db_time(row["created_at"])
     assert created is not None
     return Feed(
@@ -127,7 +127,7 @@ async def register_feed(database: Database, *, guild_id: int, url: str, channel_
     twice is idempotent)."""
     created = to_db_time(now or utcnow())
 
-    def op(connection: sqlite3.Connection) -> Feed:
+    def op(connection: Connection) -> Feed:
         connection.execute(
             "INSERT INTO feeds (guild_id, url, channel_id, channel_kind, backfill, ping_role_id, next_poll_at, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, url) DO NOTHING",
@@ -158,7 +158,7 @@ async def remove_feed(database: Database, *, guild_id: int, feed_id: int) -> boo
     Its WebSub subscription, if any, is left to be unsubscribed."""
     when = utcnow()
 
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         exists = connection.execute("SELECT 1 FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id))
         if exists.fetchone() is not None:
             websub_store.retire_feed_sync(connection, feed_id, when)
@@ -183,7 +183,7 @@ async def set_paused(database: Database, feed_id: int, paused: bool, *, now: dat
     """Pause or resume a feed; resuming makes it due at once. False if there is no such feed."""
     due = to_db_time(now or utcnow())
 
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         if paused:
             cursor = connection.execute("UPDATE feeds SET paused = 1 WHERE id = ?", (feed_id,))
         else:
@@ -199,7 +199,7 @@ async def enable_feed(database: Database, feed_id: int, *, now: datetime | None 
     """Turn a disabled feed back on: failures forgotten, due at once."""
     due = to_db_time(now or utcnow())
 
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute(
             "UPDATE feeds SET disabled_reason = NULL, disabled_notified = 0, consecutive_failures = 0, "
             "next_poll_at = ? WHERE id = ?",
@@ -246,7 +246,7 @@ async def pending_feed_notices(database: Database) -> list[FeedNotice]:
 
 
 async def mark_feed_notice_sent(database: Database, notice: FeedNotice) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         if notice.kind == "disabled":
             connection.execute("UPDATE feeds SET disabled_notified = 1 WHERE id = ?", (notice.feed_id,))
         else:
@@ -261,24 +261,24 @@ async def mark_feed_notice_sent(database: Database, notice: FeedNotice) -> None:
 # -- poll bookkeeping (sync: called inside the scheduler's write operations) ---------------------------
 
 
-def load_feed_sync(connection: sqlite3.Connection, feed_id: int) -> Feed | None:
+def load_feed_sync(connection: Connection, feed_id: int) -> Feed | None:
     row = connection.execute(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE id = ?", (feed_id,)).fetchone()
     return None if row is None else feed_from_row(row)
 
 
-def record_success_sync(connection: sqlite3.Connection, feed_id: int, *, now: datetime, next_poll_at: datetime,
+def record_success_sync(connection: Connection, feed_id: int, *, now: datetime, next_poll_at: datetime,
                         etag: str | None, last_modified: str | None, body_hash: str | None,
                         title: str | None, initialized: bool) -> None:
     connection.execute(
         "UPDATE feeds SET etag = ?, last_modified = ?, body_hash = COALESCE(?, body_hash), "
-        "title = COALESCE(?, title), initialized = MAX(initialized, ?), consecutive_failures = 0, "
+        "title = COALESCE(?, title), initialized = CASE WHEN ? = 1 THEN 1 ELSE initialized END, consecutive_failures = 0, "
         "last_error = NULL, last_polled_at = ?, last_success_at = ?, next_poll_at = ? WHERE id = ?",
         (etag, last_modified, body_hash, title, int(initialized), to_db_time(now), to_db_time(now),
          to_db_time(next_poll_at), feed_id),
     )
 
 
-def record_failure_sync(connection: sqlite3.Connection, feed_id: int, *, now: datetime, error: str,
+def record_failure_sync(connection: Connection, feed_id: int, *, now: datetime, error: str,
                         failures: int, next_poll_at: datetime, disabled_reason: str | None) -> None:
     connection.execute(
         "UPDATE feeds SET consecutive_failures = ?, last_error = ?, last_polled_at = ?, next_poll_at = ?, "
@@ -291,7 +291,7 @@ def record_failure_sync(connection: sqlite3.Connection, feed_id: int, *, now: da
 MoveResult = Literal["moved", "unchanged", "taken"]
 
 
-def move_feed_sync(connection: sqlite3.Connection, feed_id: int, new_url: str) -> MoveResult:
+def move_feed_sync(connection: Connection, feed_id: int, new_url: str) -> MoveResult:
     """Point a feed at the address it permanently moved to (``moved``, ``new_url`` in its stored
     form); ``taken`` when the guild already has a feed at that address (nothing changed)."""
     feed = load_feed_sync(connection, feed_id)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from bot.model.posts import parse_categories
 from bot.storage.db import Database, to_db_time, utcnow
+from bot.storage.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ async def get_filter(database: Database, feed_id: int) -> StoredFilter | None:
     return None if row is None else StoredFilter(row["include"], row["exclude"])
 
 
-def get_filter_sync(connection: sqlite3.Connection, feed_id: int) -> StoredFilter | None:
+def get_filter_sync(connection: Connection, feed_id: int) -> StoredFilter | None:
     row = connection.execute("SELECT include, exclude FROM feed_filters WHERE feed_id = ?", (feed_id,)).fetchone()
     return None if row is None else StoredFilter(row[0], row[1])
 
@@ -43,7 +43,7 @@ async def filters_of_guild(database: Database, guild_id: int) -> dict[int, Store
 
 async def save_filter(database: Database, feed_id: int, include: str | None, exclude: str | None) -> None:
     """Set the feed's filter; both rules None clears it."""
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         if include is None and exclude is None:
             connection.execute("DELETE FROM feed_filters WHERE feed_id = ?", (feed_id,))
             return

@@ -5,10 +5,9 @@ NULL means the guild follows the process-wide default; the feature code resolves
 
 from __future__ import annotations
 
-import sqlite3
-
 from bot.storage.announcements import GuildAnnounceSettings
 from bot.storage.db import Database, to_db_time, utcnow
+from bot.storage.sql import Connection
 
 
 async def guild_override(database: Database, guild_id: int) -> GuildAnnounceSettings | None:
@@ -25,7 +24,7 @@ async def guild_override(database: Database, guild_id: int) -> GuildAnnounceSett
 async def save_guild_override(database: Database, guild_id: int, *, announcements_per_cycle: int | None,
                               thread_auto_archive_minutes: int | None) -> None:
     """Set the given values; a None leaves that setting as it is."""
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         now = to_db_time(utcnow())
         # A new row leaves the other setting NULL, so it keeps following the environment.
         connection.execute(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from bot.storage.db import Database
+from bot.storage.sql import Connection
 
 COMMAND_TREE_HASH = "command_tree_hash"
 
@@ -15,7 +14,7 @@ async def get_meta(database: Database, key: str) -> str | None:
 
 
 async def set_meta(database: Database, key: str, value: str) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.model.posts import Entry
 from bot.storage.db import Database, to_db_time
+from bot.storage.sql import Connection
 
 _SENT_STATES = ("pending", "sent", "threaded")
 _CHUNK = 400  # host parameters per IN (...) list, well under SQLite's limit
@@ -86,7 +86,7 @@ def _announced_identities(entries: Sequence[Entry], policy: AnnouncePolicy, new:
     return {entry.identity for entry in fresh[: policy.max_queued]}
 
 
-def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id: int, channel_id: int,
+def store_entries_sync(connection: Connection, *, guild_id: int, feed_id: int, channel_id: int,
                        feed_title: str | None, entries: Sequence[Entry], policy: AnnouncePolicy,
                        now: datetime, filtered_out: frozenset[str] = frozenset()) -> StoreResult:
     """Store one poll's entries (newest first) and their announcement rows; runs in a write op.
@@ -157,22 +157,21 @@ def store_entries_sync(connection: sqlite3.Connection, *, guild_id: int, feed_id
     return StoreResult(new_posts, queued, skipped, linked, updated)
 
 
-def _insert_post(connection: sqlite3.Connection, guild_id: int, feed_id: int, feed_title: str | None,
+def _insert_post(connection: Connection, guild_id: int, feed_id: int, feed_title: str | None,
                  entry: Entry, stamp: str) -> int:
-    cursor = connection.execute(
+    row = connection.execute(
         "INSERT INTO posts (guild_id, canonical_url, guid, feed_id, feed_title, title, author, summary, "
         "published_at, updated_at, image_url, categories, content_hash, first_seen_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (guild_id, entry.link, entry.guid, feed_id, feed_title, entry.title, entry.author, entry.summary,
          to_db_time(entry.published), to_db_time(entry.updated) if entry.updated else None, entry.image_url,
          json.dumps(list(entry.categories), ensure_ascii=False),
          content_hash(entry.title, entry.link, entry.summary), stamp),
-    )
-    assert cursor.lastrowid is not None
-    return int(cursor.lastrowid)
+    ).fetchone()
+    return int(row[0])
 
 
-def _update_if_changed(connection: sqlite3.Connection, post_id: int, feed_id: int, entry: Entry,
+def _update_if_changed(connection: Connection, post_id: int, feed_id: int, entry: Entry,
                        stamp: str) -> bool:
     row = connection.execute(
         "SELECT guild_id, canonical_url, content_hash, feed_id FROM posts WHERE id = ?", (post_id,)

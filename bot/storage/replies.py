@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.storage.db import Database, from_db_time, to_db_time, utcnow
+from bot.storage.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ async def open_session(database: Database, token: str, *, user_id: int, user_nam
                        origin: str, lifetime: timedelta) -> None:
     now = utcnow()
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "INSERT INTO web_sessions (token_hash, user_id, user_name, avatar_url, origin, created_at, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -52,7 +52,7 @@ async def find_session(database: Database, token: str) -> WebSession | None:
 
 
 async def revoke_session(database: Database, token: str) -> bool:
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute(
             "UPDATE web_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
             (to_db_time(utcnow()), token_hash(token)))
@@ -66,7 +66,7 @@ async def record_blog_reply(database: Database, *, message_id: int, thread_id: i
     """Remember whose comment a webhook message is; if the capture stored it already, attribute it now
     (else the trigger of migration 0005 does when it is stored)."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "INSERT INTO blog_replies (message_id, thread_id, author_id, author_name, author_avatar_url, reply_to, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",

@@ -25,6 +25,7 @@ from bot.model.discord_ids import snowflake_floor
 from bot.model.messages import ReactionCount
 from bot.storage.db import BUSY_TIMEOUT_MS, Database, from_db_time, to_db_time
 from bot.storage.readonly import connect_read_only
+from bot.storage.sql import Row
 
 RANKED_WINDOW = 300          # how many of the newest matches are ranked
 IDF_SAMPLE = 2000            # how many of the newest comments estimate term weights
@@ -131,13 +132,11 @@ class TitleChoice:
     title: str
 
 
-async def _rows(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    """All rows of one query on the read connection in a single hop to its thread (fetch_all
-    takes three: execute, fetchall, close), which keeps search latency low on a busy machine."""
-    return list(await database.reader.execute_fetchall(sql, parameters))
+async def _rows(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> list[Row]:
+    return await database.fetch_all(sql, parameters)
 
 
-async def _row(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Row | None:
+async def _row(database: Database, sql: str, parameters: tuple[object, ...] = ()) -> Row | None:
     rows = await _rows(database, sql, parameters)
     return rows[0] if rows else None
 
@@ -149,7 +148,7 @@ POST_COLUMNS = (
 )
 
 
-def post_summary(row: sqlite3.Row) -> PostSummary:
+def post_summary(row: Row) -> PostSummary:
     return PostSummary(
         post_id=int(row["id"]), guild_id=int(row["guild_id"]), title=str(row["title"]),
         url=str(row["canonical_url"]), published_at=from_db_time(row["published_at"]),
@@ -281,15 +280,15 @@ async def post_details(database: Database, guild_id: int, post_id: int) -> PostD
     if row is None:
         return None
     activity = await _row(database,
-        "SELECT count(DISTINCT coalesce(c.author_id, c.author_name)) AS participants, "
+        "SELECT count(DISTINCT coalesce(CAST(c.author_id AS TEXT), c.author_name)) AS participants, "
         f"max(c.created_at) AS last_activity FROM comments c WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN}",
         (post_id,),
     )
     names = await _rows(database,
-        "SELECT c.author_name AS name, count(*) AS n FROM comments c "
+        "SELECT max(c.author_name) AS name, count(*) AS n FROM comments c "
         "LEFT JOIN user_privacy u ON u.user_id = c.author_id "
         f"WHERE c.post_id = ? AND {NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0 AND coalesce(u.opted_out, 0) = 0 "
-        "GROUP BY coalesce(c.author_id, c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT ?",
+        "GROUP BY coalesce(CAST(c.author_id AS TEXT), c.author_name) ORDER BY n DESC, min(c.created_at) LIMIT ?",
         (post_id, PARTICIPANTS_SHOWN),
     )
     reactions = await _rows(database,
@@ -342,12 +341,18 @@ async def guild_stats(database: Database, guild_id: int, since: datetime, *,
     """Totals for the guild, and the posts most discussed and the most active commenters since
     ``since`` (bots and opted-out users left out).
 
-    The totals scan every comment (seconds at a million), so this runs on its own read-only
+    The totals scan every comment (seconds at a million). On SQLite this runs on its own read-only
     connection in a worker thread: it neither blocks the event loop nor holds the shared reader
-    that searches and autocomplete use. The period parts only read comments whose ids (snowflakes,
-    i.e. times) fall in the period, plus imported comments (negative ids).
+    that searches and autocomplete use; on PostgreSQL the read pool has connections enough. The
+    period parts only read comments whose ids (snowflakes, i.e. times) fall in the period, plus
+    imported comments (negative ids).
     """
-    return await asyncio.to_thread(_guild_stats_sync, database.path, guild_id, since, top)
+    (totals_sql, totals_parameters), *period_statements = _guild_stats_statements(guild_id, since, top)
+    if database.engine == "sqlite":
+        return await asyncio.to_thread(_guild_stats_sync, database.path, guild_id, since, top)
+    totals = await database.fetch_one(totals_sql, totals_parameters)
+    discussed, commenters = [await database.fetch_all(sql, parameters) for sql, parameters in period_statements]
+    return _guild_stats_of(totals, discussed, commenters, since)
 
 
 def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> GuildStats:
@@ -355,40 +360,45 @@ def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> G
     connection.row_factory = sqlite3.Row
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return _guild_stats_on(connection, guild_id, since, top)
+        (totals_sql, totals_parameters), *period_statements = _guild_stats_statements(guild_id, since, top)
+        totals = connection.execute(totals_sql, totals_parameters).fetchone()
+        discussed, commenters = [connection.execute(sql, parameters).fetchall()
+                                 for sql, parameters in period_statements]
+        return _guild_stats_of(totals, discussed, commenters, since)
     finally:
         connection.close()
 
 
-def _guild_stats_on(connection: sqlite3.Connection, guild_id: int, since: datetime, top: int) -> GuildStats:
+def _guild_stats_statements(guild_id: int, since: datetime, top: int) -> list[tuple[str, tuple[object, ...]]]:
+    """The totals, the most discussed posts and the top commenters: three queries."""
     in_period = "(c.message_id >= ? OR c.message_id < 0) AND c.created_at >= ?"
     period = (snowflake_floor(since), to_db_time(since))
-    totals = connection.execute(
-        "SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
-        "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
-        f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {NOT_DELETED_OR_HIDDEN}",
-        (guild_id, guild_id),
-    ).fetchone()
-    discussed = connection.execute(
-        f"SELECT {POST_COLUMNS}, recent.n AS recent FROM ("
-        "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
-        f"  WHERE pp.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN}"
-        "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
-        ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
-        "ORDER BY recent.n DESC, p.id DESC",
-        (guild_id, *period, top),
-    ).fetchall()
-    commenters = connection.execute(
-        "SELECT (SELECT c2.author_name FROM comments c2 WHERE c2.author_id = grouped.author_id "
-        "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
-        "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
-        "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
-        f"  WHERE p.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0"
-        "  AND c.author_id IS NOT NULL AND coalesce(u.opted_out, 0) = 0"
-        "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
-        ") grouped ORDER BY grouped.n DESC",
-        (guild_id, *period, top),
-    ).fetchall()
+    return [
+        ("SELECT (SELECT count(*) FROM posts WHERE guild_id = ?) AS posts, "
+         "count(*) AS comments, count(DISTINCT CASE WHEN c.is_bot = 0 THEN c.author_id END) AS people "
+         f"FROM posts p JOIN comments c ON c.post_id = p.id WHERE p.guild_id = ? AND {NOT_DELETED_OR_HIDDEN}",
+         (guild_id, guild_id)),
+        (f"SELECT {POST_COLUMNS}, recent.n AS recent FROM ("
+         "  SELECT c.post_id AS post_id, count(*) AS n FROM comments c JOIN posts pp ON pp.id = c.post_id"
+         f"  WHERE pp.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN}"
+         "  GROUP BY c.post_id ORDER BY n DESC, c.post_id DESC LIMIT ?"
+         ") recent JOIN posts p ON p.id = recent.post_id LEFT JOIN threads t ON t.post_id = p.id "
+         "ORDER BY recent.n DESC, p.id DESC",
+         (guild_id, *period, top)),
+        ("SELECT (SELECT c2.author_name FROM comments c2 WHERE c2.author_id = grouped.author_id "
+         "        ORDER BY c2.message_id DESC LIMIT 1) AS name, grouped.n AS n FROM ("
+         "  SELECT c.author_id AS author_id, count(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id"
+         "  LEFT JOIN user_privacy u ON u.user_id = c.author_id"
+         f"  WHERE p.guild_id = ? AND {in_period} AND {NOT_DELETED_OR_HIDDEN} AND c.is_bot = 0"
+         "  AND c.author_id IS NOT NULL AND coalesce(u.opted_out, 0) = 0"
+         "  GROUP BY c.author_id ORDER BY n DESC, c.author_id LIMIT ?"
+         ") grouped ORDER BY grouped.n DESC",
+         (guild_id, *period, top)),
+    ]
+
+
+def _guild_stats_of(totals: Row | None, discussed: Sequence[Row], commenters: Sequence[Row],
+                    since: datetime) -> GuildStats:
     return GuildStats(
         posts=int(totals["posts"]) if totals else 0,
         comments=int(totals["comments"]) if totals else 0,
@@ -420,7 +430,7 @@ async def title_matches(database: Database, guild_id: int, expression: str | Non
 async def post_titled(database: Database, guild_id: int, title: str) -> PostSummary | None:
     """The newest post whose title is exactly ``title`` (case aside)."""
     row = await _row(database,
-        "SELECT id FROM posts WHERE guild_id = ? AND title = ? COLLATE NOCASE ORDER BY id DESC LIMIT 1",
+        "SELECT id FROM posts WHERE guild_id = ? AND lower(title) = lower(?) ORDER BY id DESC LIMIT 1",
         (guild_id, title),
     )
     return None if row is None else await get_post(database, guild_id, int(row["id"]))

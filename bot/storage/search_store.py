@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.storage import search as sqlite_search
 from bot.storage.db import Database
+from bot.storage.postgres_engine import PostgresReader
 from bot.storage.search import (
     AUTOCOMPLETE_LIMIT,
     IDF_SAMPLE,
@@ -41,8 +42,9 @@ SEARCH_CONFIGURATION = "conversation_search"
 # ts_rank's weights for {D, C, B, A}: a title word (A) counts 4 times a summary word (D), as the
 # 4.0 / 1.0 column weights of SQLite's bm25(posts_fts, 4.0, 1.0).
 POST_RANK_WEIGHTS = [0.25, 0.25, 0.25, 1.0]
+# As many words around the match as FTS5's snippet() shows (SNIPPET_TOKENS), not ts_headline's few.
 _HEADLINE_OPTIONS = (f'StartSel="{SNIPPET_START}", StopSel="{SNIPPET_END}", MaxWords={SNIPPET_TOKENS}, '
-                     "MinWords=4, ShortWord=0, HighlightAll=false")
+                     f"MinWords={SNIPPET_TOKENS - 1}, ShortWord=0, HighlightAll=false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,3 +296,10 @@ class PostgresSearchStore:
                 "ORDER BY f.post_id DESC LIMIT $3",
                 tsquery_title_prefix(words), guild_id, limit)
         return [TitleChoice(int(row["id"]), str(row["title"])) for row in rows]
+
+
+def search_store_for(database: Database) -> SearchStore:
+    """The search store of ``database``'s engine."""
+    if isinstance(database.reader, PostgresReader):
+        return PostgresSearchStore(database.reader.pool)
+    return SqliteSearchStore(database)

@@ -6,10 +6,10 @@ without a row is treated as private until the bot has looked at it (see migratio
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 from bot.storage.db import Database, to_db_time, utcnow
+from bot.storage.sql import Connection
 
 
 async def record_channel_visibility(database: Database, guild_id: int, public_by_channel: Mapping[int, bool]) -> None:
@@ -18,11 +18,11 @@ async def record_channel_visibility(database: Database, guild_id: int, public_by
         return
     now = to_db_time(utcnow())
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.executemany(
             "INSERT INTO channel_visibility (channel_id, guild_id, public, checked_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (channel_id) DO UPDATE SET public = excluded.public, checked_at = excluded.checked_at "
-            "WHERE public IS NOT excluded.public",
+            "WHERE channel_visibility.public IS NULL OR channel_visibility.public <> excluded.public",
             [(channel_id, guild_id, int(public), now) for channel_id, public in public_by_channel.items()])
 
     await database.write(op)

@@ -6,12 +6,12 @@ with. Events every URL is done with are deleted.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.storage.db import Database, WriteOp, from_db_time, to_db_time
+from bot.storage.sql import Connection, on_postgresql
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +32,25 @@ class WebhookTarget:
     next_attempt_at: datetime | None
 
 
+# The last id handed out, even when that event is gone from the outbox already.
+_NEWEST_OUTBOX_ID = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'webhook_outbox'), 0)"
+_NEWEST_OUTBOX_ID_POSTGRESQL = (
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM webhook_outbox_id_seq")
+
+
 def sync_targets(urls: Sequence[str]) -> WriteOp[None]:
     """Make the targets the configured URLs: a new one starts after the newest event (no replay of
     history), a removed one is forgotten; with none left the outbox is emptied (and stays empty:
     the triggers record events only while some target exists)."""
 
-    def op(connection: sqlite3.Connection) -> None:
-        newest = int(connection.execute(
-            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'webhook_outbox'), 0)").fetchone()[0])
-        marks = ",".join("?" * len(urls))
-        connection.execute(f"DELETE FROM webhook_targets WHERE url NOT IN ({marks})", tuple(urls))
+    def op(connection: Connection) -> None:
+        newest = int(connection.execute(_NEWEST_OUTBOX_ID_POSTGRESQL if on_postgresql(connection)
+                                        else _NEWEST_OUTBOX_ID).fetchone()[0])
+        if urls:
+            marks = ",".join("?" * len(urls))
+            connection.execute(f"DELETE FROM webhook_targets WHERE url NOT IN ({marks})", tuple(urls))
+        else:
+            connection.execute("DELETE FROM webhook_targets")
         for url in urls:
             connection.execute("INSERT INTO webhook_targets (url, delivered_up_to) VALUES (?, ?) "
                                "ON CONFLICT (url) DO NOTHING", (url, newest))
@@ -50,7 +59,7 @@ def sync_targets(urls: Sequence[str]) -> WriteOp[None]:
     return op
 
 
-def _prune(connection: sqlite3.Connection) -> None:
+def _prune(connection: Connection) -> None:
     connection.execute("DELETE FROM webhook_outbox WHERE id <= coalesce("
                        "(SELECT min(delivered_up_to) FROM webhook_targets), (SELECT max(id) FROM webhook_outbox))")
 
@@ -79,17 +88,18 @@ async def next_event(database: Database, after_id: int) -> OutboxEvent | None:
 def mark_done(url: str, event_id: int) -> WriteOp[None]:
     """The event was delivered (or skipped, or given up): on to the next; prune what all are done with."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
-            "UPDATE webhook_targets SET delivered_up_to = max(delivered_up_to, ?), failures = 0, "
-            "first_failed_at = NULL, next_attempt_at = NULL, last_error = NULL WHERE url = ?", (event_id, url))
+            "UPDATE webhook_targets SET delivered_up_to = CASE WHEN delivered_up_to > ? THEN delivered_up_to ELSE ? END, "
+            "failures = 0, first_failed_at = NULL, next_attempt_at = NULL, last_error = NULL WHERE url = ?",
+            (event_id, event_id, url))
         _prune(connection)
 
     return op
 
 
 def mark_failed(url: str, first_failed_at: datetime, next_attempt_at: datetime, error: str) -> WriteOp[None]:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE webhook_targets SET failures = failures + 1, first_failed_at = coalesce(first_failed_at, ?), "
             "next_attempt_at = ?, last_error = ? WHERE url = ?",

@@ -10,12 +10,12 @@ the bot asked and the hub has not verified yet: the callback confirms only that.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from bot.storage.db import Database, from_db_time, to_db_time
+from bot.storage.sql import Connection, Row
 
 State = Literal["wanted", "pending", "live", "failed", "unsubscribing"]
 Mode = Literal["subscribe", "unsubscribe"]
@@ -55,7 +55,7 @@ class Verified:
     expires_at: datetime | None
 
 
-def _row(row: sqlite3.Row) -> Subscription:
+def _row(row: Row) -> Subscription:
     return Subscription(
         id=row["id"], feed_id=row["feed_id"], token=row["token"], hub_url=row["hub_url"],
         topic_url=row["topic_url"], secret=row["secret"], state=row["state"], requested_mode=row["requested_mode"],
@@ -91,14 +91,14 @@ async def due(database: Database, now: datetime, limit: int = 50) -> list[Subscr
     return [_row(row) for row in rows]
 
 
-def live_sync(connection: sqlite3.Connection, feed_id: int, now: datetime) -> bool:
+def live_sync(connection: Connection, feed_id: int, now: datetime) -> bool:
     row = connection.execute(
         "SELECT 1 FROM websub_subscriptions WHERE feed_id = ? AND state = 'live' AND expires_at > ?",
         (feed_id, to_db_time(now))).fetchone()
     return row is not None
 
 
-def note_hub_sync(connection: sqlite3.Connection, feed_id: int, *, hub_url: str | None, topic_url: str,
+def note_hub_sync(connection: Connection, feed_id: int, *, hub_url: str | None, topic_url: str,
                   now: datetime, token: str, secret: str) -> bool:
     """What a parsed poll says about the feed's hub. A new hub (or topic) replaces the subscription:
     the old one is unsubscribed. ``token`` and ``secret`` are used for a new one. True when a new
@@ -119,7 +119,7 @@ def note_hub_sync(connection: sqlite3.Connection, feed_id: int, *, hub_url: str 
     return True
 
 
-def retire_feed_sync(connection: sqlite3.Connection, feed_id: int, now: datetime) -> None:
+def retire_feed_sync(connection: Connection, feed_id: int, now: datetime) -> None:
     """The feed is removed (or its hub changed): a subscription the hub may hold is unsubscribed;
     one the bot never asked for is forgotten."""
     connection.execute("DELETE FROM websub_subscriptions WHERE feed_id = ? AND state = 'wanted'", (feed_id,))
@@ -132,7 +132,7 @@ async def mark_requested(database: Database, subscription_id: int, mode: Mode, *
                          lease_seconds: int, verify_by: datetime) -> None:
     """Written before the request goes out: a hub may verify before it even answers the POST."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute(
             "UPDATE websub_subscriptions SET requested_mode = ?, requested_at = ?, lease_seconds = ?, "
             "next_action_at = ?, state = CASE WHEN ? = 'subscribe' AND state IN ('wanted', 'failed') "
@@ -148,7 +148,7 @@ async def record_failure(database: Database, subscription_id: int, error: str, *
     not ended stays live (the renewal is tried again); otherwise it is ``failed`` and its feed is
     polled at once at the normal pace again."""
 
-    def op(connection: sqlite3.Connection) -> Subscription | None:
+    def op(connection: Connection) -> Subscription | None:
         connection.execute(
             "UPDATE websub_subscriptions SET attempts = attempts + 1, last_error = ?, requested_mode = NULL, "
             "next_action_at = ?, state = CASE WHEN state = 'unsubscribing' THEN state "
@@ -167,7 +167,7 @@ async def record_failure(database: Database, subscription_id: int, error: str, *
 async def lapse(database: Database, subscription_id: int, *, now: datetime, reason: str) -> None:
     """The lease ended without a renewal verified: push is off until a new subscription is."""
 
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         cursor = connection.execute(
             "UPDATE websub_subscriptions SET state = 'failed', last_error = ?, requested_mode = NULL, "
             "next_action_at = ? WHERE id = ? AND state = 'live' AND expires_at <= ? RETURNING feed_id",
@@ -179,9 +179,9 @@ async def lapse(database: Database, subscription_id: int, *, now: datetime, reas
     await database.write(op)
 
 
-def _poll_now_sync(connection: sqlite3.Connection, feed_id: int, now: datetime) -> None:
+def _poll_now_sync(connection: Connection, feed_id: int, now: datetime) -> None:
     # The feed may be scheduled hours away (the slow pace while push was live).
-    connection.execute("UPDATE feeds SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) WHERE id = ?",
+    connection.execute("UPDATE feeds SET next_poll_at = CASE WHEN next_poll_at < ? THEN next_poll_at ELSE ? END WHERE id = ?",
                        (to_db_time(now), to_db_time(now), feed_id))
 
 
@@ -191,7 +191,7 @@ async def verify(database: Database, token: str, *, mode: Mode, topic_url: str, 
     awaiting it, with the subscription's topic. ``renew_after`` is the part of the lease after which
     the bot renews (0.85: at 85 %)."""
 
-    def op(connection: sqlite3.Connection) -> Verified | None:
+    def op(connection: Connection) -> Verified | None:
         row = connection.execute(f"SELECT {_COLUMNS} FROM websub_subscriptions WHERE token = ?",
                                  (token,)).fetchone()
         found = None if row is None else _row(row)
@@ -216,7 +216,7 @@ async def deny(database: Database, token: str, *, topic_url: str, reason: str, n
                retry_at: datetime) -> bool:
     """The hub refused the subscription (``hub.mode=denied``)."""
 
-    def op(connection: sqlite3.Connection) -> bool:
+    def op(connection: Connection) -> bool:
         cursor = connection.execute(
             "UPDATE websub_subscriptions SET state = 'failed', requested_mode = NULL, last_error = ?, "
             "attempts = attempts + 1, next_action_at = ? WHERE token = ? AND topic_url = ? "
@@ -230,7 +230,7 @@ async def deny(database: Database, token: str, *, topic_url: str, reason: str, n
 
 
 async def record_push(database: Database, subscription_id: int, now: datetime) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("UPDATE websub_subscriptions SET last_push_at = ? WHERE id = ?",
                            (to_db_time(now), subscription_id))
 
@@ -238,7 +238,7 @@ async def record_push(database: Database, subscription_id: int, now: datetime) -
 
 
 async def forget(database: Database, subscription_id: int) -> None:
-    def op(connection: sqlite3.Connection) -> None:
+    def op(connection: Connection) -> None:
         connection.execute("DELETE FROM websub_subscriptions WHERE id = ?", (subscription_id,))
 
     await database.write(op)

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from bot.storage import blog
 from bot.storage import webhooks as webhook_storage
 from bot.storage.blog import BlogComment, BlogPost
 from bot.storage.db import Database
+from bot.storage.sql import DATABASE_ERRORS
 from bot.web.atom import FEED_ENTRIES, Feed, FeedEntry, render_feed
 from bot.web.cache import SharedCalls, VersionedCache
 from bot.web.discussion import (
@@ -354,7 +354,7 @@ class DatabaseHealth:
             self.webhooks_failing = await webhook_storage.failing_count(
                 self._database, self._webhook_urls, min_failures=WebhookTuning().failing_after)
             self._answered_at = asyncio.get_running_loop().time()
-        except sqlite3.Error:
+        except DATABASE_ERRORS:
             log.exception("health check: the database does not answer")
 
 
