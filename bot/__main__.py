@@ -297,9 +297,10 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
     # processes sharing the database elect the one that runs them.
     once_per_bot = OncePerBot(held=settings.database_url is None)
     election = None
+    role: BotWideLock | None = None
     if settings.database_url is not None and not sync_only:
-        election = asyncio.create_task(once_per_bot.elect(BotWideLock(settings.database_url),
-                                                          settings.tuning.election_interval_seconds))
+        role = BotWideLock(settings.database_url)
+        election = asyncio.create_task(once_per_bot.elect(role, settings.tuning.election_interval_seconds))
     try:
         if not sync_only:
             from bot.web.webhooks import WebhookDispatcher
@@ -317,7 +318,7 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
                 return EXIT_CONFIG
         status = await run_until_stopped(settings, database, extensions=extension_names(), sync_only=sync_only,
                                          once_per_bot=once_per_bot,
-                                         on_bot=_web_watcher(web_server) if web_server is not None else None)
+                                         on_bot=_attach(web_server, role))
     finally:
         if web_server is not None:
             await web_server.stop()
@@ -331,15 +332,21 @@ async def _run_bot_with_database(settings: Settings, *, sync_only: bool) -> int:
     return status
 
 
-def _web_watcher(web_server: WebServer) -> Callable[[ConversationBot], None]:
-    """What the web server gets of each bot: its gateway status, the poster of blog replies, and the
-    announcer's wake-up for posts a WebSub push stored."""
+def _attach(web_server: WebServer | None, role: BotWideLock | None) -> Callable[[ConversationBot], None]:
+    """What each bot is connected to: the web server gets its gateway status, the poster of blog
+    replies and the announcer's wake-up for posts a WebSub push stored; with PostgreSQL, its
+    announcer's wake-ups go to (and come from) the other processes, so whichever holds the bot-wide
+    role announces what any of them stored."""
     from cogs._reply_discord import DiscordReplies
 
     def attach(bot: ConversationBot) -> None:
-        web_server.watch_bot(bot)
-        web_server.attach_poster(DiscordReplies(bot))
-        web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
+        if web_server is not None:
+            web_server.watch_bot(bot)
+            web_server.attach_poster(DiscordReplies(bot))
+            web_server.attach_announcer(bot.announce_wake.wake)  # a WebSub push announces at once
+        if role is not None:
+            role.on_told = bot.announce_wake.woken_by_another_process
+            bot.announce_wake.tell_other_processes(role.tell_others)
 
     return attach
 

@@ -8,13 +8,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.web_support import free_port
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,6 @@ def postgresql_binaries() -> Path | None:
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
                       key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
     return Path(versions[-1]).parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _unprivileged_user() -> pwd.struct_passwd:
@@ -93,7 +88,7 @@ def temporary_postgresql_server(binaries: Path, *, durable: bool = False) -> Ite
         _run_postgresql_tool([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                               "-E", "UTF8", "--locale=C.UTF-8"], folder)
         for attempt in itertools.count(1):
-            port = _free_port()
+            port = free_port()
             options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=200"
             if not durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 from pathlib import Path
 
@@ -20,12 +21,15 @@ from bot.storage.copydb import COPIED_TABLES
 from bot.storage.db import connect_sync
 from bot.storage.migrate import apply_migrations, available_migrations, latest_version
 from bot.storage.postgres import latest_postgresql_version
+from bot.storage.postgres_engine import open_postgresql
 from tests.postgres_support import (
     WEBHOOK,
     build_realistic_database,
     postgresql_tables,
     sqlite_tables,
 )
+from tests.test_exchange_import import FIRST, FIXTURES
+from tests.web_support import add_post, next_id
 
 
 @pytest.fixture
@@ -275,3 +279,26 @@ def test_database_url_is_accepted_and_shown_without_its_password(url: str, shown
     assert settings.database_url == url
     assert dict(settings.summary())["DATABASE_URL"] == shown
     assert "s3cr" not in repr(settings)
+
+
+def test_import_and_export_on_postgresql(postgresql_url: str, env_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", postgresql_url)
+    assert main(["--env-file", str(env_file), "migrate"]) == 0
+
+    async def seed() -> None:
+        database = await open_postgresql(postgresql_url)
+        try:
+            await add_post(database, FIRST, "First post", thread_id=next_id())
+        finally:
+            await database.close()
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["--env-file", str(env_file), "import", "--format", "wxr", str(FIXTURES / "small.wxr.xml")]) == 0
+    assert "added" in capsys.readouterr().out
+    assert main(["--env-file", str(env_file), "export", "--format", "json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    authors = [comment["author"]["name"] for post in exported["posts"] for comment in post["comments"]]
+    assert {"Alice", "Bob"} <= set(authors)
+    assert not (env_file.parent / "conversation.db").exists()  # nothing went to the SQLite file

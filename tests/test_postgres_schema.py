@@ -4,6 +4,7 @@ columns (in order, nullability, primary keys) as the SQLite migrations."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -149,3 +150,72 @@ async def test_the_bot_s_connections_plan_every_statement_with_its_values(postgr
         assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
     finally:
         await connection.close()
+
+
+# Per table: (columns, unique) of every index on plain columns, (column, parent table, on delete) of
+# every foreign key, the columns with a default, and how many CHECK constraints it has.
+Constraints = dict[str, tuple[set[tuple[tuple[str, ...], bool]], set[tuple[str, str, str]], set[str], int]]
+
+
+def sqlite_constraints(folder: Path) -> Constraints:
+    connection = connect_sync(folder / "constraints.db")
+    try:
+        apply_migrations(connection)
+        found: Constraints = {}
+        for name, sql in connection.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND name NOT LIKE 'posts_fts%' AND name NOT LIKE 'comments_fts%'"):
+            indexes = set()
+            for index in connection.execute(f"PRAGMA index_list({name})").fetchall():
+                if index["origin"] == "pk" or index["partial"]:
+                    continue
+                columns = tuple(str(row["name"]) for row in connection.execute(f"PRAGMA index_info({index['name']})"))
+                if all(columns):
+                    indexes.add((columns, bool(index["unique"])))
+            keys = {(str(row["from"]), str(row["table"]), str(row["on_delete"]))
+                    for row in connection.execute(f"PRAGMA foreign_key_list({name})")}
+            defaults = {str(row["name"]) for row in connection.execute(f"PRAGMA table_info({name})")
+                        if row["dflt_value"] is not None}
+            found[str(name)] = (indexes, keys, defaults, len(re.findall(r"\bCHECK\s*\(", str(sql).upper())))
+        return found
+    finally:
+        connection.close()
+
+
+async def postgresql_constraints(connection: asyncpg.Connection) -> Constraints:
+    found: Constraints = {}
+    tables = [str(row[0]) for row in await connection.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    for table in tables:
+        if table in POSTGRESQL_ONLY_TABLES:
+            continue
+        indexes = {(tuple(row["columns"]), bool(row["indisunique"])) for row in await connection.fetch(
+            "SELECT i.indisunique, array_agg(a.attname ORDER BY k.ordinality) AS columns FROM pg_index i "
+            "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ordinality) "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = $1::regclass AND NOT i.indisprimary AND i.indpred IS NULL "
+            "AND 0 <> ALL (i.indkey) GROUP BY i.indexrelid, i.indisunique", table)}
+        keys = {(str(row["column"]), str(row["parent"]), str(row["on_delete"])) for row in await connection.fetch(
+            "SELECT a.attname AS column, c.confrelid::regclass::text AS parent, "
+            "CASE c.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'r' THEN 'RESTRICT' "
+            "WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END AS on_delete FROM pg_constraint c "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "WHERE c.conrelid = $1::regclass AND c.contype = 'f'", table)}
+        defaults = {str(row[0]) for row in await connection.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = $1 AND column_default IS NOT NULL", table)}
+        checks = int(await connection.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'", table))
+        found[table] = (indexes, keys, defaults, checks)
+    return found
+
+
+async def test_both_engines_have_the_same_indexes_keys_defaults_and_checks(connection: asyncpg.Connection,
+                                                                           tmp_path: Path) -> None:
+    await apply_postgresql_migrations(connection)
+    on_sqlite = sqlite_constraints(tmp_path)
+    on_postgresql = await postgresql_constraints(connection)
+    assert sorted(on_postgresql) == sorted(on_sqlite)
+    differences = {table: (on_sqlite[table], on_postgresql[table]) for table in on_sqlite
+                   if on_sqlite[table] != on_postgresql[table]}
+    assert differences == {}, differences

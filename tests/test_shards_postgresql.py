@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ from aiohttp import web
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.storage.postgres_engine import open_postgresql
-from tests.announcements_support import QueuedPost, announcement_messages, queue_post
+from tests.announcements_support import QueuedPost, add_feed, announcement_messages, queue_post
 from tests.conftest import TEST_TUNING, bot_settings
 from tests.fakediscord import FakeDiscord
 from tests.fakediscord.harness import World
 from tests.fakediscord.models import Channel
+from tests.feeds_support import FeedServer, numbered_items, rss_document
 from tests.process_support import BotProcess, until
 from tests.test_shards_discord import guild_on_shard
 
@@ -31,15 +33,16 @@ ELECTED = "took the bot-wide role"
 SEND = "POST /channels/{channel_id}/messages"
 
 
-def process_settings(emulator: FakeDiscord, folder: Path, url: str, shard_id: int) -> Settings:
+def process_settings(emulator: FakeDiscord, folder: Path, url: str, shard_id: int, **overrides: Any) -> Settings:
     return bot_settings(emulator, folder, tuning=TUNING, database_url=url, shard_count=2, shard_ids=(shard_id,),
-                        announcements_per_cycle=10)
+                        announcements_per_cycle=10, **overrides)
 
 
 @contextlib.asynccontextmanager
-async def two_processes(emulator: FakeDiscord, tmp_path: Path, url: str) -> AsyncIterator[list[BotProcess]]:
-    processes = [BotProcess(process_settings(emulator, tmp_path, url, shard), tmp_path / f"shard{shard}.log")
-                 for shard in (0, 1)]
+async def two_processes(emulator: FakeDiscord, tmp_path: Path, url: str,
+                        **overrides: Any) -> AsyncIterator[list[BotProcess]]:
+    processes = [BotProcess(process_settings(emulator, tmp_path, url, shard, **overrides),
+                            tmp_path / f"shard{shard}.log") for shard in (0, 1)]
     try:
         yield processes
     finally:
@@ -143,3 +146,29 @@ async def test_killing_the_elected_process_mid_announcement_loses_and_duplicates
             assert await processes[1].stop() == 0, processes[1].tail()
     finally:
         await database.close()
+
+
+async def test_posts_a_follower_stores_are_announced_at_once_by_the_elected_process(
+        emulator: FakeDiscord, world: World, tmp_path: Path, postgresql_url: str) -> None:
+    """``/feed poll`` in a guild of the other shard runs in the process that is not elected; its
+    wake-up reaches the elected one (the announcement interval is an hour: only the wake-up can)."""
+    guild_on_shard(emulator, world, 0)
+    second, second_channel = guild_on_shard(emulator, world, 1)
+    server = await FeedServer().start()
+    database = await open_postgresql(postgresql_url)
+    try:
+        server.serve("/feed.xml", rss_document(numbered_items(1, newest=datetime.now(UTC) - timedelta(minutes=1))))
+        feed_id = await add_feed(database, second.id, second_channel.id, url=server.url("/feed.xml"))
+        async with two_processes(emulator, tmp_path, postgresql_url, allow_private_feeds=True) as processes:
+            await processes[0].start()
+            await until(lambda: ELECTED in processes[0].log(), processes[0], "shard 0's process elected", timeout=60)
+            await processes[1].start()
+            await until(lambda: "catch-up of" in processes[1].log(), processes[1], "shard 1 ready", timeout=60)
+            answer = emulator.invoke("feed poll", world.owner, second_channel, {"feed": str(feed_id)})
+            assert "1 new post" in await answer.answer_text()
+            await until(lambda: len(announcement_messages(emulator, second_channel.id)) == 1, processes[0],
+                        "the elected process announcing the follower's post", timeout=15)
+            assert ELECTED not in processes[1].log()
+    finally:
+        await database.close()
+        await server.close()

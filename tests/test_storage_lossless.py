@@ -265,12 +265,15 @@ async def test_a_lost_postgresql_connection_loses_no_write(postgresql_url: str,
     try:
         await database.write(_put("first", "0"))
         ended = 0
-        for number in range(300):
-            await database.enqueue(_append(number))
-            if number in (100, 200):
+        for start in (0, 100, 200):
+            for number in range(start, start + 100):
+                await database.enqueue(_append(number))
+            if start != 100:  # ended while these writes are on their way (the writer is connected by now)
                 ended += await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
                     WRITER_APPLICATION_NAME)
+            else:
+                await database.flush()  # reconnected
         await database.flush()
         assert ended == 2
         value = await database.fetch_value("SELECT value FROM meta WHERE key = 'sequence'")

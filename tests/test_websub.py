@@ -130,8 +130,10 @@ async def test_subscribes_verifies_and_stores_a_signed_push(emulator: FakeDiscor
         polls = site.feeds.hits("/feed.xml")
         await emulator.wait_until(lambda: [m for m in emulator.bot_messages(world.announcements.id)
                                            if m.embeds and m.embeds[0].get("title") == "Post 4"], timeout=5)
-        assert await wait_for(lambda: post_state(site.bot.database, "https://blog.example.com/4/")) in (
-            "sent", "threaded")
+        async def recorded() -> bool:  # the message shows in Discord a moment before its row says so
+            return await post_state(site.bot.database, "https://blog.example.com/4/") in ("sent", "threaded")
+
+        await wait_for(recorded)
         assert site.feeds.hits("/feed.xml") == polls
         await wait_for(lambda: site.bot.database.fetch_value("SELECT last_push_at FROM websub_subscriptions"))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -254,35 +254,61 @@ KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5
 LOCK_CHECK_TIMEOUT_SECONDS = 5.0
 
 
+# The channel on which a process that stored posts tells the others ("announce them").
+ANNOUNCE_CHANNEL = "conversation_engine_announce"
+
+
 class BotWideLock:
     """The bot-wide role: a session advisory lock on a connection of its own, held while that
-    connection lives. A process that exits or is killed closes it, and the lock is free at once."""
+    connection lives. A process that exits or is killed closes it, and the lock is free at once.
+
+    The same connection carries the processes' wake-ups: :meth:`tell_others` sends one (NOTIFY),
+    and ``on_told`` is called for each one heard (LISTEN), whichever process holds the role."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._connection: asyncpg.Connection | None = None
+        self._using = asyncio.Lock()  # one statement at a time on the connection
+        self.on_told: Callable[[], None] | None = None
 
-    async def try_take(self) -> bool:
-        """Take the role if no other process holds it."""
+    async def _connected(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(
                 dsn=self._url, timeout=CONNECT_TIMEOUT_SECONDS,
                 server_settings={**SERVER_SETTINGS, **KEEPALIVE_SETTINGS,
                                  "application_name": "conversation-engine (bot-wide role)"})
-        return bool(await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", BOT_WIDE_LOCK))
+            await self._connection.add_listener(ANNOUNCE_CHANNEL, self._heard)
+        return self._connection
+
+    def _heard(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        if self.on_told is not None:
+            self.on_told()
+
+    async def tell_others(self) -> None:
+        """Wake the announcer of whichever process holds the role (this one included)."""
+        async with self._using:
+            connection = await self._connected()
+            await connection.execute("SELECT pg_notify($1, '')", ANNOUNCE_CHANNEL)
+
+    async def try_take(self) -> bool:
+        """Take the role if no other process holds it."""
+        async with self._using:
+            connection = await self._connected()
+            return bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", BOT_WIDE_LOCK))
 
     async def still_held(self) -> bool:
         """False once the connection holding the lock is gone (the lock went with it)."""
-        connection = self._connection
-        if connection is None or connection.is_closed():
-            return False
-        try:
-            await asyncio.wait_for(connection.fetchval("SELECT 1"), LOCK_CHECK_TIMEOUT_SECONDS)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            self._connection = None
-            connection.terminate()
-            return False
-        return True
+        async with self._using:
+            connection = self._connection
+            if connection is None or connection.is_closed():
+                return False
+            try:
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), LOCK_CHECK_TIMEOUT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._connection = None
+                connection.terminate()
+                return False
+            return True
 
     async def release(self) -> None:
         connection, self._connection = self._connection, None

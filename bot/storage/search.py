@@ -257,6 +257,12 @@ async def comment_hits(database: Database, expression: str, scores: Mapping[int,
         f"WHERE comments_fts MATCH ? AND f.rowid IN ({marks})",
         (SNIPPET_START, SNIPPET_END, expression, *scores),
     )
+    return comment_hits_of(rows, scores)
+
+
+def comment_hits_of(rows: Sequence[Row], scores: Mapping[int, float]) -> list[SearchHit]:
+    """Comment search hits, best first, from rows of POST_COLUMNS plus message_id, author_name,
+    comment_thread_id and snippet (either engine's)."""
     hits: list[SearchHit] = []
     for row in rows:
         post = post_summary(row)
@@ -347,20 +353,21 @@ async def guild_stats(database: Database, guild_id: int, since: datetime, *,
     period parts only read comments whose ids (snowflakes, i.e. times) fall in the period, plus
     imported comments (negative ids).
     """
-    (totals_sql, totals_parameters), *period_statements = _guild_stats_statements(guild_id, since, top)
+    statements = _guild_stats_statements(guild_id, since, top)
     if database.engine == "sqlite":
-        return await asyncio.to_thread(_guild_stats_sync, database.path, guild_id, since, top)
+        return await asyncio.to_thread(_guild_stats_sync, database.path, statements, since)
+    (totals_sql, totals_parameters), *period_statements = statements
     totals = await database.fetch_one(totals_sql, totals_parameters)
     discussed, commenters = [await database.fetch_all(sql, parameters) for sql, parameters in period_statements]
     return _guild_stats_of(totals, discussed, commenters, since)
 
 
-def _guild_stats_sync(path: Path, guild_id: int, since: datetime, top: int) -> GuildStats:
+def _guild_stats_sync(path: Path, statements: list[tuple[str, tuple[object, ...]]], since: datetime) -> GuildStats:
     connection = connect_read_only(path, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        (totals_sql, totals_parameters), *period_statements = _guild_stats_statements(guild_id, since, top)
+        (totals_sql, totals_parameters), *period_statements = statements
         totals = connection.execute(totals_sql, totals_parameters).fetchone()
         discussed, commenters = [connection.execute(sql, parameters).fetchall()
                                  for sql, parameters in period_statements]

@@ -32,7 +32,6 @@ from bot.storage.search import (
     SNIPPET_END,
     SNIPPET_START,
     SNIPPET_TOKENS,
-    PostSummary,
     SearchHit,
     TitleChoice,
     post_summary,
@@ -270,17 +269,7 @@ class PostgresSearchStore:
             "FROM comments c JOIN posts p ON p.id = c.post_id LEFT JOIN threads t ON t.post_id = p.id "
             "WHERE c.message_id = ANY($2::bigint[])",
             tsquery_expression(query), list(scores), _HEADLINE_OPTIONS)
-        hits: list[SearchHit] = []
-        for row in rows:
-            post = post_summary(row)
-            if post.thread_id is None and row["comment_thread_id"] is not None:
-                post = PostSummary(post.post_id, post.guild_id, post.title, post.url, post.published_at,
-                                   int(row["comment_thread_id"]), post.comment_count)
-            message_id = int(row["message_id"])
-            hits.append(SearchHit("comment", post, str(row["snippet"]), message_id,
-                                  str(row["author_name"]), scores[message_id]))
-        hits.sort(key=lambda hit: (-hit.score, -(hit.message_id or 0)))
-        return hits
+        return sqlite_search.comment_hits_of(rows, scores)
 
     async def title_matches(self, guild_id: int, words: Sequence[str],
                             limit: int = AUTOCOMPLETE_LIMIT) -> list[TitleChoice]:
