@@ -246,7 +246,8 @@ def insert_comment(connection: Connection, message: IncomingMessage, clean_conte
 # caller, on the event loop, in C. Comments are indexed for search by the insert trigger.
 # The creation time is the one in the message id, written as to_db_time() writes it (the database
 # does it in C, the loop would spend 2.5 us a message on it). PostgreSQL unpacks the same JSON with
-# its own functions.
+# its own functions, as jsonb: parsed once (each ->> of a json value parses its text again, a third
+# of the statement's time for 1,000 rows).
 _SNOWFLAKE_MS = f"((m.id >> {TIMESTAMP_SHIFT}) + {DISCORD_EPOCH_MS})"
 _INSERT_COMMENTS_JSON_TEMPLATE = """
 INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, author_avatar_url, is_bot,
@@ -277,7 +278,7 @@ _INSERT_COMMENTS_JSON_POSTGRESQL = _INSERT_COMMENTS_JSON_TEMPLATE.format(
              value->>6 AS clean_content, value->>7 AS extras,
              value->>8 AS edited_at, (value->>9)::bigint AS reply_to,
              (value->>10)::bigint AS thread_id
-      FROM json_array_elements(?::json) AS value""")
+      FROM jsonb_array_elements(?::jsonb) AS value""")
 _encode_rows = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
