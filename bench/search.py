@@ -1,6 +1,6 @@
 """Search latency at 10k, 100k and 1M comments while a writer keeps inserting.
 
-Usage: python bench/search.py [--sizes 10000,100000,1000000] [--queries 200]
+Usage: python bench/search.py [--engine sqlite|postgresql] [--sizes 10000,100000,1000000] [--queries 200]
 
 Comments are realistic-ish text: words drawn from a Zipf distribution (s = 1.1) over a 30,000-word
 vocabulary, 6-40 words each, spread over posts (one post per 200 comments). The database is built
@@ -17,6 +17,11 @@ writer thread inserts comments in small transactions as fast as it can, the bot'
 
 Printed: p50/p99/max per class and size, the writer's commits per second and its worst commit
 time during the searches (a search never holds a write back in WAL mode; this shows it).
+
+With ``--engine postgresql`` the SQLite database is built the same way, copied with copy-db into a
+fresh database of a throw-away PostgreSQL server (durable: fsync on; tests/postgres_server.py) and
+analyzed; the bot's search then runs on it as the bot opens it (open_postgresql: the read pool),
+while the writer inserts over a connection of its own, through PostgreSQL's triggers.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
 import random
 import sqlite3
@@ -32,15 +38,23 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.lookup import search as lookup
 from bot.lookup.query import build_fts_query
 from bot.storage import search
+from bot.storage.copydb import copy_sqlite_to_postgresql
 from bot.storage.db import Database
+from bot.storage.postgres import connect
+from bot.storage.postgres_engine import open_postgresql
+from tests.postgres_server import postgresql_binaries, temporary_postgresql_server
 
 GUILD = 100000000000000001
 VOCABULARY = 30_000
@@ -138,57 +152,117 @@ def pick_words(path: Path, size: int) -> dict[str, str]:
 class Writer(threading.Thread):
     """Inserts comments in transactions of 10 (like a busy thread) and times every commit."""
 
-    def __init__(self, path: Path, maker: TextMaker) -> None:
+    def __init__(self, maker: TextMaker) -> None:
         super().__init__(daemon=True)
-        self.connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        # Continue after whatever is stored (a kept database may hold an earlier run's rows).
-        first_id = int(self.connection.execute("SELECT max(message_id) FROM comments").fetchone()[0]) + 4096
-        self.posts = int(self.connection.execute("SELECT max(id) FROM posts").fetchone()[0])
+        self.posts = 0
         self.written = 0
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = NORMAL")
-        self.connection.execute("PRAGMA busy_timeout = 5000")
         self.maker = TextMaker(maker.rng.randint(0, 10**9))
-        self.next_id = first_id
+        self.next_id = 0
         self.stop = threading.Event()
         self.measuring = threading.Event()
         self.durations: list[float] = []
         self.rows = 0
 
     def run(self) -> None:
+        # Continue after whatever is stored (a kept database may hold an earlier run's rows).
+        newest_comment, self.posts = self.open()
+        self.next_id = newest_comment + 4096
         while not self.stop.is_set():
             batch = []
-            new_post: list[int] = []
+            new_posts: list[int] = []
             for _ in range(10):
                 text = self.maker.comment()
                 if self.written % COMMENTS_PER_POST == 0:
                     self.posts += 1
-                    new_post.append(self.posts)
+                    new_posts.append(self.posts)
                 self.written += 1
                 post = self.posts
                 batch.append((self.next_id, post, 900_000_000_000_000_000 + post - 1, 7, "writer", text, text))
                 self.next_id += 4096
             started = time.perf_counter()
-            self.connection.execute("BEGIN IMMEDIATE")
-            for post in new_post:  # the writer's comments go to new posts, 200 each, like real discussions
-                self.connection.execute(
-                    "INSERT INTO posts (id, guild_id, canonical_url, title, summary, published_at, first_seen_at) "
-                    "VALUES (?, ?, ?, 'new post', '', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')",
-                    (post, GUILD, f"https://blog.example.com/new/{post}"))
-                self.connection.execute(
-                    "INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
-                    "updated_at) VALUES (?, ?, ?, 1, 't', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')",
-                    (900_000_000_000_000_000 + post - 1, post, GUILD))
-            self.connection.executemany(
-                "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
-                "clean_content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-03T00:00:00+00:00')", batch)
-            self.connection.execute("COMMIT")
+            self.commit(batch, new_posts)  # the writer's comments go to new posts, 200 each, like real discussions
             elapsed = time.perf_counter() - started
             if self.measuring.is_set():
                 self.durations.append(elapsed)
                 self.rows += len(batch)
             time.sleep(0.002)  # a busy bot, not a bulk import: leave the disk some air
+        self.close()
+
+    def open(self) -> tuple[int, int]:
+        """Connect (on this thread); the newest comment's and post's ids."""
+        raise NotImplementedError
+
+    def commit(self, batch: list[tuple[Any, ...]], new_posts: list[int]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+NEW_POST = ("INSERT INTO posts (id, guild_id, canonical_url, title, summary, published_at, first_seen_at) "
+            "VALUES (?, ?, ?, 'new post', '', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')")
+NEW_THREAD = ("INSERT INTO threads (thread_id, post_id, guild_id, parent_channel_id, name, created_at, "
+              "updated_at) VALUES (?, ?, ?, 1, 't', '2026-01-03T00:00:00+00:00', '2026-01-03T00:00:00+00:00')")
+NEW_COMMENT = ("INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
+               "clean_content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-03T00:00:00+00:00')")
+
+
+def numbered(sql: str) -> str:
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+class SqliteWriter(Writer):
+    def __init__(self, path: Path, maker: TextMaker) -> None:
+        super().__init__(maker)
+        self.path = path
+
+    def open(self) -> tuple[int, int]:
+        self.connection = sqlite3.connect(str(self.path), isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.connection.execute("PRAGMA busy_timeout = 5000")
+        return (int(self.connection.execute("SELECT max(message_id) FROM comments").fetchone()[0]),
+                int(self.connection.execute("SELECT max(id) FROM posts").fetchone()[0]))
+
+    def commit(self, batch: list[tuple[Any, ...]], new_posts: list[int]) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        for post in new_posts:
+            self.connection.execute(NEW_POST, (post, GUILD, f"https://blog.example.com/new/{post}"))
+            self.connection.execute(NEW_THREAD, (900_000_000_000_000_000 + post - 1, post, GUILD))
+        self.connection.executemany(NEW_COMMENT, batch)
+        self.connection.execute("COMMIT")
+
+    def close(self) -> None:
         self.connection.close()
+
+
+class PostgresWriter(Writer):
+    """The same writes over an asyncpg connection of its own, driven on this thread's own loop."""
+
+    def __init__(self, url: str, maker: TextMaker) -> None:
+        super().__init__(maker)
+        self.url = url
+
+    def open(self) -> tuple[int, int]:
+        self.loop = asyncio.new_event_loop()
+        self.connection: asyncpg.Connection = self.loop.run_until_complete(connect(self.url))
+        return (int(self.loop.run_until_complete(self.connection.fetchval("SELECT max(message_id) FROM comments"))),
+                int(self.loop.run_until_complete(self.connection.fetchval("SELECT max(id) FROM posts"))))
+
+    async def _commit(self, batch: Sequence[tuple[Any, ...]], new_posts: list[int]) -> None:
+        async with self.connection.transaction():
+            for post in new_posts:
+                await self.connection.execute(numbered(NEW_POST), post, GUILD, f"https://blog.example.com/new/{post}")
+                await self.connection.execute(numbered(NEW_THREAD), 900_000_000_000_000_000 + post - 1, post, GUILD)
+            await self.connection.executemany(numbered(NEW_COMMENT), batch)
+
+    def commit(self, batch: list[tuple[Any, ...]], new_posts: list[int]) -> None:
+        self.loop.run_until_complete(self._commit(batch, new_posts))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.connection.close())
+        self.loop.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -196,10 +270,28 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None:
+@contextlib.asynccontextmanager
+async def on_postgresql(path: Path) -> AsyncIterator[str]:
+    """A throw-away PostgreSQL server holding a copy of the SQLite database at ``path``: its URL."""
+    binaries = postgresql_binaries()
+    if binaries is None:
+        raise SystemExit("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    with temporary_postgresql_server(binaries, durable=True) as server:
+        connection = await connect(server.url())
+        try:
+            started = time.perf_counter()
+            await copy_sqlite_to_postgresql(path, connection)
+            await connection.execute("ANALYZE")
+            print(f"copied into PostgreSQL and analyzed: {time.perf_counter() - started:.1f} s")
+        finally:
+            await connection.close()
+        yield server.url()
+
+
+async def measure(path: Path, size: int, queries: int, maker: TextMaker, url: str | None) -> None:
     words = pick_words(path, size)
-    database = await Database.open(path)
-    writer = Writer(path, maker)
+    database = await (open_postgresql(url) if url else Database.open(path))
+    writer: Writer = PostgresWriter(url, maker) if url else SqliteWriter(path, maker)
     writer.start()
     try:
         # Warm up the page cache as a running bot would be.
@@ -213,7 +305,7 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
         writer.durations, writer.rows = [], 0
         writer.measuring.set()
         started = time.perf_counter()
-        print(f"\n== {size:,} comments ==")
+        print(f"\n== {size:,} comments, {database.engine} ==")
         print(f"{'class':<11} {'query':<28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  shown")
         for name, text in words.items():
             query = build_fts_query(text)
@@ -261,7 +353,7 @@ async def measure(path: Path, size: int, queries: int, maker: TextMaker) -> None
         await database.close()
 
 
-async def run(sizes: list[int], queries: int, keep: Path | None) -> None:
+async def run(sizes: list[int], queries: int, keep: Path | None, engine: str) -> None:
     maker = TextMaker(7)
     for size in sizes:
         with tempfile.TemporaryDirectory() as folder:
@@ -273,16 +365,22 @@ async def run(sizes: list[int], queries: int, keep: Path | None) -> None:
                 build(path, size, maker)
                 print(f"\nbuilt {size:,} comments in {time.perf_counter() - started:.1f} s "
                       f"({path.stat().st_size / 2**20:.0f} MiB)")
-            await measure(path, size, queries, maker)
+            if engine == "postgresql":
+                async with on_postgresql(path) as url:
+                    await measure(path, size, queries, maker, url)
+            else:
+                await measure(path, size, queries, maker, None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="folder to keep (and reuse) the built databases in")
     arguments = parser.parse_args()
-    asyncio.run(run([int(size) for size in arguments.sizes.split(",")], arguments.queries, arguments.keep))
+    asyncio.run(run([int(size) for size in arguments.sizes.split(",")], arguments.queries, arguments.keep,
+                    arguments.engine))
 
 
 if __name__ == "__main__":
