@@ -83,6 +83,14 @@ class TextMaker:
         weights = [1.0 / (rank ** ZIPF_S) for rank in range(1, VOCABULARY + 1)]
         self.cumulative = list(itertools.accumulate(weights))
 
+    def fork(self) -> TextMaker:
+        """Another stream of comments over the same vocabulary (a writer's new comments hold the
+        same words as the stored ones, so the newest comments match the measured words too)."""
+        other = TextMaker.__new__(TextMaker)
+        other.rng = random.Random(self.rng.randint(0, 10**9))
+        other.words, other.cumulative = self.words, self.cumulative
+        return other
+
     def comment(self) -> str:
         count = self.rng.randint(6, 40)
         picks = self.rng.choices(self.words, cum_weights=self.cumulative, k=count)
@@ -156,7 +164,7 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.posts = 0
         self.written = 0
-        self.maker = TextMaker(maker.rng.randint(0, 10**9))
+        self.maker = maker.fork()
         self.next_id = 0
         self.stop = threading.Event()
         self.measuring = threading.Event()

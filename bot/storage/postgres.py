@@ -36,7 +36,10 @@ def latest_postgresql_version() -> int:
 # generic plan, which cannot see the tsquery: a search then walks the wrong index (bench/README.md,
 # bench/search_engines.py: 10 ms instead of 1 ms for a common word, 100 ms instead of 16 for a rare
 # one at 100,000 comments). A custom plan per run costs well under a millisecond of planning.
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+# No parallel workers: the bot's reads are short and end at a LIMIT, and starting workers cost more
+# than they saved (bench/search.py at 1M comments, a word in 0.7% of them walked newest first: 41 ms
+# with two workers, 23 ms without; bench/README.md, session 10).
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0"}
 
 
 async def connect(url: str) -> asyncpg.Connection:
