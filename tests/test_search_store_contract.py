@@ -21,12 +21,14 @@ from bot.storage.copydb import copy_sqlite_to_postgresql
 from bot.storage.db import to_db_time
 from bot.storage.search import RANKED_WINDOW, SNIPPET_END, SNIPPET_START, SearchHit
 from bot.storage.search_store import (
-    GIN_FIRST_MATCHES,
+    COMMENT_CANDIDATES,
+    GIN_MATCH_COST,
     PostgresSearchStore,
     SearchQuery,
     SearchStore,
     SearchTerm,
     SqliteSearchStore,
+    tsquery_expression,
 )
 from tests.web_support import BASE_TIME, GUILD, add_comment, next_id
 
@@ -235,12 +237,14 @@ async def test_both_engines_give_the_same_results(postgresql_url: str, tmp_path:
         await connection.close()
 
 
-async def test_many_and_few_matches_give_the_newest_on_both_engines(postgresql_url: str, tmp_path: Path) -> None:
-    """More comments match than PostgreSQL reads through the GIN index (it walks newest first), or
-    few (it reads them all): the same newest RANKED_WINDOW as SQLite's either way."""
+async def test_every_way_to_the_newest_matches_gives_sqlites_on_postgresql(postgresql_url: str,
+                                                                            tmp_path: Path) -> None:
+    """PostgreSQL reaches the newest RANKED_WINDOW matches one of three ways: the newest comments it
+    tests first hold them all, or it walks on newest first, or it reads every match through the GIN
+    index. Each way, for words in almost every comment, in every tenth, in a few: SQLite's answer."""
     path = tmp_path / "search.db"
     await build_fixture(path)
-    many = GIN_FIRST_MATCHES + 100
+    bulk_comments = 2100
     database = await Database.open(path)
     try:
         def bulk(connection: sqlite3.Connection) -> None:
@@ -249,18 +253,33 @@ async def test_many_and_few_matches_give_the_newest_on_both_engines(postgresql_u
                 "INSERT INTO comments (message_id, post_id, thread_id, author_id, author_name, content, "
                 "clean_content, created_at) VALUES (?, 3, ?, 7, 'bulk', ?, ?, ?)",
                 [(next_id(), THREAD_BASE + 3, text, text, stamp) for text in (
-                    f"bulk {'rare' if number % 500 == 7 else 'common'} word {number}" for number in range(many))])
+                    f"bulk {'rare' if number % 500 == 7 else 'common'} word {number}"
+                    f"{' tenth' if number % 10 == 3 else ''}" for number in range(bulk_comments))])
 
         await database.write(bulk)
         connection = await asyncpg.connect(postgresql_url)
         try:
-            await copy_sqlite_to_postgresql(path, connection)
-            sqlite_store, postgresql_store = SqliteSearchStore(database), PostgresSearchStore(connection)
-            for text, expected in (("common", RANKED_WINDOW), ("bulk", RANKED_WINDOW), ("rare", 5),
-                                   ("bulk -common", 5), ("word 1234", 1)):
+            await copy_sqlite_to_postgresql(path, connection)  # ANALYZEs: the planner knows the row count
+            sqlite_store = SqliteSearchStore(database)
+            cases = (
+                # (text, comments matching in the guild, newest comments tested first, expected way)
+                ("common", RANKED_WINDOW, 400, "newest"),
+                ("common", RANKED_WINDOW, 100, "walk"),
+                ("bulk -rare", RANKED_WINDOW, 100, "walk"),
+                ("tenth", 210, 100, "gin"),
+                ("tenth", 210, 5000, "gin"),
+                ("rare", 5, 100, "gin"),
+                ("bulk -common", 5, 400, "gin"),
+                ("word 1234", 1, 5000, "gin"),
+                ("common", RANKED_WINDOW, 5000, "newest"),
+            )
+            for text, expected, newest_tested, way in cases:
                 on_sqlite = await sqlite_store.comment_candidates(GUILD, query(text))
                 assert len(on_sqlite) == expected, text
-                assert await postgresql_store.comment_candidates(GUILD, query(text)) == on_sqlite, text
+                postgresql_store = PostgresSearchStore(connection, newest_tested=newest_tested)
+                assert await postgresql_store.comment_candidates(GUILD, query(text)) == on_sqlite, (text, way)
+                rows = await connection.fetch(COMMENT_CANDIDATES, tsquery_expression(query(text)), GUILD, RANKED_WINDOW, newest_tested, GIN_MATCH_COST)
+                assert {row["way"] for row in rows} == {way}, (text, newest_tested)
         finally:
             await connection.close()
     finally:

@@ -1,6 +1,6 @@
 """What ``/post search`` and the post options do with what a person typed: parse the query, read
-the matches from a search store (bot.storage.search_store: SQLite's FTS5 today, PostgreSQL's
-full-text search next), and rank the comments (BM25 over the newest matches, see
+the matches from a search store (bot.storage.search_store: SQLite's FTS5 or PostgreSQL's
+full-text search), and rank the comments (BM25 over the newest matches, see
 :mod:`bot.lookup.rank`)."""
 
 from __future__ import annotations

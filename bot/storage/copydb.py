@@ -95,6 +95,8 @@ async def copy_sqlite_to_postgresql(sqlite_path: Path, connection: asyncpg.Conne
                     raise CopyRefused(f"{table}: {counts[table]} rows in SQLite but {found} copied; "
                                       "nothing was kept in the target")
                 copied.append(TableCopy(table, counts[table], found))
+            # The planner's statistics, so the first searches on the copy plan with real frequencies.
+            await connection.execute("ANALYZE")
         return copied
     finally:
         await asyncio.to_thread(source.close)

@@ -38,8 +38,10 @@ def latest_postgresql_version() -> int:
 # one at 100,000 comments). A custom plan per run costs well under a millisecond of planning.
 # No parallel workers: the bot's reads are short and end at a LIMIT, and starting workers cost more
 # than they saved (bench/search.py at 1M comments, a word in 0.7% of them walked newest first: 41 ms
-# with two workers, 23 ms without; bench/README.md, session 10).
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0"}
+# with two workers, 23 ms without; bench/README.md, session 10). No JIT: a statement whose estimate
+# crosses jit_above_cost (the search's candidates, whatever way it takes) spent 23 ms compiling to
+# run in 1.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0", "jit": "off"}
 
 
 async def connect(url: str) -> asyncpg.Connection:

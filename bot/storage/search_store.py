@@ -183,26 +183,51 @@ def tsquery_title_prefix(words: Sequence[str]) -> str:
 _TSQUERY = f"to_tsquery('{SEARCH_CONFIGURATION}', $1)"
 
 
-# comment_candidates: up to this many matches in all guilds, a search reads them all through the
-# GIN index; more, it walks the comments newest first (bench/README.md has both at 100,000 comments).
-GIN_FIRST_MATCHES = 2000
-_FEW_COMMENT_MATCHES = (
-    f"SELECT count(*) <= $2 FROM (SELECT 1 FROM comments_fts WHERE document @@ {_TSQUERY} LIMIT $2 + 1) AS found")
-_CANDIDATE_ROWS = (
-    "SELECT c.message_id, c.clean_content FROM {matches} JOIN comments c ON c.message_id = f.message_id "
-    "JOIN posts p ON p.id = c.post_id WHERE {condition} AND p.guild_id = $2 AND " + NOT_DELETED_OR_HIDDEN + " "
-    "ORDER BY f.message_id DESC LIMIT $3")
-_CANDIDATES_FROM_GIN = (
-    f"WITH m AS MATERIALIZED (SELECT message_id FROM comments_fts WHERE document @@ {_TSQUERY}) "
-    + _CANDIDATE_ROWS.format(matches="m f", condition="TRUE"))
-_CANDIDATES_NEWEST_FIRST = _CANDIDATE_ROWS.format(matches="comments_fts f", condition=f"f.document @@ {_TSQUERY}")
+# comment_candidates tests the newest NEWEST_TESTED comments one by one first. If they hold
+# RANKED_WINDOW matches in the guild, those are the answer. Otherwise their count estimates how many
+# of all N comments match (M ~ found * N / NEWEST_TESTED), and the cheaper way to the newest
+# RANKED_WINDOW is taken: walk on, newest first, testing about RANKED_WINDOW * N / M documents, or
+# read all M matches through the GIN index, where one match costs as much as testing
+# GIN_MATCH_COST documents (1.1 us against 0.24 us, bench/README.md, session 10). Walk iff
+# M^2 * GIN_MATCH_COST > RANKED_WINDOW * N. N is the planner's row estimate (0 before the first
+# ANALYZE: then the GIN index, right for a small table). Each row says the way it came (``way``).
+NEWEST_TESTED = 5000
+GIN_MATCH_COST = 4.6
+_VISIBLE_IN_GUILD = "p.guild_id = $2 AND " + NOT_DELETED_OR_HIDDEN
+COMMENT_CANDIDATES = (
+    "WITH newest AS MATERIALIZED ("
+    "  SELECT c.message_id, c.clean_content"
+    "  FROM (SELECT message_id, document FROM comments_fts ORDER BY message_id DESC LIMIT $4) f"
+    "  JOIN comments c ON c.message_id = f.message_id JOIN posts p ON p.id = c.post_id"
+    f"  WHERE f.document @@ {_TSQUERY} AND {_VISIBLE_IN_GUILD} ORDER BY f.message_id DESC LIMIT $3), "
+    "way AS ("
+    "  SELECT CASE WHEN found.n >= $3 THEN 'newest'"
+    "    WHEN found.n::float8 * found.n * greatest(t.reltuples, 0) * $5 > $3 * $4::float8 * $4 THEN 'walk'"
+    "    ELSE 'gin' END AS name"
+    "  FROM (SELECT count(*) AS n FROM newest) found, pg_class t WHERE t.oid = 'comments_fts'::regclass), "
+    "matches AS MATERIALIZED ("
+    f"  SELECT message_id FROM comments_fts WHERE (SELECT name FROM way) = 'gin' AND document @@ {_TSQUERY}) "
+    "SELECT 'newest' AS way, message_id, clean_content FROM newest WHERE (SELECT name FROM way) = 'newest' "
+    "UNION ALL "
+    "(SELECT 'walk', c.message_id, c.clean_content FROM comments_fts f JOIN comments c ON c.message_id = f.message_id"
+    "  JOIN posts p ON p.id = c.post_id"
+    f"  WHERE (SELECT name FROM way) = 'walk' AND f.document @@ {_TSQUERY} AND {_VISIBLE_IN_GUILD}"
+    "  ORDER BY f.message_id DESC LIMIT $3) "
+    "UNION ALL "
+    # LIMIT 1 keeps the lateral subquery a nested loop over the sorted matches (pulled up into a join,
+    # the planner merge-joined it with a walk over every comment).
+    "(SELECT 'gin', c.message_id, c.clean_content FROM (SELECT message_id FROM matches ORDER BY message_id DESC) f"
+    "  CROSS JOIN LATERAL (SELECT c.message_id, c.clean_content FROM comments c JOIN posts p ON p.id = c.post_id"
+    f"    WHERE c.message_id = f.message_id AND {_VISIBLE_IN_GUILD} LIMIT 1) c"
+    "  ORDER BY f.message_id DESC LIMIT $3)")
 
 
 class PostgresSearchStore:
     """:class:`SearchStore` on PostgreSQL (an asyncpg connection or pool)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, newest_tested: int = NEWEST_TESTED) -> None:
         self._connection = connection
+        self._newest_tested = newest_tested
 
     async def _fetch(self, sql: str, *arguments: object) -> list[Any]:
         return list(await self._connection.fetch(sql, *arguments))
@@ -232,14 +257,10 @@ class PostgresSearchStore:
         return hits, more
 
     async def comment_candidates(self, guild_id: int, query: SearchQuery) -> list[tuple[int, str]]:
-        expression = tsquery_expression(query)
-        # Few matches (a rare word): all of them from the GIN index, then the newest. Many: walk the
-        # comments newest first testing each document, which stops after RANKED_WINDOW matches. The
-        # planner cannot tell the two apart (it guesses a rare word's frequency), so ask: at most
-        # GIN_FIRST_MATCHES + 1 matches are counted, cheaply either way.
-        few = await self._connection.fetchval(_FEW_COMMENT_MATCHES, expression, GIN_FIRST_MATCHES)
-        rows = await self._fetch(_CANDIDATES_FROM_GIN if few else _CANDIDATES_NEWEST_FIRST,
-                                 expression, guild_id, RANKED_WINDOW)
+        # One statement whichever way it takes (see COMMENT_CANDIDATES): the planner alone cannot
+        # tell a word in 1% of the comments from one in 0.01% (it guesses a rare word's frequency).
+        rows = await self._fetch(COMMENT_CANDIDATES, tsquery_expression(query), guild_id, RANKED_WINDOW,
+                                 self._newest_tested, GIN_MATCH_COST)
         return [(int(row["message_id"]), str(row["clean_content"])) for row in rows]
 
     async def term_sample_counts(self, terms: Sequence[SearchTerm]) -> tuple[int, list[int]]:
