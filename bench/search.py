@@ -9,6 +9,8 @@ writer thread inserts comments in small transactions as fast as it can, the bot'
 (bot.lookup.search.search over the read connection, as /post search runs it) is timed for:
 
 - rare:      a word matching about 10-50 comments
+- sparse:    a word matching about 0.2% of comments (too many to rank them all, too few for the
+             newest comments to hold a page of them)
 - middling:  a word matching about 0.5-1% of comments
 - third:     the word closest to matching a third of all comments
 - common:    the most common word (in most comments)
@@ -149,6 +151,7 @@ def pick_words(path: Path, size: int) -> dict[str, str]:
     second = frequencies[-2][1]
     return {
         "rare": near(max(10, size * 0.00002)),
+        "sparse": near(size * 0.002),
         "middling": near(size * 0.007),
         "third": near(size / 3),
         "common": common,
